@@ -1,0 +1,155 @@
+"""``emovox`` command line: experiment, train, predict, corpus info.
+
+Machine output is JSON lines on stdout; progress and warnings go to stderr. Exit codes: 0 ok,
+1 some inputs failed (predict), 2 bad usage / config / data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from emovox.errors import EmovoxError
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+def _emit(obj: dict) -> None:
+    print(json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from emovox.config import load_config
+    from emovox.experiment import run_experiment
+
+    config = load_config(args.config, args.overrides)
+    config.training.progress = config.training.progress and not args.quiet
+    out = Path(args.out or Path("runs") / config.name)
+    command = "emovox " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    metrics = run_experiment(config, out, command, progress=not args.quiet)
+    summary = {k: metrics[k]["mean"] for k in ("uar", "wa", "macro_f1", "auc") if k in metrics}
+    _emit({"experiment": config.name, "out": str(out),
+           "protocol": metrics["protocol_description"], **summary,
+           **{f"{k}_std": metrics[k]["std"] for k in summary}})
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from emovox.config import load_config
+    from emovox.inference import train_and_save
+
+    config = load_config(args.config, args.overrides)
+    config.training.progress = config.training.progress and not args.quiet
+    meta = train_and_save(config, Path(args.out), n_valid=args.valid_speakers,
+                          progress=not args.quiet)
+    _emit({"model_dir": args.out, "labels": meta["labels"], "valid_speakers":
+           meta["valid_speakers"], "valid_metrics": meta["valid_metrics"]})
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from emovox.inference import Recognizer
+
+    recognizer = Recognizer(args.model)
+    failed = 0
+    for path in args.audio:
+        try:
+            _emit(recognizer.predict_file(path))
+        except EmovoxError as exc:
+            failed += 1
+            _emit({"path": path, "error": str(exc)})
+            print(f"emovox: {exc}", file=sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_corpus_info(args: argparse.Namespace) -> int:
+    from emovox.audio import audio_info
+    from emovox.corpora import load_corpus
+
+    manifest = load_corpus(args.format, args.path, on_error="skip")
+    seconds = 0.0
+    for utt in manifest:
+        if utt.start is not None and utt.end is not None:
+            seconds += utt.end - utt.start
+        else:
+            info = audio_info(utt.path)
+            seconds += info.frames / info.samplerate
+    _emit({
+        "path": args.path,
+        "format": args.format,
+        "utterances": len(manifest),
+        "speakers": len(manifest.speakers),
+        "hours": round(seconds / 3600, 4),
+        "labels": dict(sorted(manifest.label_counts().items())),
+        "per_speaker": dict(sorted(manifest.speaker_counts().items())),
+        "problems": manifest.problems,
+    })
+    if args.manifest:
+        (manifest.to_csv if args.manifest.endswith(".csv") else manifest.to_jsonl)(args.manifest)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emovox", description=__doc__.splitlines()[0])
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("experiment", help="run a cross-validated experiment from a YAML config")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="override config entries, e.g. training.lr=0.0003")
+    p.add_argument("--out", help="output directory (default runs/<name>); reruns resume")
+    p.set_defaults(run=cmd_experiment)
+
+    p = sub.add_parser("train", help="train one model on a whole corpus and save it")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--out", required=True, help="model directory to write")
+    p.add_argument("--valid-speakers", type=int, default=1,
+                   help="speakers held out for validation (default 1)")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("predict", help="label audio files with a trained model (JSON lines)")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--model", required=True, help="model directory from `emovox train`")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("corpus", help="corpus tools")
+    corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
+    info = corpus_sub.add_parser("info", help="counts per label and speaker, duration, problems")
+    info.add_argument("path")
+    info.add_argument("--format", required=True,
+                      choices=["emodb", "iemocap", "ravdess", "cremad", "csv"])
+    info.add_argument("--manifest", help="also write the manifest (.jsonl or .csv)")
+    info.set_defaults(run=cmd_corpus_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    # key=value overrides may come after options (``--out DIR training.lr=1e-4``).
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides += extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="emovox: %(levelname)s: %(message)s")
+    try:
+        return args.run(args)
+    except EmovoxError as exc:
+        print(f"emovox: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("emovox: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Typed experiment configuration, loaded from YAML with ``key.sub=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emovox.errors import ConfigError
+from emovox.training.trainer import TrainConfig
+
+
+@dataclass
+class CorpusConfig:
+    format: str = "emodb"
+    path: str = "../shared/data/emodb"
+    #: Keep only these labels (in this order); None keeps all.
+    labels: list[str] | None = None
+    #: Keep only these speakers (smoke tests, subsets); None keeps all.
+    speakers: list[str] | None = None
+    on_error: str = "skip"
+    #: Loader-specific options (e.g. IEMOCAP's ``merge_excited``).
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FeatureConfig:
+    name: str = "egemaps_lld"
+    params: dict[str, Any] = field(default_factory=dict)
+    normalise: str = "global"
+    #: Concatenate this many consecutive frames into one (shorter sequences, faster RNNs).
+    stack: int = 1
+    #: Feature cache directory; null computes on the fly.
+    cache: str | None = "~/.cache/emovox/features"
+    workers: int = 2
+
+
+@dataclass
+class ProtocolConfig:
+    name: str = "loso"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    k: int = 5
+    #: Run only these fold indices (smoke tests); null runs all.
+    folds: list[int] | None = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = "bigru"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainConfig = field(default_factory=TrainConfig)
+    #: Folds trained in parallel processes (each with ``training.threads`` threads).
+    workers: int = 1
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; "
+                          f"expected {sorted(known)}")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        path = f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, path)
+        else:
+            kwargs[key] = _check(hint, value, path)
+    return cls(**kwargs)
+
+
+def _check(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(hint):
+            try:
+                return _check(option, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} does not match {hint}")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_check(typing.get_args(hint)[0], v, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if hint is Any:
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{where}: expected int, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``training.lr=0.001`` style overrides; values are parsed as YAML."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    return _build(ExperimentConfig, apply_overrides(data, list(overrides)), "")
+
+
+def to_dict(config: ExperimentConfig) -> dict:
+    return dataclasses.asdict(config)

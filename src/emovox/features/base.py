@@ -1,0 +1,76 @@
+"""Feature extractors register themselves by name and describe their own output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import numpy as np
+
+from emovox.audio import SAMPLE_RATE
+from emovox.errors import ConfigError
+
+
+class Extractor:
+    """Turns mono 16 kHz samples into a [frames, dim] float32 matrix.
+
+    Subclasses set ``name``, ``defaults`` and implement :meth:`compute`. ``frame_rate`` is in
+    frames per second, or None for one vector per utterance (functionals).
+    """
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: Bumped when the computation changes, so stale cache entries are never reused.
+    version: ClassVar[int] = 1
+    sample_rate: int = SAMPLE_RATE
+
+    def __init__(self, **params: Any):
+        unknown = set(params) - set(self.defaults)
+        if unknown:
+            raise ConfigError(
+                f"extractor {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                f"it takes {sorted(self.defaults)}"
+            )
+        self.params = {**self.defaults, **params}
+
+    @property
+    def frame_rate(self) -> float | None:
+        return 1000.0 / self.params["hop_ms"] if "hop_ms" in self.params else None
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, wave: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(self.compute(np.asarray(wave, dtype=np.float32)), np.float32)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything needed to rebuild this extractor (saved in model directories)."""
+        return {"name": self.name, "params": dict(self.params)}
+
+    def key(self) -> str:
+        """Cache key of the configuration: name, parameters and computation version."""
+        blob = json.dumps([self.name, self.version, self.params], sort_keys=True)
+        return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+EXTRACTORS: dict[str, type[Extractor]] = {}
+
+
+def register_extractor(cls: type[Extractor]) -> type[Extractor]:
+    EXTRACTORS[cls.name] = cls
+    return cls
+
+
+def make_extractor(name: str, **params: Any) -> Extractor:
+    if name not in EXTRACTORS:
+        raise ConfigError(f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}")
+    return EXTRACTORS[name](**params)
+
+
+ExtractorFactory = Callable[..., Extractor]

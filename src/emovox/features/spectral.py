@@ -1,0 +1,124 @@
+"""Frame-level extractors computed with numpy: MFCC + prosody, spectrograms, the waveform."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emovox.features import dsp
+from emovox.features.base import Extractor, register_extractor
+
+
+class FramedExtractor(Extractor):
+    """Shared framing for extractors parameterised by ``win_ms``/``hop_ms``."""
+
+    @property
+    def win(self) -> int:
+        return int(round(self.sample_rate * self.params["win_ms"] / 1000))
+
+    @property
+    def hop(self) -> int:
+        return int(round(self.sample_rate * self.params["hop_ms"] / 1000))
+
+    def frames(self, wave: np.ndarray, size: int | None = None) -> np.ndarray:
+        """Frames of ``size`` samples (default: the window) starting every hop; the frame count
+        is always that of the analysis window, so tracks of different widths line up."""
+        count = dsp.n_frames(len(wave), self.win, self.hop)
+        return dsp.frame_signal(wave, size or self.win, self.hop, count)
+
+    def mel_power(self, wave: np.ndarray, n_mels: int, n_fft: int) -> np.ndarray:
+        spec = dsp.power_spectrum(self.frames(wave), n_fft, "hamming", preemphasis=0.97)
+        return spec @ dsp.mel_filterbank(n_mels, n_fft, self.sample_rate)
+
+
+@register_extractor
+class MfccProsody(FramedExtractor):
+    """EmoRL's features: MFCCs with Δ and ΔΔ, then F0, voicing probability and loudness, the
+    three prosodic tracks smoothed by a centred moving average."""
+
+    name = "mfcc_prosody"
+    defaults = {"n_mfcc": 15, "n_mels": 26, "win_ms": 25.0, "hop_ms": 10.0,
+                "pitch_win_ms": 40.0, "smooth": 15, "fmin": 60.0, "fmax": 500.0}
+
+    @property
+    def dim(self) -> int:
+        return 3 * self.params["n_mfcc"] + 3
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        p = self.params
+        mel = self.mel_power(wave, p["n_mels"], 512)
+        mfcc = dsp.mfcc_from_mel(mel, p["n_mfcc"])
+        d1 = dsp.deltas(mfcc)
+        d2 = dsp.deltas(d1)
+        pitch_frames = self.frames(wave, int(self.sample_rate * p["pitch_win_ms"] / 1000))
+        f0, voicing = dsp.pitch_acf(pitch_frames, self.sample_rate, p["fmin"], p["fmax"])
+        prosody = np.stack([f0, voicing, dsp.loudness(mel)], axis=1)
+        return np.concatenate([mfcc, d1, d2, dsp.moving_average(prosody, p["smooth"])], axis=1)
+
+
+@register_extractor
+class MfccPitch(FramedExtractor):
+    """The ASR-transfer paper's features: MFCCs with Δ and a smoothed pitch track."""
+
+    name = "mfcc_pitch"
+    defaults = {"n_mfcc": 13, "n_mels": 26, "win_ms": 20.0, "hop_ms": 10.0,
+                "pitch_win_ms": 40.0, "smooth": 15, "fmin": 60.0, "fmax": 500.0}
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.params["n_mfcc"] + 1
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        p = self.params
+        mfcc = dsp.mfcc_from_mel(self.mel_power(wave, p["n_mels"], 512), p["n_mfcc"])
+        pitch_frames = self.frames(wave, int(self.sample_rate * p["pitch_win_ms"] / 1000))
+        f0, _ = dsp.pitch_acf(pitch_frames, self.sample_rate, p["fmin"], p["fmax"])
+        pitch = dsp.moving_average(f0[:, None], p["smooth"])
+        return np.concatenate([mfcc, dsp.deltas(mfcc), pitch], axis=1)
+
+
+@register_extractor
+class PowerSpectrogram(FramedExtractor):
+    """DeepSpeech2's input: log power spectrum of 20 ms Hamming windows (161 bins at 16 kHz)."""
+
+    name = "power_spectrogram"
+    defaults = {"win_ms": 20.0, "hop_ms": 10.0, "log": True}
+
+    @property
+    def dim(self) -> int:
+        return self.win // 2 + 1
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        spec = dsp.power_spectrum(self.frames(wave), self.win, "hamming")
+        return np.log(spec + dsp.EPS) if self.params["log"] else spec
+
+
+@register_extractor
+class LogMel(FramedExtractor):
+    name = "log_mel"
+    defaults = {"n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
+
+    @property
+    def dim(self) -> int:
+        return self.params["n_mels"]
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        return np.log(self.mel_power(wave, self.params["n_mels"], self.params["n_fft"]) + dsp.EPS)
+
+
+@register_extractor
+class Waveform(Extractor):
+    """The samples themselves, for raw-waveform models: [samples, 1] at 16 kHz."""
+
+    name = "waveform"
+    defaults = {}
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.sample_rate)
+
+    @property
+    def dim(self) -> int:
+        return 1
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        return wave[:, None]

@@ -1,0 +1,124 @@
+"""Feature cache and parallel batch extraction.
+
+Entries are keyed by the audio's content hash (plus segment bounds) and the extractor's
+configuration key, and written atomically, so concurrent writers and interrupted runs can never
+leave a half-written entry behind: at worst the same entry is computed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from emovox.audio import load_audio
+from emovox.corpora.manifest import Utterance
+from emovox.errors import AudioError, CorpusError
+from emovox.features.base import Extractor
+from emovox.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CACHE = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox" / "features"))
+
+
+def audio_hash(utt: Utterance) -> str:
+    """SHA-256 of the file's bytes and the segment bounds."""
+    digest = hashlib.sha256()
+    with open(utt.path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(f"{utt.start}:{utt.end}".encode())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    def __init__(self, root: str | Path | None = DEFAULT_CACHE):
+        self.root = Path(root) if root else None
+
+    def path(self, extractor: Extractor, content: str) -> Path:
+        assert self.root is not None
+        return self.root / extractor.key() / content[:2] / f"{content}.npy"
+
+    def get(self, extractor: Extractor, utt: Utterance) -> np.ndarray:
+        """Features of one utterance, from the cache when present."""
+        if self.root is None:
+            return compute(extractor, utt)
+        target = self.path(extractor, audio_hash(utt))
+        if target.exists():
+            try:
+                return np.load(target)
+            except (ValueError, OSError, EOFError):
+                log.warning("recomputing unreadable cache entry %s", target)
+        feats = compute(extractor, utt)
+        buf = io.BytesIO()
+        np.save(buf, feats)
+        atomic_write(target, lambda fh: fh.write(buf.getvalue()))
+        return feats
+
+
+def compute(extractor: Extractor, utt: Utterance) -> np.ndarray:
+    wave = load_audio(utt.path, extractor.sample_rate, utt.start, utt.end)
+    feats = extractor(wave)
+    if not np.all(np.isfinite(feats)):
+        raise AudioError(utt.path, f"{extractor.name} produced NaN/inf features")
+    return feats
+
+
+def _work(args: tuple[Extractor, FeatureCache, Utterance]) -> tuple[str, np.ndarray | str]:
+    extractor, cache, utt = args
+    try:
+        return utt.id, cache.get(extractor, utt)
+    except AudioError as exc:
+        return utt.id, str(exc)
+
+
+def extract_all(
+    utterances: Iterable[Utterance],
+    extractor: Extractor,
+    cache: FeatureCache | None = None,
+    workers: int = 1,
+    on_error: str = "skip",
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Features for every utterance ({id: [frames, dim]}), in parallel with a progress bar.
+
+    Utterances whose audio fails are skipped with a warning or stop the run (``on_error``).
+    """
+    cache = cache or FeatureCache(None)
+    jobs = [(extractor, cache, u) for u in utterances]
+    bar = tqdm(total=len(jobs), desc=f"features {extractor.name}", disable=not progress,
+               unit="utt", leave=False)
+    results: dict[str, np.ndarray] = {}
+    failures: list[str] = []
+
+    def take(item: tuple[str, np.ndarray | str]) -> None:
+        utt_id, value = item
+        bar.update()
+        if isinstance(value, str):
+            if on_error == "stop":
+                raise CorpusError(value)
+            log.warning("skipping: %s", value)
+            failures.append(value)
+        else:
+            results[utt_id] = value
+
+    if workers > 1 and len(jobs) > 8:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for item in pool.map(_work, jobs, chunksize=8):
+                take(item)
+    else:
+        for job in jobs:
+            take(_work(job))
+    bar.close()
+    if failures:
+        log.warning("%d utterance(s) skipped during feature extraction", len(failures))
+    return results

@@ -1,0 +1,102 @@
+"""Speaker-independent cross-validation protocols, written out as explicit fold files.
+
+A fold names its train, validation and test speakers; no speaker is ever in two of them. The
+validation speakers pick the checkpoint, the learning-rate schedule and any threshold; the test
+speakers are only ever scored.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from emovox.corpora.manifest import Manifest
+from emovox.errors import ConfigError
+from emovox.io import atomic_write_json
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    train: tuple[str, ...]
+    valid: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def check(self) -> None:
+        sets = [set(self.train), set(self.valid), set(self.test)]
+        if sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2]:
+            raise AssertionError(f"fold {self.index}: a speaker is in two of train/valid/test")
+        if not all(sets):
+            raise AssertionError(f"fold {self.index}: empty train, valid or test set")
+
+
+def _fold(index: int, speakers: list[str], valid: list[str], test: list[str]) -> Fold:
+    held = set(valid) | set(test)
+    fold = Fold(index, tuple(s for s in speakers if s not in held), tuple(valid), tuple(test))
+    fold.check()
+    return fold
+
+
+def leave_one_speaker_out(speakers: list[str], seed: int = 0, **_: object) -> list[Fold]:
+    """One fold per test speaker; the validation speaker rotates through a seed-shuffled ring
+    (with 10 speakers, every speaker validates once and tests once)."""
+    ring = sorted(speakers)
+    random.Random(seed).shuffle(ring)
+    by_test = {s: ring[(i + 1) % len(ring)] for i, s in enumerate(ring)}
+    return [_fold(i, sorted(speakers), [by_test[s]], [s]) for i, s in enumerate(sorted(speakers))]
+
+
+def leave_one_session_out(
+    speakers: list[str], sessions: dict[str, str], seed: int = 0, **_: object
+) -> list[Fold]:
+    """IEMOCAP's protocol: per session, one of its speakers validates and the other tests,
+    then the roles swap, giving two folds per session (ten in all)."""
+    by_session: dict[str, list[str]] = {}
+    for s in sorted(speakers):
+        by_session.setdefault(sessions[s], []).append(s)
+    folds = []
+    for session in sorted(by_session):
+        members = by_session[session]
+        if len(members) != 2:
+            raise ConfigError(f"session {session} has speakers {members}; expected two")
+        for valid, test in ((members[0], members[1]), (members[1], members[0])):
+            folds.append(_fold(len(folds), sorted(speakers), [valid], [test]))
+    return folds
+
+
+def speaker_kfold(speakers: list[str], k: int = 5, seed: int = 0, **_: object) -> list[Fold]:
+    """k groups of speakers; each group tests once and the next group validates it."""
+    if not 2 < k <= len(speakers):
+        raise ConfigError(f"speaker k-fold needs 2 < k <= {len(speakers)} speakers, got k={k}")
+    order = sorted(speakers)
+    random.Random(seed).shuffle(order)
+    groups = [sorted(order[i::k]) for i in range(k)]
+    return [_fold(i, sorted(speakers), groups[(i + 1) % k], groups[i]) for i in range(k)]
+
+
+PROTOCOLS = {
+    "loso": leave_one_speaker_out,
+    "loso_session": leave_one_session_out,
+    "speaker_kfold": speaker_kfold,
+}
+
+
+def make_folds(manifest: Manifest, protocol: str, seed: int = 0, k: int = 5) -> list[Fold]:
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+    sessions = {u.speaker: u.session or "" for u in manifest}
+    speakers = manifest.speakers
+    if len(speakers) < 3:
+        raise ConfigError(f"{protocol} needs at least 3 speakers, corpus has {speakers}")
+    return PROTOCOLS[protocol](speakers, sessions=sessions, seed=seed, k=k)
+
+
+def write_folds(path: str | Path, protocol: str, seeds: dict[int, list[Fold]]) -> None:
+    atomic_write_json(
+        path,
+        {
+            "protocol": protocol,
+            "seeds": {str(seed): [asdict(f) for f in folds] for seed, folds in seeds.items()},
+        },
+    )

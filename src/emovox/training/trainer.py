@@ -1,0 +1,178 @@
+"""A thin, resumable training loop for every neural model.
+
+Adam; gradient clipping by norm or value; the learning rate halves on a validation plateau and
+training stops at a minimum rate or after ``patience`` epochs without improvement; the best
+validation checkpoint is restored before testing. The whole state (model, optimiser, schedule,
+best weights, history) is checkpointed atomically every epoch, and each epoch's randomness is a
+function of (seed, epoch): a killed run resumes and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from emovox.evaluation.metrics import uar
+from emovox.io import atomic_write
+from emovox.training.data import SequenceSet, batches, bucketed_batches, epoch_order
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    lr_factor: float = 0.5
+    plateau_patience: int = 2
+    min_lr: float = 1e-5
+    patience: int = 8
+    sortagrad: bool = True
+    #: Sort windows of this many batches by length before batching (0/1 disables).
+    bucket: int = 4
+    class_weights: bool = False
+    balanced_sampling: bool = False
+    #: "loss" (validation cross-entropy) or "uar" picks the checkpoint that is restored.
+    select_on: str = "loss"
+    threads: int = 1
+    progress: bool = True
+
+
+@dataclass
+class History:
+    epoch: int = -1
+    best_epoch: int = -1
+    best_score: float = float("inf")
+    bad_epochs: int = 0
+    records: list[dict] = field(default_factory=list)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def class_weight_tensor(targets: np.ndarray, n_classes: int) -> torch.Tensor:
+    counts = np.bincount(targets, minlength=n_classes).astype(np.float32)
+    weights = counts.sum() / np.maximum(counts, 1) / n_classes
+    return torch.from_numpy(weights)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64) -> np.ndarray:
+    """Model outputs (softmax probabilities) in ``data`` order."""
+    model.eval()
+    order = np.argsort(data.lengths)
+    chunks = []
+    for idx in batches(order, batch_size):
+        x, lengths, _ = data.batch(idx)
+        chunks.append(torch.softmax(model(x, lengths), dim=-1).numpy())
+    out = np.zeros((len(data), chunks[0].shape[1]), dtype=np.float32)
+    out[order] = np.concatenate(chunks)
+    return out
+
+
+def _checkpoint(path: Path, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def fit(
+    model: nn.Module,
+    train: SequenceSet,
+    valid: SequenceSet,
+    config: TrainConfig,
+    seed: int,
+    checkpoint: Path | None = None,
+    loss_fn: nn.Module | None = None,
+) -> History:
+    """Train ``model`` in place; on return it holds the best validation weights."""
+    torch.set_num_threads(config.threads)
+    n_classes = int(train.targets.max()) + 1
+    if loss_fn is None:
+        weight = class_weight_tensor(train.targets, n_classes) if config.class_weights else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, factor=config.lr_factor, patience=config.plateau_patience)
+    history = History()
+    best_state = copy.deepcopy(model.state_dict())
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        best_state, history = state["best"], state["history"]
+        log.info("resuming %s after epoch %d", checkpoint, history.epoch)
+
+    bar = tqdm(total=config.epochs, initial=history.epoch + 1, desc="epochs",
+               disable=not config.progress, leave=False)
+    for epoch in range(history.epoch + 1, config.epochs):
+        if history.bad_epochs >= config.patience or optimiser.param_groups[0]["lr"] < config.min_lr:
+            break
+        torch.manual_seed(seed * 100_003 + epoch)  # dropout noise: a function of (seed, epoch)
+        model.train()
+        order = epoch_order(train, epoch, seed, config.sortagrad, config.balanced_sampling)
+        total = 0.0
+        if config.sortagrad and epoch == 0:
+            chunks = batches(order, config.batch_size)
+        else:
+            chunks = bucketed_batches(order, train.lengths, config.batch_size, seed, epoch,
+                                      config.bucket)
+        for idx in chunks:
+            x, lengths, y = train.batch(idx)
+            loss = loss_fn(model(x, lengths), y)
+            optimiser.zero_grad()
+            loss.backward()
+            if config.clip_value is not None:
+                nn.utils.clip_grad_value_(model.parameters(), config.clip_value)
+            if config.clip_norm is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+            optimiser.step()
+            total += loss.item() * len(idx)
+        valid_loss, valid_uar = evaluate(model, valid, loss_fn)
+        scheduler.step(valid_loss)
+        score = valid_loss if config.select_on == "loss" else -valid_uar
+        if score < history.best_score:
+            history.best_score, history.best_epoch, history.bad_epochs = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            history.bad_epochs += 1
+        history.epoch = epoch
+        history.records.append({"epoch": epoch, "train_loss": total / len(train),
+                                "valid_loss": valid_loss, "valid_uar": valid_uar,
+                                "lr": optimiser.param_groups[0]["lr"]})
+        bar.update()
+        bar.set_postfix(valid_loss=f"{valid_loss:.3f}", valid_uar=f"{valid_uar:.3f}")
+        if checkpoint is not None:
+            _checkpoint(checkpoint, {"model": model.state_dict(),
+                                     "optimiser": optimiser.state_dict(),
+                                     "scheduler": scheduler.state_dict(),
+                                     "best": best_state, "history": history})
+    bar.close()
+    model.load_state_dict(best_state)
+    return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: SequenceSet, loss_fn: nn.Module) -> tuple[float, float]:
+    """Validation loss and UAR."""
+    proba = predict(model, data)
+    logits = torch.log(torch.from_numpy(proba).clamp_min(1e-8))
+    targets = torch.from_numpy(data.targets)
+    loss = float(loss_fn(logits, targets))
+    return loss, uar(data.targets, proba.argmax(1), proba.shape[1])
