@@ -30,9 +30,23 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        return sf.info(str(path))
+        info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(path, f"unreadable or corrupt audio ({exc})") from None
+    _check_riff_size(path)
+    return info
+
+
+def _check_riff_size(path: Path) -> None:
+    """libsndfile silently shortens a truncated WAV; the RIFF header still says how long it was."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        declared = int.from_bytes(head[4:8], "little") + 8
+        actual = path.stat().st_size
+        if declared != 0xFFFFFFFF + 8 and actual < declared:
+            raise AudioError(path, f"truncated: header declares {declared} bytes, "
+                                   f"file has {actual}")
 
 
 def load_audio(
@@ -59,14 +73,15 @@ def load_audio(
     if (last - first) / info.samplerate > max_seconds:
         raise AudioError(
             path,
-            f"{(last - first) / info.samplerate:.0f} s of audio exceeds the {max_seconds:.0f} s limit",
+            f"{(last - first) / info.samplerate:.0f} s of audio exceeds the "
+            f"{max_seconds:.0f} s limit",
         )
     try:
         data, rate = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioError(path, f"corrupt or truncated audio ({exc})") from None
     if len(data) < (last - first) * 0.99:
-        raise AudioError(path, f"truncated: header promises {last - first} frames, read {len(data)}")
+        raise AudioError(path, f"truncated: expected {last - first} frames, read {len(data)}")
     return prepare_samples(data, rate, sample_rate, path, allow_silent)
 
 

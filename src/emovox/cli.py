@@ -29,7 +29,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     config.training.progress = config.training.progress and not args.quiet
     out = Path(args.out or Path("runs") / config.name)
-    command = "emovox " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = " ".join(shlex.quote(a) for a in ["emovox", "experiment", args.config,
+                                                 *(["--out", args.out] if args.out else []),
+                                                 *args.overrides])
     metrics = run_experiment(config, out, command, progress=not args.quiet)
     summary = {k: metrics[k]["mean"] for k in ("uar", "wa", "macro_f1", "auc") if k in metrics}
     _emit({"experiment": config.name, "out": str(out),

@@ -29,8 +29,8 @@ from emovox.training import SequenceSet
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
-    from emovox.experiment import model_proba, train_model
     from emovox.evaluation.metrics import classification_metrics
+    from emovox.experiment import model_proba, train_model
 
     dataset = load_dataset(config, progress)
     seed = config.protocol.seeds[0]

@@ -50,7 +50,7 @@ def read_silb(path: Path) -> list[tuple[float, str]]:
     """
     marks = []
     for line in path.read_text(encoding="latin-1").splitlines():
-        parts = line.strip().split("\t")
+        parts = line.strip().split(None, 1)  # tab-separated, in a few files spaces
         if len(parts) == 2:
             marks.append((float(parts[0]), parts[1].strip()))
     return marks

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import write_tone
+
+from emovox.audio import load_audio
+from emovox.errors import AudioError
+
+
+def test_any_rate_and_channels_become_mono_16k(tmp_path):
+    stereo = write_tone(tmp_path / "s.wav", rate=44100, channels=2, seconds=0.5)
+    wave = load_audio(stereo)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert len(wave) == pytest.approx(8000, abs=2)
+    assert np.max(np.abs(wave)) == pytest.approx(0.3, abs=0.01)
+
+
+def test_real_emodb_file_is_resampled(emodb):
+    info = sf.info(emodb / "wav" / "03a01Fa.wav")
+    wave = load_audio(emodb / "wav" / "03a01Fa.wav")
+    assert len(wave) == pytest.approx(info.frames * 16000 / info.samplerate, abs=2)
+
+
+def test_segment(tmp_path):
+    path = write_tone(tmp_path / "t.wav", seconds=2.0)
+    assert len(load_audio(path, start=0.5, end=1.5)) == 16000
+    with pytest.raises(AudioError, match="outside"):
+        load_audio(path, start=1.5, end=3.5)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage" * 3), "corrupt"),
+        (lambda p: sf.write(p, np.zeros(16000), 16000), "silent"),
+        (lambda p: sf.write(p, np.zeros((0,)), 16000), "no audio samples"),
+    ],
+)
+def test_bad_audio_named_in_one_line(tmp_path, make, message):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=message) as info:
+        load_audio(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_missing_and_huge_and_truncated(tmp_path):
+    with pytest.raises(AudioError, match="file not found"):
+        load_audio(tmp_path / "nope.wav")
+    long = write_tone(tmp_path / "long.wav", seconds=3.0)
+    with pytest.raises(AudioError, match="exceeds the 2 s limit"):
+        load_audio(long, max_seconds=2.0)
+    data = long.read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
+    with pytest.raises(AudioError, match="cut.wav: truncated"):
+        load_audio(tmp_path / "cut.wav")
