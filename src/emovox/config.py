@@ -53,6 +53,8 @@ class ProtocolConfig:
 class ModelConfig:
     name: str = "bigru"
     params: dict[str, Any] = field(default_factory=dict)
+    #: Models trained per fold from different initial seeds; their probabilities are averaged.
+    ensemble: int = 1
 
 
 @dataclass

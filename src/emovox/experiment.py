@@ -36,26 +36,40 @@ from emovox.training.trainer import seed_everything
 log = logging.getLogger(__name__)
 
 
+class Ensemble(list):
+    """Models of one fold trained from different seeds; their probabilities are averaged."""
+
+
 def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: int,
-                checkpoint: Path | None = None):
-    """Build, normalise and train one model; returns (model, normaliser, training info)."""
+                checkpoint_dir: Path | None = None):
+    """Build, normalise and train ``config.model.ensemble`` models; returns (model or
+    Ensemble, normaliser, training info)."""
     normaliser = fit_normaliser(dataset, train, config.features.normalise)
     train_set = dataset.sequences(train, normaliser)
     valid_set = dataset.sequences(valid, normaliser)
-    seed_everything(seed)
-    model = build_model(config.model.name, dataset.input_dim, len(dataset.labels),
-                        **config.model.params)
-    if isinstance(model, torch.nn.Module):
-        history = fit(model, train_set, valid_set, config.training, seed, checkpoint)
-        info = {"best_epoch": history.best_epoch, "epochs": history.epoch + 1,
-                "history": history.records}
-    else:
-        info = model.fit((train_set.feats, train_set.targets),
-                         (valid_set.feats, valid_set.targets))
-    return model, normaliser, info
+    members, infos = Ensemble(), []
+    for member in range(config.model.ensemble):
+        member_seed = seed * 1000 + member
+        seed_everything(member_seed)
+        model = build_model(config.model.name, dataset.input_dim, len(dataset.labels),
+                            **config.model.params)
+        if isinstance(model, torch.nn.Module):
+            ckpt = checkpoint_dir / f"checkpoint{member}.pt" if checkpoint_dir else None
+            history = fit(model, train_set, valid_set, config.training, member_seed, ckpt)
+            infos.append({"best_epoch": history.best_epoch, "epochs": history.epoch + 1,
+                          "history": history.records})
+        else:
+            infos.append(model.fit((train_set.feats, train_set.targets),
+                                   (valid_set.feats, valid_set.targets)))
+        members.append(model)
+    if len(members) == 1:
+        return members[0], normaliser, infos[0]
+    return members, normaliser, {"members": infos}
 
 
 def model_proba(model, data) -> np.ndarray:
+    if isinstance(model, Ensemble):
+        return np.mean([model_proba(m, data) for m in model], axis=0)
     if isinstance(model, torch.nn.Module):
         return predict(model, data)
     return model.predict_proba(data.feats)
@@ -66,8 +80,7 @@ def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
     """Train on the fold's training speakers, select on validation, score the test speakers."""
     start = time.time()
     train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
-    model, normaliser, info = train_model(config, dataset, train, valid, seed,
-                                          fold_dir / "checkpoint.pt")
+    model, normaliser, info = train_model(config, dataset, train, valid, seed, fold_dir)
     test_set = dataset.sequences(test, normaliser)
     proba = model_proba(model, test_set)
     result = {
@@ -85,7 +98,8 @@ def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
         ],
     }
     atomic_write_json(fold_dir / "result.json", result)
-    (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
+    for checkpoint in fold_dir.glob("checkpoint*.pt"):
+        checkpoint.unlink()
     return result
 
 

@@ -30,7 +30,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
     from emovox.evaluation.metrics import classification_metrics
-    from emovox.experiment import model_proba, train_model
+    from emovox.experiment import Ensemble, model_proba, train_model
 
     dataset = load_dataset(config, progress)
     seed = config.protocol.seeds[0]
@@ -39,8 +39,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     train = dataset.manifest.filter(lambda u: u.speaker not in valid_speakers)
     valid = dataset.manifest.with_speakers(valid_speakers)
     out.mkdir(parents=True, exist_ok=True)
-    model, normaliser, info = train_model(config, dataset, train, valid, seed,
-                                          out / "checkpoint.pt")
+    model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
     valid_metrics = classification_metrics(
         dataset.targets(valid), model_proba(model, dataset.sequences(valid, normaliser)))
     meta = {
@@ -54,9 +53,10 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
         "valid_metrics": valid_metrics,
         "config": to_dict(config),
     }
-    if isinstance(model, torch.nn.Module):
+    members = model if isinstance(model, Ensemble) else [model]
+    if isinstance(members[0], torch.nn.Module):
         buf = io.BytesIO()
-        torch.save(model.state_dict(), buf)
+        torch.save([m.state_dict() for m in members], buf)
         atomic_write(out / "weights.pt", lambda fh: fh.write(buf.getvalue()))
     else:
         atomic_write(out / "model.pkl", lambda fh: pickle.dump(model, fh))
@@ -64,7 +64,8 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     np.savez(buf, **{k: v for k, v in normaliser.state().items() if v is not None})
     atomic_write(out / "normaliser.npz", lambda fh: fh.write(buf.getvalue()))
     atomic_write_json(out / "model.json", {**meta, "training": info})
-    (out / "checkpoint.pt").unlink(missing_ok=True)
+    for checkpoint in out.glob("checkpoint*.pt"):
+        checkpoint.unlink()
     return meta
 
 
@@ -86,10 +87,14 @@ class Recognizer:
             # A lone file has no speaker statistics: fall back to the training-set z-score.
             self.normaliser.mode = "global"
         if (model_dir / "weights.pt").exists():
-            self.model = build_model(self.meta["model"]["name"], self.meta["input_dim"],
+            from emovox.experiment import Ensemble
+
+            self.model = Ensemble()
+            for state in torch.load(model_dir / "weights.pt", weights_only=True):
+                member = build_model(self.meta["model"]["name"], self.meta["input_dim"],
                                      len(self.labels), **self.meta["model"]["params"])
-            self.model.load_state_dict(torch.load(model_dir / "weights.pt", weights_only=True))
-            self.model.eval()
+                member.load_state_dict(state)
+                self.model.append(member.eval())
         else:
             with open(model_dir / "model.pkl", "rb") as fh:
                 self.model = pickle.load(fh)
