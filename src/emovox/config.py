@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from emovox.early.reinforce import EmoRLConfig
 from emovox.errors import ConfigError
 from emovox.training.trainer import TrainConfig
 
@@ -65,6 +66,8 @@ class ExperimentConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
+    #: The EmoRL agent's rewards and REINFORCE schedule (used when model.name is emorl).
+    emorl: EmoRLConfig = field(default_factory=EmoRLConfig)
     #: Folds trained in parallel processes (each with ``training.threads`` threads).
     workers: int = 1
 

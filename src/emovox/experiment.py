@@ -103,10 +103,19 @@ def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
     return result
 
 
+def fold_runner(config: ExperimentConfig):
+    """Models with their own study (EmoRL) run their own fold procedure and extra report."""
+    if config.model.name == "emorl":
+        from emovox.early.study import run_emorl_fold
+
+        return run_emorl_fold
+    return run_fold
+
+
 def _run_fold_job(args: tuple) -> dict:
     config, dataset, fold, seed, fold_dir = args
     logging.basicConfig(level=logging.WARNING)
-    return run_fold(config, dataset, fold, seed, fold_dir)
+    return fold_runner(config)(config, dataset, fold, seed, fold_dir)
 
 
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
@@ -143,8 +152,13 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
                 bar.update()
     else:
         for job in jobs:
-            results.append(run_fold(*job))
+            results.append(_run_fold_job(job))
             bar.update()
     bar.close()
     results.sort(key=lambda r: (r["seed"], r["fold"]))
-    return write_report(out, config, dataset.labels, results, time.time() - started, command)
+    metrics = write_report(out, config, dataset.labels, results, time.time() - started, command)
+    if "early" in results[0]:
+        from emovox.early.report import write_early_report
+
+        metrics["early"] = write_early_report(out, config, results)
+    return metrics

@@ -84,7 +84,8 @@ def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64) -> np.nda
     return out
 
 
-def _checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict) -> None:
+    """torch.save, atomically."""
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
@@ -159,7 +160,7 @@ def fit(
         bar.update()
         bar.set_postfix(valid_loss=f"{valid_loss:.3f}", valid_uar=f"{valid_uar:.3f}")
         if checkpoint is not None:
-            _checkpoint(checkpoint, {"model": model.state_dict(),
+            save_checkpoint(checkpoint, {"model": model.state_dict(),
                                      "optimiser": optimiser.state_dict(),
                                      "scheduler": scheduler.state_dict(),
                                      "best": best_state, "history": history})

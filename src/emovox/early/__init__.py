@@ -1,0 +1,1 @@
+"""Early decisions: EmoRL's REINFORCE agent, prefix curves and the confidence-threshold exit."""

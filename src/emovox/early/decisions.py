@@ -1,0 +1,71 @@
+"""Turning per-step predictions into one decision per utterance, and scoring it.
+
+Every early-decision method here (EmoRL, a confidence threshold, a fixed prefix) produces, at each
+decision step k, class probabilities and whether to stop; the decision is taken at the first step
+that says stop, or forced at the last step that exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from emovox.evaluation.metrics import uar
+
+
+@dataclass
+class Decisions:
+    proba: np.ndarray  # [B, C] class probabilities at the decision step
+    step: np.ndarray  # [B] decision step index
+    forced: np.ndarray  # [B] True when no step chose to stop
+    fraction: np.ndarray  # [B] fraction of the utterance's frames read
+    seconds: np.ndarray  # [B] audio heard when deciding
+
+
+def decide(
+    class_proba: np.ndarray,
+    stop: np.ndarray,
+    exists: np.ndarray,
+    read: np.ndarray,
+    lengths: np.ndarray,
+    frame_rate: float,
+) -> Decisions:
+    """class_proba [B, K, C]; stop, exists [B, K] bool; read [B, K] frames read at each step."""
+    stop = stop & exists
+    last = exists.sum(1) - 1
+    any_stop = stop.any(1)
+    step = np.where(any_stop, stop.argmax(1), last)
+    rows = np.arange(len(step))
+    frames = read[rows, step]
+    return Decisions(
+        proba=class_proba[rows, step],
+        step=step,
+        forced=~any_stop,
+        fraction=frames / lengths,
+        seconds=frames / frame_rate,
+    )
+
+
+def early_metrics(y: np.ndarray, decisions: Decisions, positive: int = 1) -> dict[str, float]:
+    """ROC-AUC (binary), accuracy, UAR, mean fraction read, speed-up, latency in seconds."""
+    pred = decisions.proba.argmax(1)
+    n_classes = decisions.proba.shape[1]
+    out = {
+        "accuracy": float(np.mean(pred == y)),
+        "uar": uar(y, pred, n_classes),
+        "fraction": float(np.mean(decisions.fraction)),
+        "latency_s": float(np.mean(decisions.seconds)),
+        "forced": float(np.mean(decisions.forced)),
+    }
+    out["speedup"] = 1.0 / out["fraction"]
+    if n_classes == 2 and len(np.unique(y)) == 2:
+        out["auc"] = float(roc_auc_score(y == positive, decisions.proba[:, positive]))
+    return out
+
+
+def threshold_stop(class_proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Stop as soon as the classifier's top probability reaches ``threshold``."""
+    return class_proba.max(-1) >= threshold
+

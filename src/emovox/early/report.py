@@ -1,0 +1,103 @@
+"""The EmoRL study's report: a table sorted by speed-up and AUC against the fraction heard."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emovox.io import atomic_write, atomic_write_json, atomic_write_text
+
+NAMES = {
+    "emorl": "EmoRL (REINFORCE agent)",
+    "gru_full": "gru_baseline, whole utterance",
+    "threshold_reward": "confidence threshold (θ max. validation reward)",
+    "threshold_matched": "confidence threshold (θ matching EmoRL's validation speed-up)",
+}
+KEYS = ("auc", "accuracy", "uar", "fraction", "speedup", "latency_s")
+
+
+def _summary(rows: list[dict]) -> dict[str, dict]:
+    out = {}
+    for key in [k for k in rows[0] if isinstance(rows[0][k], int | float)]:
+        values = [float(r[key]) for r in rows if key in r]
+        out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                    "values": values}
+    return out
+
+
+def _curve(results: list[dict], name: str, x: str) -> list[dict]:
+    """Mean over runs of each point of a curve (points are aligned by position)."""
+    points = zip(*(r["curves"][name] for r in results), strict=True)
+    return [{k: float(np.mean([p[k] for p in group if k in p]))
+             for k in group[0] if all(k in p for p in group)} | {x: group[0][x]}
+            for group in points]
+
+
+def write_early_report(out: Path, config, results: list[dict]) -> dict:
+    methods = {m: _summary([r["early"][m] for r in results]) for m in results[0]["early"]}
+    prefix, threshold = _curve(results, "prefix", "p"), _curve(results, "threshold", "theta")
+    early = {"methods": methods, "prefix_curve": prefix, "threshold_curve": threshold,
+             "step_ms": config.emorl.step_ms}
+    metrics_path = out / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["early"] = early
+    atomic_write_json(metrics_path, metrics)
+    _plot(out / "early.png", config, methods, prefix, threshold)
+
+    rows = [(NAMES.get(m, m), s) for m, s in methods.items()]
+    rows += [(f"gru_baseline, first {int(round(c['p'] * 100))} %", {k: {"mean": c[k], "std": 0}
+              for k in KEYS if k in c}) for c in prefix[:-1]]
+    rows.sort(key=lambda r: -r[1]["speedup"]["mean"])
+    has_auc = "auc" in methods["emorl"]
+    cols = [k for k in KEYS if has_auc or k != "auc"]
+    lines = [
+        f"# {config.name}: early decisions",
+        "",
+        f"**Protocol:** {metrics['protocol_description']}. Decisions every "
+        f"{config.emorl.step_ms:.0f} ms; thresholds and checkpoints chosen on validation "
+        "speakers only. Prefix rows are mean over runs (std omitted).",
+        "",
+        "| method | " + " | ".join(cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for name, s in rows:
+        cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" if s[k]["std"] else
+                 f"{s[k]['mean']:.3f}" for k in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "![AUC against fraction heard](early.png)", ""]
+    atomic_write_text(out / "early.md", "\n".join(lines))
+    return early
+
+
+def _plot(path: Path, config, methods: dict, prefix: list[dict], threshold: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "auc" if "auc" in methods["emorl"] else "uar"
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.plot([c["fraction"] for c in prefix], [c[metric] for c in prefix], "o-",
+            label="gru_baseline on first p %")
+    ax.plot([c["fraction"] for c in threshold], [c[metric] for c in threshold], "s--",
+            alpha=0.6, label="confidence threshold (θ sweep, test)")
+    markers = {"emorl": ("*", 16), "threshold_reward": ("D", 8), "threshold_matched": ("P", 9),
+               "gru_full": ("X", 9)}
+    for name, (marker, size) in markers.items():
+        s = methods[name]
+        ax.errorbar(s["fraction"]["mean"], s[metric]["mean"], xerr=s["fraction"]["std"],
+                    yerr=s[metric]["std"], marker=marker, markersize=size, capsize=3,
+                    linestyle="none", label=NAMES[name])
+    ax.set_xlabel("fraction of the utterance heard")
+    ax.set_ylabel(metric.upper())
+    ax.set_title(f"{config.name}: {metric.upper()} against the fraction heard", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
