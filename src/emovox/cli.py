@@ -95,6 +95,53 @@ def cmd_corpus_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from emovox.audio import load_audio
+    from emovox.stream.recognizer import StreamingRecognizer
+
+    stream = StreamingRecognizer(args.model, vad=args.vad, threshold=args.threshold)
+    chunk = int(stream.sample_rate * args.chunk_ms / 1000)
+    wanted = {"decision", "utterance_start", "utterance_end"} | ({"step"} if args.steps else set())
+
+    def emit(events) -> None:
+        for event in events:
+            if event.type in wanted:
+                _emit(event.to_dict())
+
+    if args.audio == "-":
+        if args.rate != stream.sample_rate:
+            raise EmovoxError(f"stdin PCM at {args.rate} Hz: the model expects "
+                              f"{stream.sample_rate} Hz (resample, e.g. with sox)")
+        source = sys.stdin.buffer
+        carry = b""
+        while block := source.read(chunk * 2):
+            block = carry + block
+            usable = len(block) // 2 * 2
+            carry = block[usable:]
+            emit(stream.push(block[:usable]))
+    else:
+        wave = load_audio(args.audio, stream.sample_rate)
+        for start in range(0, len(wave), chunk):
+            emit(stream.push(np.ascontiguousarray(wave[start : start + chunk])))
+    emit(stream.end())
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from emovox.stream.server import EmotionServer
+
+    server = EmotionServer(args.model, max_frame_bytes=args.max_frame_bytes)
+    try:
+        asyncio.run(server.run(args.host, args.port))
+    except OSError as exc:
+        raise EmovoxError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovox", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -120,6 +167,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", required=True, help="model directory from `emovox train`")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
+    p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
+    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--chunk-ms", type=float, default=100.0, help="push size (default 100 ms)")
+    p.add_argument("--rate", type=int, default=16000, help="sample rate of stdin PCM")
+    p.add_argument("--vad", action="store_true", help="cut a continuous stream into utterances")
+    p.add_argument("--threshold", type=float, help="gru_baseline: decide once confidence ≥ this")
+    p.add_argument("--steps", action="store_true", help="also print every decision step")
+    p.set_defaults(run=cmd_stream)
+
+    p = sub.add_parser("serve", help="WebSocket streaming service")
+    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("corpus", help="corpus tools")
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
@@ -148,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     except EmovoxError as exc:
         print(f"emovox: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("emovox: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -39,7 +39,13 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     train = dataset.manifest.filter(lambda u: u.speaker not in valid_speakers)
     valid = dataset.manifest.with_speakers(valid_speakers)
     out.mkdir(parents=True, exist_ok=True)
-    model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
+    if config.model.name == "emorl":
+        from emovox.early.study import train_emorl_model
+
+        model, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid,
+                                                             seed, out)
+    else:
+        model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
     valid_metrics = classification_metrics(
         dataset.targets(valid), model_proba(model, dataset.sequences(valid, normaliser)))
     meta = {
@@ -64,7 +70,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     np.savez(buf, **{k: v for k, v in normaliser.state().items() if v is not None})
     atomic_write(out / "normaliser.npz", lambda fh: fh.write(buf.getvalue()))
     atomic_write_json(out / "model.json", {**meta, "training": info})
-    for checkpoint in out.glob("checkpoint*.pt"):
+    for checkpoint in out.glob("*checkpoint*.pt"):
         checkpoint.unlink()
     return meta
 
@@ -79,6 +85,7 @@ class Recognizer:
             raise EmovoxError(f"{model_dir}: not a model directory (no model.json)")
         self.meta = json.loads(meta_path.read_text())
         self.labels: list[str] = self.meta["labels"]
+        self.config = self.meta["config"]
         self.extractor = make_extractor(self.meta["features"]["name"],
                                         **self.meta["features"]["params"])
         state = dict(np.load(model_dir / "normaliser.npz"))

@@ -71,29 +71,40 @@ def _threshold_decisions(steps: dict, lengths: np.ndarray, theta: float,
                   steps["read"], lengths, frame_rate)
 
 
-def run_emorl_fold(config, dataset, fold, seed: int, fold_dir: Path) -> dict:
+def train_emorl_model(config, dataset, train, valid, seed: int, work_dir: Path | None):
+    """The gru_baseline (trained as any spine model, checkpoint on validation loss), then the
+    EmoRL agent initialised from it and trained with REINFORCE.
+
+    Returns (agent, baseline, normaliser, info, frame_rate, step).
+    """
     from emovox.experiment import train_model
 
+    cfg = config.emorl
+    positive = dataset.labels.index(cfg.positive) if cfg.positive else 0
+    base_config = copy.deepcopy(config)
+    base_config.model.name, base_config.model.ensemble = "gru_baseline", 1
+    baseline, normaliser, base_info = train_model(base_config, dataset, train, valid, seed,
+                                                  work_dir)
+    frame_rate = dataset.extractor.frame_rate / dataset.stack
+    agent = EmoRL.from_baseline(baseline)
+    rl_info = train_emorl(agent, dataset.sequences(train, normaliser),
+                          dataset.sequences(valid, normaliser), cfg, frame_rate, positive, seed,
+                          work_dir / "emorl_checkpoint.pt" if work_dir else None,
+                          config.training.progress)
+    info = {"baseline": base_info, "emorl": rl_info}
+    return agent, baseline, normaliser, info, frame_rate, step_frames(cfg, frame_rate)
+
+
+def run_emorl_fold(config, dataset, fold, seed: int, fold_dir: Path) -> dict:
     start = time.time()
     cfg = config.emorl
     labels = dataset.labels
     positive = labels.index(cfg.positive) if cfg.positive else 0
     train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
-
-    # 1. The gru_baseline, trained as any model of the spine (its checkpoint on validation loss).
-    base_config = copy.deepcopy(config)
-    base_config.model.name, base_config.model.ensemble = "gru_baseline", 1
-    baseline, normaliser, base_info = train_model(base_config, dataset, train, valid, seed,
-                                                  fold_dir)
+    agent, baseline, normaliser, info, frame_rate, step = train_emorl_model(
+        config, dataset, train, valid, seed, fold_dir)
     sets = {name: dataset.sequences(m, normaliser)
             for name, m in (("train", train), ("valid", valid), ("test", test))}
-    frame_rate = dataset.extractor.frame_rate / dataset.stack
-    step = step_frames(cfg, frame_rate)
-
-    # 2. EmoRL, initialised from it.
-    agent = EmoRL.from_baseline(baseline)
-    rl_info = train_emorl(agent, sets["train"], sets["valid"], cfg, frame_rate, positive, seed,
-                          fold_dir / "emorl_checkpoint.pt", config.training.progress)
     y_test, y_valid = sets["test"].targets, sets["valid"].targets
     lengths = {k: v.lengths for k, v in sets.items()}
     emorl_test = greedy_decisions(agent, sets["test"], step, frame_rate, cfg.max_steps)
@@ -136,7 +147,7 @@ def run_emorl_fold(config, dataset, fold, seed: int, fold_dir: Path) -> dict:
                        if k in ("fraction", "speedup", "latency_s")}},
         "early": methods,
         "curves": curves,
-        "training": {"baseline": base_info, "emorl": rl_info},
+        "training": info,
         "seconds": time.time() - start,
         "predictions": [
             {"id": u.id, "speaker": u.speaker, "true": labels[t],

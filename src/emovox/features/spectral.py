@@ -19,6 +19,18 @@ class FramedExtractor(Extractor):
     def hop(self) -> int:
         return int(round(self.sample_rate * self.params["hop_ms"] / 1000))
 
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames after frame t that can change frame t: the centred context of deltas and
+        smoothing, plus frames whose wider pitch window reaches past the audio. A streaming
+        extractor holds frame t back until this many later frames exist."""
+        p = self.params
+        context = max(4 if "n_mfcc" in p else 0, p.get("smooth", 1) // 2)
+        extra = 0
+        if "pitch_win_ms" in p:
+            extra = -(-int(self.sample_rate * p["pitch_win_ms"] / 1000 - self.win) // self.hop)
+        return context + extra + (1 if context or extra else 0)
+
     def frames(self, wave: np.ndarray, size: int | None = None) -> np.ndarray:
         """Frames of ``size`` samples (default: the window) starting every hop; the frame count
         is always that of the analysis window, so tracks of different widths line up."""

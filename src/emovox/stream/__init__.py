@@ -1,0 +1,1 @@
+"""Streaming: features and GRU state carried across chunks, decisions as audio arrives."""
