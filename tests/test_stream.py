@@ -1,0 +1,241 @@
+"""Streaming agrees with offline inference; the stream CLI and the WebSocket service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from emovox.audio import load_audio
+from emovox.early.reinforce import greedy_decisions
+from emovox.errors import EmovoxError
+from emovox.inference import Recognizer
+from emovox.stream.features import StreamingFeatures
+from emovox.stream.recognizer import StreamingRecognizer
+from emovox.training import SequenceSet
+
+FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
+
+
+@pytest.fixture(scope="module")
+def emorl_dir(tmp_path_factory, emodb):
+    """A small EmoRL model trained on three real Emo-DB speakers (anger vs neutral)."""
+    root = tmp_path_factory.mktemp("emorl")
+    config = {
+        "name": "stream_test",
+        "corpus": {"format": "emodb", "path": str(emodb), "labels": ["anger", "neutral"],
+                   "speakers": ["03", "08", "09", "16"]},
+        "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
+                     "cache": str(root / "cache"), "workers": 1},
+        "model": {"name": "emorl", "params": {"hidden": 32}},
+        "training": {"epochs": 3, "lr": 0.005},
+        # A negative latency weight keeps the agent listening, so decisions fall mid-utterance.
+        "emorl": {"episodes": 600, "freeze_episodes": 200, "eval_every": 200,
+                  "latency_weight": -0.5, "lr": 0.003},
+    }
+    (root / "c.yaml").write_text(yaml.safe_dump(config))
+    out = root / "model"
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "-q", "train", str(root / "c.yaml"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _stream(stream, wave, chunk):
+    events = []
+    for start in range(0, len(wave), chunk):
+        events += stream.push(wave[start : start + chunk])
+    return events + stream.end()
+
+
+@pytest.mark.parametrize("name", ["mfcc_prosody", "mfcc_pitch", "log_mel"])
+def test_streaming_features_equal_offline(emodb, name):
+    from emovox.features import make_extractor
+
+    extractor = make_extractor(name)
+    wave = load_audio(emodb / "wav" / "03a01Fa.wav")
+    offline = extractor(wave)
+    for chunk in (160, 999, 4800):
+        stream = StreamingFeatures(extractor)
+        online = np.concatenate([stream.push(wave[i : i + chunk])
+                                 for i in range(0, len(wave), chunk)] + [stream.finish()])
+        assert online.shape == offline.shape
+        np.testing.assert_allclose(online, offline, atol=1e-4, rtol=1e-5)
+
+
+def test_streaming_decisions_equal_offline(emorl_dir, emodb):
+    rec = Recognizer(emorl_dir)
+    for name in FILES:
+        wave = load_audio(emodb / "wav" / f"{name}.wav")
+        probe = StreamingRecognizer(rec)
+        offline = greedy_decisions(rec.model[0], SequenceSet([rec.features(wave)],
+                                                             np.zeros(1, int)),
+                                   probe.step, probe.frame_rate)
+        for chunk in (480, 1600, 7000):
+            events = _stream(StreamingRecognizer(rec), wave, chunk)
+            decisions = [e for e in events if e.type == "decision"]
+            assert len(decisions) == 1, name
+            d = decisions[0].to_dict()
+            assert d["label"] == rec.labels[int(offline.proba[0].argmax())]
+            assert d["time"] == pytest.approx(float(offline.seconds[0]), abs=1e-6)
+            assert d["forced"] == bool(offline.forced[0])
+            np.testing.assert_allclose(list(d["probabilities"].values()), offline.proba[0],
+                                       atol=1e-4)
+            steps = [e for e in events if e.type == "step"]
+            assert [s.data["step"] for s in steps] == list(range(len(steps)))
+            assert events[-1].type == "utterance_end"
+
+
+def test_chunk_cost_does_not_grow(emorl_dir, emodb):
+    """The work per chunk is bounded: the feature buffer never holds more than a window."""
+    rec = Recognizer(emorl_dir)
+    wave = np.concatenate([load_audio(emodb / "wav" / f"{n}.wav") for n in FILES * 3])
+    stream = StreamingRecognizer(rec)
+    sizes = []
+    for start in range(0, len(wave), 1600):
+        stream.push(wave[start : start + 1600])
+        sizes.append(len(stream.utterance.features.buffer))
+    assert max(sizes) < 1600 + 40 * 160
+
+
+def test_vad_splits_a_continuous_stream(emorl_dir, emodb):
+    silence = np.zeros(16000, dtype=np.float32)
+    parts = [silence]
+    for name in FILES[:3]:
+        parts += [load_audio(emodb / "wav" / f"{name}.wav"), silence]
+    events = _stream(StreamingRecognizer(emorl_dir, vad=True), np.concatenate(parts), 1600)
+    kinds = [e.type for e in events if e.type != "step"]
+    assert kinds.count("utterance_start") == 3
+    assert kinds.count("decision") == 3 and kinds.count("utterance_end") == 3
+
+
+def test_pcm_bytes_and_bad_streams(emorl_dir, emodb):
+    wave = load_audio(emodb / "wav" / "03a01Wa.wav")
+    pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+    events = _stream(StreamingRecognizer(emorl_dir), pcm, 3200)
+    assert sum(e.type == "decision" for e in events) == 1
+    with pytest.raises(EmovoxError, match="odd number of bytes"):
+        StreamingRecognizer(emorl_dir).push(b"\x00\x01\x02")
+    with pytest.raises(EmovoxError, match="expects 16000 Hz"):
+        StreamingRecognizer(emorl_dir, sample_rate=8000)
+
+
+def test_stream_cli_file_and_stdin(emorl_dir, emodb):
+    path = emodb / "wav" / "03a01Wa.wav"
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", str(path), "--model",
+                           str(emorl_dir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["type"] for x in lines] == ["decision", "utterance_end"]
+    pcm = (load_audio(path) * 32767).astype("<i2").tobytes()
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", "-", "--model",
+                           str(emorl_dir)], input=pcm, capture_output=True, timeout=120)
+    assert json.loads(proc.stdout.splitlines()[0])["label"] == lines[0]["label"]
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", "-", "--rate", "8000",
+                           "--model", str(emorl_dir)], input=b"", capture_output=True, timeout=60)
+    assert proc.returncode == 2 and b"expects 16000 Hz" in proc.stderr
+
+
+# ---- WebSocket service over loopback ------------------------------------------------------
+
+async def _with_server(model_dir, body):
+    from emovox.stream.server import EmotionServer
+
+    server = EmotionServer(model_dir, max_frame_bytes=64_000)
+    ready = asyncio.Event()
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    task = asyncio.create_task(server.run("127.0.0.1", port, ready))
+    await asyncio.wait_for(ready.wait(), 10)
+    try:
+        return await body(f"ws://127.0.0.1:{port}", server)
+    finally:
+        task.cancel()
+
+
+async def _client(url, pcm, chunk=3200, hello=None):
+    from websockets.asyncio.client import connect
+
+    async with connect(url) as ws:
+        await ws.send(json.dumps(hello or {"sample_rate": 16000, "encoding": "pcm_s16le"}))
+        ready = json.loads(await ws.recv())
+        assert ready["type"] == "ready"
+        for start in range(0, len(pcm), chunk):
+            await ws.send(pcm[start : start + chunk])
+        await ws.send(json.dumps({"type": "end"}))
+        events = []
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == "done":
+                return events
+            events.append(event)
+
+
+def test_server_many_clients_and_bad_ones(emorl_dir, emodb):
+    from websockets.asyncio.client import connect
+
+    waves = {n: load_audio(emodb / "wav" / f"{n}.wav") for n in FILES}
+    pcms = {n: (w * 32767).astype("<i2").tobytes() for n, w in waves.items()}
+    rec = Recognizer(emorl_dir)
+    expected = {}
+    for n, w in waves.items():
+        d = [e for e in _stream(StreamingRecognizer(rec), w, 1600) if e.type == "decision"][0]
+        expected[n] = d.data["label"]
+
+    async def bad(url, action):
+        async with connect(url) as ws:
+            await action(ws)
+            try:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            except Exception as exc:  # closed without a message
+                return {"closed": type(exc).__name__}
+            return message
+
+    async def body(url, server):
+        goods = [_client(url, pcms[n]) for n in FILES for _ in range(3)]
+
+        async def wrong_rate(ws):
+            await ws.send(json.dumps({"sample_rate": 44100, "encoding": "pcm_s16le"}))
+
+        async def wrong_format(ws):
+            await ws.send(json.dumps({"sample_rate": 16000, "encoding": "opus"}))
+
+        async def malformed(ws):
+            await ws.send("{not json")
+
+        async def oversized(ws):
+            await ws.send(json.dumps({"sample_rate": 16000}))
+            await ws.recv()
+            await ws.send(b"\x00" * 100_000)
+
+        async def vanish(ws):
+            await ws.send(json.dumps({"sample_rate": 16000}))
+            await ws.recv()
+            await ws.send(pcms[FILES[0]][:8000])
+            await ws.transport.abort() if hasattr(ws, "transport") else None
+            raise ConnectionError("gone")
+
+        bads = [bad(url, a) for a in (wrong_rate, wrong_format, malformed, oversized)]
+        results = await asyncio.gather(*goods, *bads, bad(url, vanish), return_exceptions=True)
+        return results, server
+
+    results, server = asyncio.run(_with_server(emorl_dir, body))
+    goods, bads = results[: 3 * len(FILES)], results[3 * len(FILES) : -1]
+    for i, events in enumerate(goods):
+        name = FILES[i // 3]
+        decisions = [e for e in events if e["type"] == "decision"]
+        assert len(decisions) == 1 and decisions[0]["label"] == expected[name]
+    messages = [b.get("error", "") for b in bads]
+    assert "44100" in messages[0] and "expects 16000 Hz" in messages[0]
+    assert "unsupported encoding 'opus'" in messages[1]
+    assert "malformed JSON" in messages[2]
+    assert "exceeds 64000" in messages[3]
+    assert server.active == 0
