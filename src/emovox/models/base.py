@@ -1,0 +1,86 @@
+"""Model registry and the pieces every sequence model shares: masks, pooling, heads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from emovox.errors import ConfigError
+
+MODELS: dict[str, Callable[..., Any]] = {}
+
+
+def register_model(name: str) -> Callable:
+    def decorate(builder: Callable) -> Callable:
+        MODELS[name] = builder
+        return builder
+
+    return decorate
+
+
+def build_model(name: str, input_dim: int, n_outputs: int, **params: Any) -> Any:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    try:
+        return MODELS[name](input_dim=input_dim, n_outputs=n_outputs, **params)
+    except TypeError as exc:
+        raise ConfigError(f"bad parameter for model {name!r}: {exc}") from None
+
+
+def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """[B, T] True on real frames, False on padding."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_mean(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean over the real frames of [B, T, H] states."""
+    mask = length_mask(lengths, h.shape[1]).unsqueeze(-1).to(h.dtype)
+    return (h * mask).sum(1) / lengths.clamp(min=1).unsqueeze(-1).to(h.dtype)
+
+
+def masked_max(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    mask = length_mask(lengths, h.shape[1]).unsqueeze(-1)
+    return h.masked_fill(~mask, float("-inf")).amax(1)
+
+
+def masked_stats(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over the real frames: [B, 2H] (statistics pooling)."""
+    mean = masked_mean(h, lengths)
+    var = masked_mean((h - mean.unsqueeze(1)) ** 2, lengths)
+    return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)
+
+
+POOLING = {"mean": masked_mean, "stats": masked_stats, "max": masked_max}
+POOLED_WIDTH = {"mean": 1, "stats": 2, "max": 1}
+
+
+def pooling(name: str):
+    if name not in POOLING:
+        raise ConfigError(f"unknown pooling {name!r}; choose from {sorted(POOLING)}")
+    return POOLING[name]
+
+
+def run_rnn(rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Run a batch-first RNN on padded input so that padding never reaches the states."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    return pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])[0]
+
+
+class SequenceModel(nn.Module):
+    """``encode`` maps [B, T, D] frames to a [B, H] utterance vector; a dropout + linear head
+    maps it to class logits (or regression outputs)."""
+
+    def __init__(self, pooled_dim: int, n_outputs: int, dropout: float = 0.0):
+        super().__init__()
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled_dim, n_outputs))
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encode(x, lengths))

@@ -1,0 +1,81 @@
+"""EmoRL (Lakomkin et al.): a GRU listens, and every decision step an agent chooses to *wait*
+for more audio or *terminate* and emit the emotion now.
+
+- state S_k: mean of the GRU hidden states up to the end of step k;
+- emotion classifier (EC): softmax(W_c S_k + b_c) over K classes (σ for the paper's binary case);
+- action selection (AS): softmax(W_a S_k + b_a) over {wait, terminate};
+- baseline reward estimator (BRE): b_k = W_b S_k + b_b, fed a detached S_k so that its gradient
+  never reaches the GRU.
+
+The GRU and EC have exactly the shapes of :class:`GruBaseline`, so a trained baseline initialises
+them (:meth:`EmoRL.from_baseline`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from emovox.models.base import length_mask, masked_mean, register_model, run_rnn
+from emovox.models.recurrent import GruBaseline
+
+WAIT, TERMINATE = 0, 1
+
+
+def prefix_means(h: torch.Tensor, lengths: torch.Tensor, step: int,
+                 max_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Running means of [B, T, H] states at the end of every decision step.
+
+    Returns S [B, K, H], the number of frames read at each step [B, K] and a [B, K] mask of the
+    steps that exist (step k exists while k·step < length). The last step of an utterance ends
+    at its last frame.
+    """
+    batch, frames, _ = h.shape
+    n_steps = -(-frames // step)
+    if max_steps is not None:
+        n_steps = min(n_steps, max_steps)
+    ends = torch.arange(1, n_steps + 1, device=h.device) * step  # frames read after step k
+    read = torch.minimum(ends[None, :], lengths[:, None])  # [B, K]
+    cumsum = torch.cumsum(h * length_mask(lengths, frames).unsqueeze(-1), dim=1)
+    gathered = torch.gather(cumsum, 1, (read - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1,
+                                                                                   h.shape[2]))
+    states = gathered / read.clamp(min=1).unsqueeze(-1).to(h.dtype)
+    exists = (ends[None, :] - step) < lengths[:, None]
+    return states, read, exists
+
+
+@register_model("emorl")
+class EmoRL(nn.Module):
+    def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128):
+        super().__init__()
+        self.gru = nn.GRU(input_dim, hidden, batch_first=True)
+        self.classifier = nn.Linear(hidden, n_outputs)
+        self.policy = nn.Linear(hidden, 2)
+        self.baseline = nn.Linear(hidden, 1)
+
+    @classmethod
+    def from_baseline(cls, baseline: GruBaseline) -> EmoRL:
+        gru, head = baseline.gru, baseline.head[-1]
+        agent = cls(gru.input_size, head.out_features, gru.hidden_size)
+        agent.gru.load_state_dict(gru.state_dict())
+        agent.classifier.load_state_dict(head.state_dict())
+        return agent
+
+    def states(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return run_rnn(self.gru, x, lengths)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Class logits after the whole utterance (the EC on the full mean)."""
+        return self.classifier(masked_mean(self.states(x, lengths), lengths))
+
+    def steps(self, x: torch.Tensor, lengths: torch.Tensor, step: int,
+              max_steps: int | None = None) -> dict[str, torch.Tensor]:
+        """EC logits, AS logits and BRE values at every decision step."""
+        states, read, exists = prefix_means(self.states(x, lengths), lengths, step, max_steps)
+        return {
+            "class_logits": self.classifier(states),
+            "action_logits": self.policy(states),
+            "baseline": self.baseline(states.detach()).squeeze(-1),
+            "read": read,
+            "exists": exists,
+        }
