@@ -38,8 +38,8 @@ def smoke_config(tmp_path, emodb):
     return path
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emovox.cli", "-q", *args],
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emovox.cli", "-q", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -125,7 +125,7 @@ def test_corpus_info(emodb, tmp_path, capsys):
 )
 def test_bad_usage_is_one_line_and_exit_2(args, message, smoke_config, tmp_path):
     args = [a.replace("{bad}", str(smoke_config)) for a in args]
-    proc = run_cli(*args)
+    proc = run_cli(*args, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
