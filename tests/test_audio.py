@@ -18,8 +18,9 @@ def test_any_rate_and_channels_become_mono_16k(tmp_path):
 
 
 def test_real_emodb_file_is_resampled(emodb):
-    info = sf.info(emodb / "wav" / "03a01Fa.wav")
-    wave = load_audio(emodb / "wav" / "03a01Fa.wav")
+    path = emodb / "wav" / "03b03Nb.wav"  # truncated at 2.0 s in this copy: no padding
+    info = sf.info(path)
+    wave = load_audio(path)
     assert len(wave) == pytest.approx(info.frames * 16000 / info.samplerate, abs=2)
 
 
@@ -57,3 +58,17 @@ def test_missing_and_huge_and_truncated(tmp_path):
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])
     with pytest.raises(AudioError, match="cut.wav: truncated"):
         load_audio(tmp_path / "cut.wav")
+
+
+def test_trailing_digital_silence_is_trimmed(tmp_path):
+    t = np.arange(8000) / 16000
+    speech = 0.3 * np.sin(2 * np.pi * 200 * t)
+    sf.write(tmp_path / "padded.wav", np.concatenate([speech, np.zeros(8000)]), 16000)
+    assert len(load_audio(tmp_path / "padded.wav")) == pytest.approx(8000, abs=2)
+
+
+def test_emodb_copy_padding_is_removed(emodb):
+    # Every file of the shared copy is exactly 2.0 s; short sentences are zero-padded.
+    info = sf.info(emodb / "wav" / "03a01Nc.wav")
+    assert info.frames / info.samplerate == pytest.approx(2.0)
+    assert len(load_audio(emodb / "wav" / "03a01Nc.wav")) < 1.8 * 16000

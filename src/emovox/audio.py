@@ -85,6 +85,14 @@ def load_audio(
     return prepare_samples(data, rate, sample_rate, path, allow_silent)
 
 
+def trim_trailing_zeros(samples: np.ndarray, floor: float = 1e-6) -> np.ndarray:
+    """Drop digital silence (exact zeros) padded after the speech. Corpus copies padded to a
+    fixed length would otherwise lengthen every utterance, which skews anything measured as a
+    fraction of the utterance (EmoRL's speed-up)."""
+    loud = np.flatnonzero(np.abs(samples) > floor)
+    return samples[: loud[-1] + 1] if len(loud) else samples
+
+
 def prepare_samples(
     data: np.ndarray,
     rate: int,
@@ -101,6 +109,7 @@ def prepare_samples(
         raise AudioError(source, "audio contains NaN or infinite samples")
     if not allow_silent and float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise AudioError(source, "silent audio (peak below -80 dBFS)")
+    mono = trim_trailing_zeros(mono)
     if rate != sample_rate:
         mono = soxr.resample(mono, rate, sample_rate, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(mono)

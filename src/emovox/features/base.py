@@ -23,7 +23,7 @@ class Extractor:
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
     #: Bumped when the computation changes, so stale cache entries are never reused.
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2
     sample_rate: int = SAMPLE_RATE
 
     def __init__(self, **params: Any):

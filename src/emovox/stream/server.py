@@ -114,11 +114,21 @@ class EmotionServer:
         finally:
             self.active -= 1
 
-    async def run(self, host: str, port: int, ready: asyncio.Event | None = None) -> None:
+    async def run(self, host: str, port: int, ready: asyncio.Event | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+        """Serve until ``stop`` is set (or forever); then close every connection, waiting at
+        most a few seconds for handlers to finish."""
         # The library's own limit sits above ours so that we can answer oversized frames.
-        async with serve(self.handle, host, port, max_size=2 * self.max_frame_bytes + 1024,
-                         ping_interval=20) as server:
-            if ready is not None:
-                ready.set()
-            log.warning("emovox serving on ws://%s:%d", host, port)
-            await server.serve_forever()
+        server = await serve(self.handle, host, port, max_size=2 * self.max_frame_bytes + 1024,
+                             ping_interval=20)
+        if ready is not None:
+            ready.set()
+        log.warning("emovox serving on ws://%s:%d", host, port)
+        try:
+            await (stop.wait() if stop is not None else server.serve_forever())
+        finally:
+            server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5)
+            except TimeoutError:
+                log.warning("some connections did not close within 5 s")
