@@ -28,7 +28,6 @@ CONFIGS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="config file stems to run")
-    parser.add_argument("--keep-cache", action="store_true", help="reuse cached features")
     args = parser.parse_args()
     rows = []
     for model, features, config in CONFIGS:

@@ -96,12 +96,11 @@ def _build(cls: type, data: Any, where: str) -> Any:
 def _check(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        errors = []
         for option in typing.get_args(hint):
             try:
                 return _check(option, value, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
+            except ConfigError:
+                continue
         raise ConfigError(f"{where}: {value!r} does not match {hint}")
     if hint is type(None):
         if value is None:

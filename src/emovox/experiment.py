@@ -43,7 +43,13 @@ class Ensemble(list):
 def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: int,
                 checkpoint_dir: Path | None = None):
     """Build, normalise and train ``config.model.ensemble`` models; returns (model or
-    Ensemble, normaliser, training info)."""
+    Ensemble, normaliser, training info). EmoRL trains its baseline, then the agent."""
+    if config.model.name == "emorl":
+        from emovox.early.study import train_emorl_model
+
+        agent, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid, seed,
+                                                             checkpoint_dir)
+        return agent, normaliser, info
     normaliser = fit_normaliser(dataset, train, config.features.normalise)
     train_set = dataset.sequences(train, normaliser)
     valid_set = dataset.sequences(valid, normaliser)

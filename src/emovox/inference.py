@@ -39,13 +39,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     train = dataset.manifest.filter(lambda u: u.speaker not in valid_speakers)
     valid = dataset.manifest.with_speakers(valid_speakers)
     out.mkdir(parents=True, exist_ok=True)
-    if config.model.name == "emorl":
-        from emovox.early.study import train_emorl_model
-
-        model, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid,
-                                                             seed, out)
-    else:
-        model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
+    model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
     valid_metrics = classification_metrics(
         dataset.targets(valid), model_proba(model, dataset.sequences(valid, normaliser)))
     meta = {

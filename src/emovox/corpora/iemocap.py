@@ -9,7 +9,6 @@ letter of the id's last part (``Ses01F_impro01_M012`` → ``Ses01M``), giving te
 from __future__ import annotations
 
 import re
-from collections import Counter
 from pathlib import Path
 
 from emovox.corpora.manifest import Manifest, Utterance
@@ -187,7 +186,3 @@ def load_iemocap(
                 )
     return Manifest(utterances, problems)
 
-
-def agreement_counts(manifest: Manifest) -> Counter:
-    """How many annotators chose each utterance's label (a quick check of the filters)."""
-    return Counter(sum(u.label in v for v in u.votes.values()) for u in manifest)

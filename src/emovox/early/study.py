@@ -103,8 +103,8 @@ def run_emorl_fold(config, dataset, fold, seed: int, fold_dir: Path) -> dict:
     train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
     agent, baseline, normaliser, info, frame_rate, step = train_emorl_model(
         config, dataset, train, valid, seed, fold_dir)
-    sets = {name: dataset.sequences(m, normaliser)
-            for name, m in (("train", train), ("valid", valid), ("test", test))}
+    sets = {name: dataset.sequences(m, normaliser) for name, m in (("valid", valid),
+                                                                   ("test", test))}
     y_test, y_valid = sets["test"].targets, sets["valid"].targets
     lengths = {k: v.lengths for k, v in sets.items()}
     emorl_test = greedy_decisions(agent, sets["test"], step, frame_rate, cfg.max_steps)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,5 +71,3 @@ def make_extractor(name: str, **params: Any) -> Extractor:
         raise ConfigError(f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}")
     return EXTRACTORS[name](**params)
 
-
-ExtractorFactory = Callable[..., Extractor]

@@ -19,10 +19,8 @@ class SvmFunctionals:
     """
 
     def __init__(self, input_dim: int, n_outputs: int,
-                 c_grid: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0),
-                 seed: int = 0):
+                 c_grid: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)):
         self.c_grid = tuple(c_grid)
-        self.seed = seed
         self.n_outputs = n_outputs
         self.svm: SVC | None = None
         self.chosen_c: float | None = None

@@ -58,6 +58,7 @@ class _Utterance:
         self.steps_done = 0
         self.last: tuple[np.ndarray, float] | None = None  # probabilities, time at last step
         self.decided = False
+        self.decided_frames = 0
         self.samples = 0
 
     def push(self, samples: np.ndarray) -> list[Event]:
@@ -71,11 +72,10 @@ class _Utterance:
             events += self._step(final=True)
         if not self.decided and self.last is not None:
             events.append(self._decision(*self.last, forced=True))
-        frames_total = self.count
         events.append(Event("utterance_end", self.start + self.samples / owner.sample_rate, {
             "duration": round(self.samples / owner.sample_rate, 4),
-            "frames": frames_total,
-            "fraction_at_decision": round(self.decided_frames / max(frames_total, 1), 4)
+            "frames": self.count,
+            "fraction_at_decision": round(self.decided_frames / max(self.count, 1), 4)
             if self.decided else None,
         }))
         return events
