@@ -1,4 +1,4 @@
-"""``emovox`` command line: experiment, train, predict, corpus info.
+"""``emovox`` command line: experiment, study, train, predict, stream, serve, corpus tools.
 
 Machine output is JSON lines on stdout; progress and warnings go to stderr. Exit codes: 0 ok,
 1 some inputs failed (predict), 2 bad usage / config / data.
@@ -33,10 +33,28 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                                  *(["--out", args.out] if args.out else []),
                                                  *args.overrides])
     metrics = run_experiment(config, out, command, progress=not args.quiet)
-    summary = {k: metrics[k]["mean"] for k in ("uar", "wa", "macro_f1", "auc") if k in metrics}
-    _emit({"experiment": config.name, "out": str(out),
-           "protocol": metrics["protocol_description"], **summary,
-           **{f"{k}_std": metrics[k]["std"] for k in summary}})
+    summary = {k: metrics[k]["mean"] for k in HEADLINE if k in metrics}
+    line = {"experiment": config.name, "out": str(out),
+            "protocol": metrics["protocol_description"], **summary,
+            **{f"{k}_std": metrics[k]["std"] for k in summary}}
+    if "tests" in metrics:
+        line["tests"] = {name: {k: m[k]["mean"] for k in HEADLINE if k in m}
+                         for name, m in metrics["tests"].items()}
+    _emit(line)
+    return EXIT_OK
+
+
+HEADLINE = ("uar", "wa", "macro_f1", "auc", "ccc", "arousal_ccc", "valence_ccc")
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from emovox.study import run_study
+
+    out = Path(args.out or Path("runs") / Path(args.config).stem)
+    summary = run_study(args.config, out, args.only, args.overrides, progress=not args.quiet)
+    for name, tests in summary["variants"].items():
+        _emit({"variant": name, "out": str(out / name),
+               **{test: {k: v[0] for k, v in m.items()} for test, m in tests.items()}})
     return EXIT_OK
 
 
@@ -95,6 +113,20 @@ def cmd_corpus_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_corpus_degrade(args: argparse.Namespace) -> int:
+    from emovox.channels import degrade_corpus, make_channel
+    from emovox.corpora import load_corpus
+
+    manifest = load_corpus(args.format, args.path, on_error="skip")
+    channel = make_channel(args.channel, seed=args.seed)
+    degraded = degrade_corpus(manifest, channel, Path(args.out), workers=args.workers,
+                              progress=not args.quiet)
+    _emit({"source": args.path, "channel": args.channel, "seed": args.seed, "out": args.out,
+           "manifest": str(Path(args.out) / "manifest.jsonl"), "utterances": len(degraded),
+           "problems": degraded.problems})
+    return EXIT_PARTIAL if degraded.problems else EXIT_OK
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -142,6 +174,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+CORPUS_FORMATS = ["emodb", "iemocap", "ravdess", "cremad", "csv", "manifest"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovox", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -154,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override config entries, e.g. training.lr=0.0003")
     p.add_argument("--out", help="output directory (default runs/<name>); reruns resume")
     p.set_defaults(run=cmd_experiment)
+
+    p = sub.add_parser("study", help="run every variant of a study config and compare them")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="override the base config of every variant")
+    p.add_argument("--out", help="output directory (default runs/<config stem>); reruns resume")
+    p.add_argument("--only", nargs="+", metavar="VARIANT", help="run just these variants")
+    p.set_defaults(run=cmd_study)
 
     p = sub.add_parser("train", help="train one model on a whole corpus and save it")
     p.add_argument("config")
@@ -189,10 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     info = corpus_sub.add_parser("info", help="counts per label and speaker, duration, problems")
     info.add_argument("path")
-    info.add_argument("--format", required=True,
-                      choices=["emodb", "iemocap", "ravdess", "cremad", "csv"])
+    info.add_argument("--format", required=True, choices=CORPUS_FORMATS)
     info.add_argument("--manifest", help="also write the manifest (.jsonl or .csv)")
     info.set_defaults(run=cmd_corpus_info)
+    degrade = corpus_sub.add_parser(
+        "degrade", help="write a copy of a corpus played through a simulated channel")
+    degrade.add_argument("path")
+    degrade.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    degrade.add_argument("--channel", default="robot", choices=["robot"])
+    degrade.add_argument("--out", required=True, help="directory for wav/, manifest.jsonl")
+    degrade.add_argument("--seed", type=int, default=0)
+    degrade.add_argument("--workers", type=int, default=1)
+    degrade.set_defaults(run=cmd_corpus_degrade)
     return parser
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from emovox.augment import AugmentConfig
 from emovox.early.reinforce import EmoRLConfig
 from emovox.errors import ConfigError
 from emovox.training.trainer import TrainConfig
@@ -59,6 +60,31 @@ class ModelConfig:
 
 
 @dataclass
+class TaskConfig:
+    #: "categorical" (class probabilities) or "dimensional" (regression of ``dimensions``).
+    kind: str = "categorical"
+    dimensions: list[str] = field(default_factory=lambda: ["arousal", "valence"])
+    #: Regression loss: "ccc" (1 − concordance correlation) or "mse".
+    loss: str = "ccc"
+    #: Derive dimensions from the category (emovox.corpora.dimensions) for corpora that have
+    #: no dimensional annotation (Emo-DB, RAVDESS, CREMA-D). Reports say so.
+    derived: bool = False
+
+
+@dataclass
+class TestSetConfig:
+    """Another copy of the corpus to test every fold on (same utterance ids, e.g. re-recorded)."""
+
+    format: str = "manifest"
+    path: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    #: When ``path`` holds no corpus yet, create it by passing the experiment's corpus through
+    #: this channel (see ``emovox corpus degrade``), with ``channel_params``.
+    channel: str | None = None
+    channel_params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ExperimentConfig:
     name: str = "experiment"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
@@ -66,6 +92,11 @@ class ExperimentConfig:
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     training: TrainConfig = field(default_factory=TrainConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    #: Training-time augmentation (training folds only; never validation or test).
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: Extra test sets by name; the main corpus is reported as the "clean" test.
+    test_sets: dict[str, TestSetConfig] = field(default_factory=dict)
     #: The EmoRL agent's rewards and REINFORCE schedule (used when model.name is emorl).
     emorl: EmoRLConfig = field(default_factory=EmoRLConfig)
     #: Folds trained in parallel processes (each with ``training.threads`` threads).
@@ -113,6 +144,9 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        item = typing.get_args(hint)[1]
+        if dataclasses.is_dataclass(item):
+            return {k: _build(item, v or {}, f"{where}.{k}") for k, v in value.items()}
         return value
     if hint is Any:
         return value
@@ -125,33 +159,49 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """``training.lr=0.001`` style overrides; values are parsed as YAML."""
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
+def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
+    """``training.lr=0.001`` style overrides (values parsed as YAML), or a mapping of dotted
+    keys to values (a study's variants)."""
+    if isinstance(overrides, dict):
+        items = list(overrides.items())
+    else:
+        items = []
+        for item in overrides:
+            if "=" not in item:
+                raise ConfigError(f"override {item!r} is not key=value")
+            key, raw = item.split("=", 1)
+            items.append((key, yaml.safe_load(raw)))
+    for key, value in items:
         node = data
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(raw)
+                raise ConfigError(f"override {key!r}: {part} is not a section")
+        node[parts[-1]] = value
     return data
 
 
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def build_config(data: dict) -> ExperimentConfig:
+    return _build(ExperimentConfig, data, "")
+
+
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
-    return _build(ExperimentConfig, apply_overrides(data, list(overrides)), "")
+    data = read_yaml(path) if path is not None else {}
+    return build_config(apply_overrides(data, list(overrides)))
 
 
 def to_dict(config: ExperimentConfig) -> dict:

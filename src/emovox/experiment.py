@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -24,20 +22,31 @@ import yaml
 from tqdm import tqdm
 
 from emovox.config import ExperimentConfig, to_dict
-from emovox.evaluation.metrics import classification_metrics
-from emovox.evaluation.report import write_report
+from emovox.errors import ConfigError
+from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
+from emovox.evaluation.report import write_reports
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.models import build_model
-from emovox.pipeline import Dataset, fit_normaliser, load_dataset
+from emovox.parallel import imap
+from emovox.pipeline import Dataset, load_dataset, load_test_sets
 from emovox.protocols import Fold, make_folds, write_folds
 from emovox.training import fit, predict
-from emovox.training.trainer import seed_everything
+from emovox.training.tasks import Classification, Regression
+from emovox.training.trainer import class_weight_tensor, seed_everything
 
 log = logging.getLogger(__name__)
 
 
 class Ensemble(list):
     """Models of one fold trained from different seeds; their probabilities are averaged."""
+
+
+def make_task(config: ExperimentConfig, dataset: Dataset, targets: np.ndarray):
+    if dataset.dimensional:
+        return Regression(config.task.loss, targets)
+    weights = (class_weight_tensor(targets, len(dataset.labels)) if config.training.class_weights
+               else None)
+    return Classification(len(dataset.labels), weights)
 
 
 def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: int,
@@ -50,21 +59,25 @@ def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: 
         agent, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid, seed,
                                                              checkpoint_dir)
         return agent, normaliser, info
-    normaliser = fit_normaliser(dataset, train, config.features.normalise)
-    train_set = dataset.sequences(train, normaliser)
+    normaliser = dataset.fit_normaliser(train, config.features.normalise)
+    train_set = dataset.training_set(train, normaliser)
     valid_set = dataset.sequences(valid, normaliser)
+    task = make_task(config, dataset, train_set.targets)
     members, infos = Ensemble(), []
     for member in range(config.model.ensemble):
         member_seed = seed * 1000 + member
         seed_everything(member_seed)
-        model = build_model(config.model.name, dataset.input_dim, len(dataset.labels),
+        model = build_model(config.model.name, dataset.input_dim, dataset.n_outputs,
                             **config.model.params)
         if isinstance(model, torch.nn.Module):
             ckpt = checkpoint_dir / f"checkpoint{member}.pt" if checkpoint_dir else None
-            history = fit(model, train_set, valid_set, config.training, member_seed, ckpt)
+            history = fit(model, train_set, valid_set, config.training, member_seed, ckpt, task)
             infos.append({"best_epoch": history.best_epoch, "epochs": history.epoch + 1,
                           "history": history.records})
         else:
+            if dataset.dimensional or dataset.augmented:
+                raise ConfigError(f"{config.model.name} supports neither dimensional targets "
+                                  "nor augmentation")
             infos.append(model.fit((train_set.feats, train_set.targets),
                                    (valid_set.feats, valid_set.targets)))
         members.append(model)
@@ -73,55 +86,76 @@ def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: 
     return members, normaliser, {"members": infos}
 
 
-def model_proba(model, data) -> np.ndarray:
+def model_proba(model, data, task=None) -> np.ndarray:
+    """Class probabilities (or dimensional values, given a Regression task) of ``data``."""
     if isinstance(model, Ensemble):
-        return np.mean([model_proba(m, data) for m in model], axis=0)
+        return np.mean([model_proba(m, data, task) for m in model], axis=0)
     if isinstance(model, torch.nn.Module):
-        return predict(model, data)
+        return predict(model, data, task=task)
     return model.predict_proba(data.feats)
 
 
+def score_test(dataset: Dataset, model, normaliser, task, test) -> dict:
+    """Metrics and per-utterance predictions of ``model`` on the utterances ``test``."""
+    data = dataset.sequences(test, normaliser)
+    if dataset.dimensional:
+        values = model_proba(model, data, task)
+        return {
+            "metrics": dimensional_metrics(data.targets, values, dataset.task.dimensions),
+            "predictions": [
+                {"id": u.id, "speaker": u.speaker, "label": u.label,
+                 "true": [float(v) for v in t], "pred": [round(float(v), 6) for v in p]}
+                for u, t, p in zip(test, data.targets, values, strict=True)
+            ],
+        }
+    proba = model_proba(model, data)
+    return {
+        "metrics": classification_metrics(data.targets, proba),
+        "predictions": [
+            {"id": u.id, "speaker": u.speaker, "true": dataset.labels[t],
+             "pred": dataset.labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p]}
+            for u, t, p in zip(test, data.targets, proba, strict=True)
+        ],
+    }
+
+
 def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
-             fold_dir: Path) -> dict:
-    """Train on the fold's training speakers, select on validation, score the test speakers."""
+             fold_dir: Path, test_sets: dict[str, Dataset] | None = None) -> dict:
+    """Train on the fold's training speakers, select on validation, score the test speakers
+    (and the same utterances in every extra test set)."""
     start = time.time()
     train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
     model, normaliser, info = train_model(config, dataset, train, valid, seed, fold_dir)
-    test_set = dataset.sequences(test, normaliser)
-    proba = model_proba(model, test_set)
+    task = make_task(config, dataset, dataset.targets(train))  # the one the model trained on
     result = {
         "seed": seed,
         "fold": fold.index,
         "test_speakers": list(fold.test),
         "valid_speakers": list(fold.valid),
-        "metrics": classification_metrics(test_set.targets, proba),
+        **score_test(dataset, model, normaliser, task, test),
         "training": info,
-        "seconds": time.time() - start,
-        "predictions": [
-            {"id": u.id, "speaker": u.speaker, "true": dataset.labels[t],
-             "pred": dataset.labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p]}
-            for u, t, p in zip(test, test_set.targets, proba, strict=True)
-        ],
     }
+    ids = {u.id for u in test}
+    result["tests"] = {
+        name: score_test(other, model, normaliser, task,
+                         other.manifest.filter(lambda u: u.id in ids))
+        for name, other in (test_sets or {}).items()
+    }
+    result["seconds"] = time.time() - start
     atomic_write_json(fold_dir / "result.json", result)
     for checkpoint in fold_dir.glob("checkpoint*.pt"):
         checkpoint.unlink()
     return result
 
 
-def fold_runner(config: ExperimentConfig):
-    """Models with their own study (EmoRL) run their own fold procedure and extra report."""
+def _run_fold_job(args: tuple) -> dict:
+    config, dataset, fold, seed, fold_dir, test_sets = args
+    logging.basicConfig(level=logging.WARNING)
     if config.model.name == "emorl":
         from emovox.early.study import run_emorl_fold
 
-        return run_emorl_fold
-    return run_fold
-
-
-def _run_fold_job(args: tuple) -> dict:
-    config, dataset, fold, seed, fold_dir = args
-    logging.basicConfig(level=logging.WARNING)
-    return fold_runner(config)(config, dataset, fold, seed, fold_dir)
+        return run_emorl_fold(config, dataset, fold, seed, fold_dir)
+    return run_fold(config, dataset, fold, seed, fold_dir, test_sets)
 
 
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
@@ -131,6 +165,7 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     started = time.time()
     dataset = load_dataset(config, progress)
+    test_sets = load_test_sets(config, dataset, progress)
     folds_by_seed = {
         seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k)
         for seed in config.protocol.seeds
@@ -146,23 +181,17 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
             if done.exists():
                 results.append(json.loads(done.read_text()))
             else:
-                jobs.append((config, dataset, fold, seed, fold_dir))
+                jobs.append((config, dataset, fold, seed, fold_dir, test_sets))
     if results:
         log.info("resuming: %d fold(s) already done, %d to go", len(results), len(jobs))
     bar = tqdm(total=len(jobs) + len(results), initial=len(results), desc=config.name,
                unit="fold", disable=not progress)
-    if config.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
-            for result in pool.map(_run_fold_job, jobs):
-                results.append(result)
-                bar.update()
-    else:
-        for job in jobs:
-            results.append(_run_fold_job(job))
-            bar.update()
+    for result in imap(_run_fold_job, jobs, config.workers):
+        results.append(result)
+        bar.update()
     bar.close()
     results.sort(key=lambda r: (r["seed"], r["fold"]))
-    metrics = write_report(out, config, dataset.labels, results, time.time() - started, command)
+    metrics = write_reports(out, config, dataset, results, time.time() - started, command)
     if "early" in results[0]:
         from emovox.early.report import write_early_report
 

@@ -2,63 +2,156 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emovox.config import ExperimentConfig
+from emovox.augment import build_augmentation, variants
+from emovox.config import CorpusConfig, ExperimentConfig, TaskConfig
 from emovox.corpora import Manifest, load_corpus
-from emovox.errors import CorpusError
+from emovox.corpora.dimensions import dimension_targets
+from emovox.errors import ConfigError, CorpusError
 from emovox.features import Extractor, FeatureCache, Normaliser, extract_all, make_extractor
-from emovox.training import SequenceSet
+from emovox.training import AugmentedSet, SequenceSet
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class Dataset:
-    """A corpus with its features: utterances (those whose features exist) in manifest order."""
+    """A corpus with its features: utterances (those whose features exist) in manifest order.
+
+    ``augmented`` holds, per augmented version, the features of every utterance.
+    """
 
     manifest: Manifest
     feats: dict[str, np.ndarray]
     labels: list[str]
     extractor: Extractor
     stack: int = 1
+    task: TaskConfig = field(default_factory=TaskConfig)
+    augmented: list[dict[str, np.ndarray]] = field(default_factory=list)
+    include_clean: bool = True
 
     @property
     def input_dim(self) -> int:
         return self.extractor.dim * self.stack
 
+    @property
+    def dimensional(self) -> bool:
+        return self.task.kind == "dimensional"
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.task.dimensions) if self.dimensional else len(self.labels)
+
     def targets(self, manifest: Manifest) -> np.ndarray:
+        if self.dimensional:
+            return dimension_targets(list(manifest), self.task.dimensions, self.task.derived)
         index = {label: i for i, label in enumerate(self.labels)}
         return np.array([index[u.label] for u in manifest], dtype=np.int64)
 
     def split(self, speakers: tuple[str, ...]) -> Manifest:
         return self.manifest.with_speakers(speakers)
 
+    def _prepare(self, feats: list[np.ndarray], manifest: Manifest,
+                 normaliser: Normaliser) -> list[np.ndarray]:
+        normalised = normaliser.apply(feats, [u.speaker for u in manifest])
+        return [stack_frames(f, self.stack) for f in normalised]
+
     def sequences(self, manifest: Manifest, normaliser: Normaliser) -> SequenceSet:
-        feats = normaliser.apply([self.feats[u.id] for u in manifest],
-                                 [u.speaker for u in manifest])
-        return SequenceSet([stack_frames(f, self.stack) for f in feats], self.targets(manifest))
+        return SequenceSet(self._prepare([self.feats[u.id] for u in manifest], manifest,
+                                         normaliser), self.targets(manifest))
+
+    def training_set(self, manifest: Manifest, normaliser: Normaliser
+                     ) -> SequenceSet | AugmentedSet:
+        """The clean sequences, or every version of each (clean and augmented) to draw from."""
+        if not self.augmented:
+            return self.sequences(manifest, normaliser)
+        sources = ([self.feats] if self.include_clean else []) + self.augmented
+        versions = [self._prepare([s[u.id] for u in manifest], manifest, normaliser)
+                    for s in sources]
+        return AugmentedSet([list(v) for v in zip(*versions, strict=True)],
+                            self.targets(manifest))
+
+    def fit_normaliser(self, train: Manifest, mode: str) -> Normaliser:
+        """Statistics of everything the model trains on (augmented versions included)."""
+        sources = [self.feats, *self.augmented]
+        return Normaliser(mode).fit([s[u.id] for s in sources for u in train])
 
 
-def load_dataset(config: ExperimentConfig, progress: bool = True) -> Dataset:
-    corpus = config.corpus
+def _features(config: ExperimentConfig, manifest: Manifest, extractor: Extractor,
+              progress: bool, variant=None) -> dict[str, np.ndarray]:
+    cache = FeatureCache(Path(config.features.cache).expanduser() if config.features.cache
+                         else None)
+    return extract_all(manifest, extractor, cache, workers=config.features.workers,
+                       on_error=config.corpus.on_error, progress=progress, variant=variant)
+
+
+def _load_manifest(corpus: CorpusConfig) -> Manifest:
     manifest = load_corpus(corpus.format, corpus.path, labels=corpus.labels,
                            on_error=corpus.on_error, **corpus.options)
     if corpus.speakers:
         manifest = manifest.with_speakers(corpus.speakers)
         if len(manifest) == 0:
             raise CorpusError(f"{corpus.path}: none of the speakers {corpus.speakers} found")
+    return manifest
+
+
+def load_dataset(config: ExperimentConfig, progress: bool = True) -> Dataset:
+    manifest = _load_manifest(config.corpus)
     extractor = make_extractor(config.features.name, **config.features.params)
-    cache = FeatureCache(Path(config.features.cache).expanduser() if config.features.cache
-                         else None)
-    feats = extract_all(manifest, extractor, cache, workers=config.features.workers,
-                        on_error=corpus.on_error, progress=progress)
+    feats = _features(config, manifest, extractor, progress)
     manifest = manifest.filter(lambda u: u.id in feats)
-    labels = list(corpus.labels) if corpus.labels else manifest.labels
-    if len(labels) < 2:
-        raise CorpusError(f"{corpus.path}: need at least two labels, found {labels}")
-    return Dataset(manifest, feats, labels, extractor, config.features.stack)
+    labels = list(config.corpus.labels) if config.corpus.labels else manifest.labels
+    if len(labels) < 2 and config.task.kind == "categorical":
+        raise CorpusError(f"{config.corpus.path}: need at least two labels, found {labels}")
+    if config.task.kind not in ("categorical", "dimensional"):
+        raise ConfigError(f"task.kind must be categorical or dimensional, not "
+                          f"{config.task.kind!r}")
+    augmented = []
+    for variant in variants(config.augment):
+        version = _features(config, manifest, extractor, progress, variant)
+        augmented.append(version)
+        manifest = manifest.filter(lambda u, v=version: u.id in v)
+    dataset = Dataset(manifest, feats, labels, extractor, config.features.stack, config.task,
+                      augmented, config.augment.include_clean)
+    dataset.targets(manifest)  # fail now on missing dimensional annotations
+    return dataset
+
+
+def load_test_sets(config: ExperimentConfig, dataset: Dataset,
+                   progress: bool = True) -> dict[str, Dataset]:
+    """Every extra test set, created through its channel when missing, as a Dataset sharing the
+    main corpus's labels and extractor. Refuses a test set that shares noise or room sources
+    with the training augmentation."""
+    from emovox.channels import channel_sources, degrade_corpus, make_channel
+
+    training_sources = (build_augmentation(config.augment.transforms).sources()
+                        if config.augment.enabled else set())
+    out = {}
+    for name, test in config.test_sets.items():
+        path = Path(test.path).expanduser()
+        if test.channel and not (path / "manifest.jsonl").exists():
+            log.info("creating test set %s: %s channel → %s", name, test.channel, path)
+            degrade_corpus(dataset.manifest, make_channel(test.channel, **test.channel_params),
+                           path, workers=config.features.workers, progress=progress)
+        shared = training_sources & channel_sources(path / "manifest.jsonl" if path.is_dir()
+                                                    else path)
+        if shared:
+            raise ConfigError(f"test set {name!r} ({path}) shares {len(shared)} noise/room "
+                              f"source(s) with the training augmentation, e.g. {min(shared)}")
+        corpus = CorpusConfig(format=test.format, path=str(path), labels=config.corpus.labels,
+                              speakers=config.corpus.speakers, on_error=config.corpus.on_error,
+                              options=test.options)
+        manifest = _load_manifest(corpus)
+        feats = _features(config, manifest, dataset.extractor, progress)
+        manifest = manifest.filter(lambda u, f=feats: u.id in f)
+        out[name] = Dataset(manifest, feats, dataset.labels, dataset.extractor, dataset.stack,
+                            dataset.task)
+    return out
 
 
 def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
@@ -69,7 +162,3 @@ def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
     rows = -(-len(feats) // k)
     padded = np.concatenate([feats, np.repeat(feats[-1:], rows * k - len(feats), axis=0)])
     return padded.reshape(rows, k * feats.shape[1])
-
-
-def fit_normaliser(dataset: Dataset, train: Manifest, mode: str) -> Normaliser:
-    return Normaliser(mode).fit([dataset.feats[u.id] for u in train])

@@ -52,3 +52,20 @@ def load_csv(root: Path, on_error: str = "skip") -> Manifest:
             )
         )
     return Manifest(utterances, problems)
+
+
+@register_corpus("manifest")
+def load_manifest(root: Path, on_error: str = "skip") -> Manifest:
+    """emovox's own JSONL manifest (e.g. a degraded copy); a directory means its
+    ``manifest.jsonl``. Relative audio paths are resolved against the manifest's folder."""
+    path = root / "manifest.jsonl" if root.is_dir() else root
+    if not path.exists():
+        raise CorpusError(f"{path}: manifest not found")
+    try:
+        manifest = Manifest.from_jsonl(path)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CorpusError(f"{path}: not an emovox manifest ({exc})") from None
+    for utt in manifest:
+        if not Path(utt.path).is_absolute():
+            utt.path = str(path.parent / utt.path)
+    return manifest

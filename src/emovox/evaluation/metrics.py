@@ -74,6 +74,17 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
     }
 
 
+def dimensional_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                        dimensions: list[str]) -> dict[str, float]:
+    """MAE, Pearson r and CCC per dimension (``arousal_ccc`` …) and their mean CCC (``ccc``)."""
+    out: dict[str, float] = {}
+    for d, name in enumerate(dimensions):
+        for key, value in regression_metrics(y_true[:, d], y_pred[:, d]).items():
+            out[f"{name}_{key}"] = value
+    out["ccc"] = float(np.mean([out[f"{name}_ccc"] for name in dimensions]))
+    return out
+
+
 def summarise(per_run: list[dict[str, float]]) -> dict[str, dict]:
     """{metric: {mean, std, values}} over runs (folds × seeds), in run order."""
     keys = [k for k in per_run[0] if all(k in r for r in per_run)]

@@ -12,9 +12,8 @@ import io
 import logging
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -24,6 +23,10 @@ from emovox.corpora.manifest import Utterance
 from emovox.errors import AudioError, CorpusError
 from emovox.features.base import Extractor
 from emovox.io import atomic_write
+from emovox.parallel import imap
+
+if TYPE_CHECKING:
+    from emovox.augment import Variant
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +51,41 @@ class FeatureCache:
         assert self.root is not None
         return self.root / extractor.key() / content[:2] / f"{content}.npy"
 
-    def get(self, extractor: Extractor, utt: Utterance) -> np.ndarray:
-        """Features of one utterance, from the cache when present."""
+    def get(self, extractor: Extractor, utt: Utterance, variant: Variant | None = None
+            ) -> np.ndarray:
+        """Features of one utterance (or of its augmented ``variant``), cached."""
         if self.root is None:
-            return compute(extractor, utt)
-        target = self.path(extractor, audio_hash(utt))
+            return compute(extractor, utt, variant)
+        content = audio_hash(utt)
+        if variant is not None:
+            content = hashlib.sha256(f"{content}:{variant.key}".encode()).hexdigest()
+        target = self.path(extractor, content)
         if target.exists():
             try:
                 return np.load(target)
             except (ValueError, OSError, EOFError):
                 log.warning("recomputing unreadable cache entry %s", target)
-        feats = compute(extractor, utt)
+        feats = compute(extractor, utt, variant)
         buf = io.BytesIO()
         np.save(buf, feats)
         atomic_write(target, lambda fh: fh.write(buf.getvalue()))
         return feats
 
 
-def compute(extractor: Extractor, utt: Utterance) -> np.ndarray:
+def compute(extractor: Extractor, utt: Utterance, variant: Variant | None = None) -> np.ndarray:
     wave = load_audio(utt.path, extractor.sample_rate, utt.start, utt.end)
+    if variant is not None:
+        wave = variant(wave, utt.id)
     feats = extractor(wave)
     if not np.all(np.isfinite(feats)):
         raise AudioError(utt.path, f"{extractor.name} produced NaN/inf features")
     return feats
 
 
-def _work(args: tuple[Extractor, FeatureCache, Utterance]) -> tuple[str, np.ndarray | str]:
-    extractor, cache, utt = args
+def _work(args: tuple) -> tuple[str, np.ndarray | str]:
+    extractor, cache, utt, variant = args
     try:
-        return utt.id, cache.get(extractor, utt)
+        return utt.id, cache.get(extractor, utt, variant)
     except AudioError as exc:
         return utt.id, str(exc)
 
@@ -88,14 +97,17 @@ def extract_all(
     workers: int = 1,
     on_error: str = "skip",
     progress: bool = True,
+    variant: Variant | None = None,
 ) -> dict[str, np.ndarray]:
-    """Features for every utterance ({id: [frames, dim]}), in parallel with a progress bar.
+    """Features for every utterance ({id: [frames, dim]}), in parallel with a progress bar;
+    of its augmented ``variant`` when one is given.
 
     Utterances whose audio fails are skipped with a warning or stop the run (``on_error``).
     """
     cache = cache or FeatureCache(None)
-    jobs = [(extractor, cache, u) for u in utterances]
-    bar = tqdm(total=len(jobs), desc=f"features {extractor.name}", disable=not progress,
+    jobs = [(extractor, cache, u, variant) for u in utterances]
+    what = extractor.name if variant is None else f"{extractor.name}, augmented #{variant.index}"
+    bar = tqdm(total=len(jobs), desc=f"features {what}", disable=not progress,
                unit="utt", leave=False)
     results: dict[str, np.ndarray] = {}
     failures: list[str] = []
@@ -111,13 +123,8 @@ def extract_all(
         else:
             results[utt_id] = value
 
-    if workers > 1 and len(jobs) > 8:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            for item in pool.map(_work, jobs, chunksize=8):
-                take(item)
-    else:
-        for job in jobs:
-            take(_work(job))
+    for item in imap(_work, jobs, workers, chunksize=8, min_jobs=9):
+        take(item)
     bar.close()
     if failures:
         log.warning("%d utterance(s) skipped during feature extraction", len(failures))

@@ -1,6 +1,6 @@
 """Training: batches and the resumable trainer."""
 
-from emovox.training.data import SequenceSet
+from emovox.training.data import AugmentedSet, SequenceSet
 from emovox.training.trainer import TrainConfig, fit, predict
 
-__all__ = ["SequenceSet", "TrainConfig", "fit", "predict"]
+__all__ = ["AugmentedSet", "SequenceSet", "TrainConfig", "fit", "predict"]

@@ -28,6 +28,28 @@ class SequenceSet:
         return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(
             self.targets[indices])
 
+    def for_epoch(self, epoch: int, seed: int) -> SequenceSet:
+        """The examples of one training epoch (the same every epoch)."""
+        return self
+
+
+class AugmentedSet:
+    """Training examples with several versions each (clean and augmented); every epoch draws
+    one version per example, as a function of (seed, epoch)."""
+
+    def __init__(self, versions: list[list[np.ndarray]], targets: np.ndarray):
+        if len(versions) != len(targets) or any(not v for v in versions):
+            raise ValueError("every example needs at least one version and a target")
+        self.versions = versions
+        self.targets = np.asarray(targets)
+
+    def __len__(self) -> int:
+        return len(self.versions)
+
+    def for_epoch(self, epoch: int, seed: int) -> SequenceSet:
+        rng = np.random.default_rng([seed, epoch, 2])
+        return SequenceSet([v[rng.integers(len(v))] for v in self.versions], self.targets)
+
 
 def epoch_order(
     data: SequenceSet,

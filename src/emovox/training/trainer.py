@@ -20,9 +20,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from emovox.evaluation.metrics import uar
+from emovox.errors import ConfigError
 from emovox.io import atomic_write
-from emovox.training.data import SequenceSet, batches, bucketed_batches, epoch_order
+from emovox.training.data import AugmentedSet, SequenceSet, batches, bucketed_batches, epoch_order
+from emovox.training.tasks import Classification, Regression
+
+Task = Classification | Regression
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ class TrainConfig:
     bucket: int = 4
     class_weights: bool = False
     balanced_sampling: bool = False
-    #: "loss" (validation cross-entropy) or "uar" picks the checkpoint that is restored.
+    #: "loss" (validation loss) or the task's score ("uar"; "ccc" for dimensional models)
+    #: picks the checkpoint that is restored.
     select_on: str = "loss"
     threads: int = 1
     progress: bool = True
@@ -71,17 +75,24 @@ def class_weight_tensor(targets: np.ndarray, n_classes: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64) -> np.ndarray:
-    """Model outputs (softmax probabilities) in ``data`` order."""
+def raw_outputs(model: nn.Module, data: SequenceSet, batch_size: int = 64) -> np.ndarray:
+    """The model's raw outputs (logits or values) in ``data`` order."""
     model.eval()
     order = np.argsort(data.lengths)
     chunks = []
     for idx in batches(order, batch_size):
         x, lengths, _ = data.batch(idx)
-        chunks.append(torch.softmax(model(x, lengths), dim=-1).numpy())
+        chunks.append(model(x, lengths).numpy())
     out = np.zeros((len(data), chunks[0].shape[1]), dtype=np.float32)
     out[order] = np.concatenate(chunks)
     return out
+
+
+def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64,
+            task: Task | None = None) -> np.ndarray:
+    """Predictions in ``data`` order: softmax probabilities, or the task's predictions."""
+    raw = torch.from_numpy(raw_outputs(model, data, batch_size))
+    return (task.predictions(raw) if task else torch.softmax(raw, dim=-1)).numpy()
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -93,19 +104,25 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def fit(
     model: nn.Module,
-    train: SequenceSet,
+    train: SequenceSet | AugmentedSet,
     valid: SequenceSet,
     config: TrainConfig,
     seed: int,
     checkpoint: Path | None = None,
-    loss_fn: nn.Module | None = None,
+    task: Task | None = None,
 ) -> History:
-    """Train ``model`` in place; on return it holds the best validation weights."""
+    """Train ``model`` in place; on return it holds the best validation weights.
+
+    ``train`` may hold several versions of each example (augmentation): each epoch draws one.
+    """
     torch.set_num_threads(config.threads)
-    n_classes = int(train.targets.max()) + 1
-    if loss_fn is None:
+    if task is None:
+        n_classes = int(train.targets.max()) + 1
         weight = class_weight_tensor(train.targets, n_classes) if config.class_weights else None
-        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        task = Classification(n_classes, weight)
+    if config.select_on not in ("loss", task.score_name):
+        raise ConfigError(f"training.select_on must be 'loss' or {task.score_name!r} for this "
+                          f"task, not {config.select_on!r}")
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -127,16 +144,17 @@ def fit(
             break
         torch.manual_seed(seed * 100_003 + epoch)  # dropout noise: a function of (seed, epoch)
         model.train()
-        order = epoch_order(train, epoch, seed, config.sortagrad, config.balanced_sampling)
+        data = train.for_epoch(epoch, seed)
+        order = epoch_order(data, epoch, seed, config.sortagrad, config.balanced_sampling)
         total = 0.0
         if config.sortagrad and epoch == 0:
             chunks = batches(order, config.batch_size)
         else:
-            chunks = bucketed_batches(order, train.lengths, config.batch_size, seed, epoch,
+            chunks = bucketed_batches(order, data.lengths, config.batch_size, seed, epoch,
                                       config.bucket)
         for idx in chunks:
-            x, lengths, y = train.batch(idx)
-            loss = loss_fn(model(x, lengths), y)
+            x, lengths, y = data.batch(idx)
+            loss = task.loss(model(x, lengths), y)
             optimiser.zero_grad()
             loss.backward()
             if config.clip_value is not None:
@@ -145,9 +163,9 @@ def fit(
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
             optimiser.step()
             total += loss.item() * len(idx)
-        valid_loss, valid_uar = evaluate(model, valid, loss_fn)
+        valid_loss, valid_score = evaluate(model, valid, task)
         scheduler.step(valid_loss)
-        score = valid_loss if config.select_on == "loss" else -valid_uar
+        score = valid_loss if config.select_on == "loss" else -valid_score
         if score < history.best_score:
             history.best_score, history.best_epoch, history.bad_epochs = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
@@ -155,10 +173,11 @@ def fit(
             history.bad_epochs += 1
         history.epoch = epoch
         history.records.append({"epoch": epoch, "train_loss": total / len(train),
-                                "valid_loss": valid_loss, "valid_uar": valid_uar,
+                                "valid_loss": valid_loss,
+                                f"valid_{task.score_name}": valid_score,
                                 "lr": optimiser.param_groups[0]["lr"]})
         bar.update()
-        bar.set_postfix(valid_loss=f"{valid_loss:.3f}", valid_uar=f"{valid_uar:.3f}")
+        bar.set_postfix(valid_loss=f"{valid_loss:.3f}", score=f"{valid_score:.3f}")
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"model": model.state_dict(),
                                      "optimiser": optimiser.state_dict(),
@@ -170,10 +189,8 @@ def fit(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: SequenceSet, loss_fn: nn.Module) -> tuple[float, float]:
-    """Validation loss and UAR."""
-    proba = predict(model, data)
-    logits = torch.log(torch.from_numpy(proba).clamp_min(1e-8))
-    targets = torch.from_numpy(data.targets)
-    loss = float(loss_fn(logits, targets))
-    return loss, uar(data.targets, proba.argmax(1), proba.shape[1])
+def evaluate(model: nn.Module, data: SequenceSet, task: Task) -> tuple[float, float]:
+    """Validation loss (over the whole set: CCC is a corpus-level statistic) and score."""
+    raw = torch.from_numpy(raw_outputs(model, data))
+    loss = float(task.loss(raw, torch.from_numpy(data.targets)))
+    return loss, task.score(data.targets, task.predictions(raw).numpy())

@@ -1,0 +1,16 @@
+"""Training-time augmentation: composable waveform transforms and seeded augmented versions."""
+
+from emovox.augment.transforms import (
+    TRANSFORMS,
+    BackgroundNoise,
+    Compose,
+    Gain,
+    RoomReverb,
+    TimeStretch,
+    Transform,
+    build_augmentation,
+)
+from emovox.augment.variants import AugmentConfig, Variant, variants
+
+__all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "RoomReverb",
+           "TimeStretch", "Transform", "Variant", "build_augmentation", "variants"]

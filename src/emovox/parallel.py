@@ -1,0 +1,19 @@
+"""One way to spread independent jobs over processes (spawned: safe with torch threads)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any
+
+
+def imap(fn: Callable[[Any], Any], jobs: list, workers: int = 1, chunksize: int = 1,
+         min_jobs: int = 2) -> Iterator[Any]:
+    """``fn`` over ``jobs`` in order: in ``workers`` processes, or in this one when
+    ``workers`` ≤ 1 or there are fewer than ``min_jobs`` jobs (not worth the start-up)."""
+    if workers > 1 and len(jobs) >= min_jobs:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            yield from pool.map(fn, jobs, chunksize=chunksize)
+    else:
+        yield from map(fn, jobs)
