@@ -101,7 +101,7 @@ class Recognizer:
                 self.model = pickle.load(fh)
 
     def features(self, wave: np.ndarray) -> np.ndarray:
-        from emovox.pipeline import stack_frames
+        from emovox.features.base import stack_frames
 
         return stack_frames(self.normaliser.apply([self.extractor(wave)])[0],
                             self.meta.get("stack", 1))

@@ -14,6 +14,7 @@ from emovox.corpora import Manifest, load_corpus
 from emovox.corpora.dimensions import dimension_targets
 from emovox.errors import ConfigError, CorpusError
 from emovox.features import Extractor, FeatureCache, Normaliser, extract_all, make_extractor
+from emovox.features.base import stack_frames
 from emovox.training import AugmentedSet, SequenceSet
 
 log = logging.getLogger(__name__)
@@ -152,13 +153,3 @@ def load_test_sets(config: ExperimentConfig, dataset: Dataset,
         out[name] = Dataset(manifest, feats, dataset.labels, dataset.extractor, dataset.stack,
                             dataset.task)
     return out
-
-
-def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
-    """[T, D] → [ceil(T/k), k·D]: each row holds k consecutive frames (the last repeated to
-    fill the tail)."""
-    if k <= 1:
-        return feats
-    rows = -(-len(feats) // k)
-    padded = np.concatenate([feats, np.repeat(feats[-1:], rows * k - len(feats), axis=0)])
-    return padded.reshape(rows, k * feats.shape[1])

@@ -58,6 +58,16 @@ class Extractor:
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
+def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
+    """[T, D] → [ceil(T/k), k·D]: each row holds k consecutive frames (the last repeated to
+    fill the tail)."""
+    if k <= 1:
+        return feats
+    rows = -(-len(feats) // k)
+    padded = np.concatenate([feats, np.repeat(feats[-1:], rows * k - len(feats), axis=0)])
+    return padded.reshape(rows, k * feats.shape[1])
+
+
 EXTRACTORS: dict[str, type[Extractor]] = {}
 
 

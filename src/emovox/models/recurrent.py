@@ -1,10 +1,12 @@
-"""Recurrent models: EmoRL's single-GRU baseline and the papers' bidirectional GRU."""
+"""Recurrent models: EmoRL's single-GRU baseline (also RNN-x of the transfer paper), the papers'
+bidirectional GRU, and the transfer paper's MP-x and progressive network."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from emovox.errors import ConfigError
 from emovox.models.base import (
     POOLED_WIDTH,
     SequenceModel,
@@ -15,9 +17,11 @@ from emovox.models.base import (
 )
 
 
+@register_model("rnn")
 @register_model("gru_baseline")
 class GruBaseline(SequenceModel):
-    """One GRU layer, mean of its hidden states, a linear classifier (EmoRL's baseline).
+    """One GRU layer, mean of its hidden states, dropout, a linear classifier: EmoRL's baseline,
+    and (as ``rnn``) Fine-tuning RNN-x on a frozen recogniser's layer x.
 
     :meth:`states` exposes the per-frame hidden states for prefix and early-exit decisions.
     """
@@ -33,6 +37,21 @@ class GruBaseline(SequenceModel):
         return masked_mean(self.states(x, lengths), lengths)
 
 
+class BiGruEncoder(nn.Module):
+    """Bidirectional GRU layers pooled over time: [B, T, D] → [B, 2·hidden·(1 or 2)]."""
+
+    def __init__(self, input_dim: int, hidden: int = 128, layers: int = 2, dropout: float = 0.25,
+                 pool: str = "mean"):
+        super().__init__()
+        self.width = 2 * hidden * POOLED_WIDTH.get(pool, 1)
+        self.pool = pooling(pool)
+        self.gru = nn.GRU(input_dim, hidden, num_layers=layers, batch_first=True,
+                          bidirectional=True, dropout=dropout if layers > 1 else 0.0)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.pool(run_rnn(self.gru, x, lengths), lengths)
+
+
 @register_model("bigru")
 class BiGru(SequenceModel):
     """Bidirectional GRU layers, mean pooling over time, dropout, softmax (width 64/96/128).
@@ -40,19 +59,45 @@ class BiGru(SequenceModel):
     ``pool: stats`` concatenates the standard deviation to the mean (statistics pooling).
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        n_outputs: int,
-        hidden: int = 128,
-        layers: int = 2,
-        dropout: float = 0.25,
-        pool: str = "mean",
-    ):
-        super().__init__(2 * hidden * POOLED_WIDTH.get(pool, 1), n_outputs, dropout)
-        self.pool = pooling(pool)
-        self.gru = nn.GRU(input_dim, hidden, num_layers=layers, batch_first=True,
-                          bidirectional=True, dropout=dropout if layers > 1 else 0.0)
+    def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128, layers: int = 2,
+                 dropout: float = 0.25, pool: str = "mean"):
+        encoder = BiGruEncoder(input_dim, hidden, layers, dropout, pool)
+        super().__init__(encoder.width, n_outputs, dropout)
+        self.encoder = encoder
 
     def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.pool(run_rnn(self.gru, x, lengths), lengths)
+        return self.encoder(x, lengths)
+
+
+@register_model("mp")
+class MeanPool(SequenceModel):
+    """Fine-tuning MP-x: a frozen recogniser's layer x mean-pooled over time, dropout, softmax;
+    only the classifier trains."""
+
+    def __init__(self, input_dim: int, n_outputs: int, dropout: float = 0.25):
+        super().__init__(input_dim, n_outputs, dropout)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return masked_mean(x, lengths)
+
+
+@register_model("progressive")
+class Progressive(SequenceModel):
+    """Progressive net-x: the frozen recogniser branch (the first ``recogniser_dim`` input
+    columns, mean-pooled) beside an end-to-end emotion branch (a BiGRU on the remaining
+    columns, e.g. ``mfcc_pitch``, trained from scratch), concatenated before the softmax. Feed it
+    a ``concat`` feature of the two."""
+
+    def __init__(self, input_dim: int, n_outputs: int, recogniser_dim: int, hidden: int = 128,
+                 layers: int = 2, dropout: float = 0.25):
+        if not 0 < recogniser_dim < input_dim:
+            raise ConfigError(f"progressive: recogniser_dim {recogniser_dim} must split the "
+                              f"{input_dim} input columns into two branches")
+        branch = BiGruEncoder(input_dim - recogniser_dim, hidden, layers, dropout)
+        super().__init__(recogniser_dim + branch.width, n_outputs, dropout)
+        self.recogniser_dim = recogniser_dim
+        self.branch = branch
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        r = self.recogniser_dim
+        return torch.cat([masked_mean(x[..., :r], lengths), self.branch(x[..., r:], lengths)], -1)

