@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -95,3 +96,16 @@ def test_concat_and_progressive(speech):
         build_model("progressive", 438, 4, recogniser_dim=438)
     mp = build_model("mp", 384, 4)
     assert sum(p.numel() for p in mp.parameters()) == 384 * 4 + 4  # only the classifier
+
+
+def test_analyse_layers_cli(emodb, tmp_path, capsys):
+    from emovox.cli import main
+
+    out = tmp_path / "analysis"
+    assert main(["-q", "analyse", "layers", str(emodb), "--format", "emodb", "--speakers", "03",
+                 "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert [b["layer"] for b in result["loudness_units"]] == [0, 1, 2, 3, 4]
+    assert abs(result["most_loudness_correlated"]["pearson_r"]) > 0.5  # the paper: r > 0.64
+    assert (out / "tsne.png").stat().st_size > 10_000
+    assert (out / "loudness_unit.png").stat().st_size > 10_000

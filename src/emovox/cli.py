@@ -127,6 +127,36 @@ def cmd_corpus_degrade(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if degraded.problems else EXIT_OK
 
 
+def cmd_analyse_layers(args: argparse.Namespace) -> int:
+    from emovox.analysis.layers import (
+        layer_features,
+        loudness_units,
+        plot_loudness_unit,
+        tsne_by_layer,
+    )
+    from emovox.corpora import load_corpus
+    from emovox.features import FeatureCache
+    from emovox.io import atomic_write_json
+
+    manifest = load_corpus(args.format, args.path, on_error="skip")
+    if args.speakers:
+        manifest = manifest.with_speakers(args.speakers)
+    out = Path(args.out)
+    feats, n_layers, width = layer_features(manifest, args.model, FeatureCache(args.cache),
+                                            args.workers, progress=not args.quiet)
+    tsne_by_layer(feats, manifest, n_layers, width, out / "tsne.png")
+    best, loud = loudness_units(feats, manifest, n_layers, width)
+    top = max(best, key=lambda b: abs(b["pearson_r"]))
+    ids = [manifest[0].id, manifest[len(manifest) // 2].id]
+    plot_loudness_unit(feats, loud, top, ids, out / "loudness_unit.png")
+    result = {"model": args.model, "corpus": args.path, "utterances": len(manifest),
+              "loudness_units": best, "most_loudness_correlated": top,
+              "figures": [str(out / "tsne.png"), str(out / "loudness_unit.png")]}
+    atomic_write_json(out / "analysis.json", result)
+    _emit(result)
+    return EXIT_OK
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -227,6 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("analyse", help="look inside a recogniser's layers")
+    analyse_sub = p.add_subparsers(dest="analyse_command", required=True)
+    layers = analyse_sub.add_parser(
+        "layers", help="t-SNE of every layer by emotion; the unit that tracks loudness")
+    layers.add_argument("path")
+    layers.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    layers.add_argument("--model", default="tiny.en",
+                        help="tiny.en, base, or a CTranslate2 / Hugging Face model directory")
+    layers.add_argument("--speakers", nargs="+", help="only these speakers")
+    layers.add_argument("--out", required=True)
+    layers.add_argument("--cache", default=str(Path.home() / ".cache" / "emovox" / "features"))
+    layers.add_argument("--workers", type=int, default=1)
+    layers.set_defaults(run=cmd_analyse_layers)
 
     p = sub.add_parser("corpus", help="corpus tools")
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)

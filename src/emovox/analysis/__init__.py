@@ -1,0 +1,1 @@
+"""Looking inside learned representations: t-SNE maps and units that track loudness."""
