@@ -109,3 +109,45 @@ def test_analyse_layers_cli(emodb, tmp_path, capsys):
     assert abs(result["most_loudness_correlated"]["pearson_r"]) > 0.5  # the paper: r > 0.64
     assert (out / "tsne.png").stat().st_size > 10_000
     assert (out / "loudness_unit.png").stat().st_size > 10_000
+
+
+def write_librispeech(root, manifest, per_speaker: int = 6):
+    """Real Emo-DB sentences, with their transcripts, in LibriSpeech's layout (FLAC)."""
+    import soundfile as sf
+
+    for speaker in manifest.speakers[:3]:
+        chapter = root / speaker / "1"
+        chapter.mkdir(parents=True)
+        lines = []
+        for k, utt in enumerate(manifest.with_speakers([speaker])[:per_speaker]):
+            utt_id = f"{speaker}-1-{k:04d}"
+            sf.write(chapter / f"{utt_id}.flac", load_audio(utt.path), 16000)
+            lines.append(f"{utt_id} {utt.transcript.upper()}")
+        (chapter / f"{speaker}-1.trans.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_deepspeech2_recipe_on_librispeech_fixture(emodb_manifest, tmp_path, capsys):
+    from emovox.asr.deepspeech2 import ALPHABET, encode_text, load_deepspeech2
+    from emovox.cli import main
+    from emovox.corpora import load_corpus
+
+    root = tmp_path / "LibriSpeech" / "train-tiny"
+    write_librispeech(root, emodb_manifest)
+    corpus = load_corpus("librispeech", root)
+    assert len(corpus) == 18 and len(corpus.speakers) == 3 and corpus[0].transcript
+    assert "".join(ALPHABET[i] for i in encode_text("Grüße, Welt's!")) == "grue welt's"
+    out = tmp_path / "ds2"
+    assert main(["-q", "asr", "train", str(root), "--out", str(out), "--valid-speakers", "1",
+                 "--hidden", "32", "--layers", "2", "--epochs", "3", "--batch-size", "4",
+                 "--lr", "0.003"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["epochs"] == 3 and 0 <= line["best_valid_cer"] <= 1.5
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)["state"]["history"]
+    assert saved[-1]["train_ctc"] < saved[0]["train_ctc"]  # CTC loss goes down
+    model, _ = load_deepspeech2(str(out / "deepspeech2.pt"))
+    extractor = make_extractor("deepspeech2_layers", checkpoint=str(out / "deepspeech2.pt"),
+                               layers=[0, 2])
+    wave = load_audio(corpus[0].path)
+    feats = extractor(wave)
+    assert feats.shape[1] == extractor.dim == model.rnns[0].input_size + 32
+    assert abs(len(feats) - len(wave) / 320) <= 2  # 50 frames per second

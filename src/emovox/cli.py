@@ -157,6 +157,28 @@ def cmd_analyse_layers(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_asr_train(args: argparse.Namespace) -> int:
+    from emovox.asr.deepspeech2 import DeepSpeech2Config, train_deepspeech2
+    from emovox.corpora import load_corpus
+    from emovox.errors import ConfigError
+    from emovox.features import FeatureCache
+
+    manifest = load_corpus(args.format, args.path, on_error="skip")
+    speakers = manifest.speakers
+    if len(speakers) <= args.valid_speakers:
+        raise ConfigError(f"{args.path}: {len(speakers)} speaker(s); need more than "
+                          f"--valid-speakers {args.valid_speakers}")
+    valid = speakers[-args.valid_speakers :]
+    config = DeepSpeech2Config(hidden=args.hidden, layers=args.layers, epochs=args.epochs,
+                               batch_size=args.batch_size, lr=args.lr)
+    info = train_deepspeech2(manifest.with_speakers(speakers[: -args.valid_speakers]),
+                             manifest.with_speakers(valid), Path(args.out), config,
+                             FeatureCache(args.cache), progress=not args.quiet)
+    _emit({"model": str(Path(args.out) / "deepspeech2.pt"), "valid_speakers": valid,
+           "best_valid_cer": info["best_valid_cer"], "epochs": len(info["history"])})
+    return EXIT_OK
+
+
 def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -204,7 +226,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-CORPUS_FORMATS = ["emodb", "iemocap", "ravdess", "cremad", "csv", "manifest"]
+CORPUS_FORMATS = ["emodb", "iemocap", "ravdess", "cremad", "csv", "manifest", "librispeech"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("asr", help="speech recogniser recipes")
+    asr_sub = p.add_subparsers(dest="asr_command", required=True)
+    asr = asr_sub.add_parser("train", help="train a DeepSpeech2-style recogniser with CTC")
+    asr.add_argument("path", help="transcribed speech, e.g. a LibriSpeech split")
+    asr.add_argument("--format", default="librispeech", choices=CORPUS_FORMATS)
+    asr.add_argument("--out", required=True, help="directory for deepspeech2.pt (resumable)")
+    asr.add_argument("--valid-speakers", type=int, default=2)
+    asr.add_argument("--hidden", type=int, default=800)
+    asr.add_argument("--layers", type=int, default=5)
+    asr.add_argument("--epochs", type=int, default=20)
+    asr.add_argument("--batch-size", type=int, default=32)
+    asr.add_argument("--lr", type=float, default=3e-4)
+    asr.add_argument("--cache", default=None, help="feature cache directory (default: none)")
+    asr.set_defaults(run=cmd_asr_train)
 
     p = sub.add_parser("analyse", help="look inside a recogniser's layers")
     analyse_sub = p.add_subparsers(dest="analyse_command", required=True)

@@ -111,3 +111,41 @@ class Concat(Extractor):
                 feats = np.concatenate([feats, np.repeat(feats[-1:], len(first) - len(feats), 0)])
             out.append(feats)
         return np.concatenate(out, axis=1)
+
+
+@register_extractor
+class DeepSpeech2Layers(Extractor):
+    """Hidden states of a DeepSpeech2 recogniser trained with ``emovox asr train`` (50 frames/s):
+    layer 0 = the convolutions, x = bidirectional GRU x."""
+
+    name = "deepspeech2_layers"
+    defaults = {"checkpoint": "models/ds2/deepspeech2.pt", "layers": 2}
+    version = 1
+
+    @property
+    def recogniser(self):
+        from emovox.asr.deepspeech2 import load_deepspeech2
+
+        return load_deepspeech2(str(self.params["checkpoint"]))
+
+    @property
+    def layer_indices(self) -> list[int]:
+        layers = self.params["layers"]
+        return [layers] if isinstance(layers, int) else list(layers)
+
+    @property
+    def frame_rate(self) -> float:
+        return 50.0
+
+    @property
+    def dim(self) -> int:
+        model, _ = self.recogniser
+        conv_width = model.rnns[0].input_size
+        return sum(conv_width if i == 0 else model.hidden for i in self.layer_indices)
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        model, normaliser = self.recogniser
+        spec = normaliser.apply([make_extractor("power_spectrogram")(wave)])[0]
+        with torch.inference_mode():
+            states, _ = model.states(torch.from_numpy(spec)[None], torch.tensor([len(spec)]))
+        return torch.cat([states[i][0] for i in self.layer_indices], -1).numpy()
