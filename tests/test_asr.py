@@ -151,3 +151,22 @@ def test_deepspeech2_recipe_on_librispeech_fixture(emodb_manifest, tmp_path, cap
     feats = extractor(wave)
     assert feats.shape[1] == extractor.dim == model.rnns[0].input_size + 32
     assert abs(len(feats) - len(wave) / 320) <= 2  # 50 frames per second
+
+
+def test_local_hugging_face_checkpoints(tmp_path):
+    """A user's own Whisper or wav2vec2 directory: every hidden state, through the extractor."""
+    transformers = pytest.importorskip("transformers")
+    whisper = transformers.WhisperConfig(
+        d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+        vocab_size=100, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    transformers.WhisperModel(whisper).save_pretrained(tmp_path / "whisper")
+    wav2vec2 = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(32, 32), conv_stride=(16, 20), conv_kernel=(16, 20), num_feat_extract_layers=2)
+    transformers.Wav2Vec2Model(wav2vec2).save_pretrained(tmp_path / "wav2vec2")
+    wave = np.random.default_rng(0).normal(size=16000).astype(np.float32) * 0.1
+    for name in ("whisper", "wav2vec2"):
+        extractor = make_extractor("whisper_layers", model=str(tmp_path / name), layers="all")
+        feats = extractor(wave)
+        assert extractor.dim == 3 * 32 and feats.shape == (50, 96)  # 1 s at 50 frames/s

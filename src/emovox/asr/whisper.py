@@ -185,13 +185,16 @@ class HuggingFaceEncoder(nn.Module):
         else:
             raise ConfigError(f"{directory}: unsupported model_type {kind!r}")
         self.kind = kind
+        #: Hugging Face's Whisper accepts only the full 30 s context.
+        self.full_context = kind == "whisper"
         self.width = self.model.config.hidden_size if kind != "whisper" else \
             self.model.config.d_model
         self.eval()
 
     @property
     def n_layers(self) -> int:
-        return len(self.model.layers)
+        config = self.model.config
+        return config.encoder_layers if self.kind == "whisper" else config.num_hidden_layers
 
     def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         out = self.model(inputs, output_hidden_states=True)

@@ -52,6 +52,7 @@ class WhisperLayers(Extractor):
         from emovox.asr.whisper import CHUNK_FRAMES, HOP, log_mel
 
         encoder, indices = self.encoder, self.layer_indices
+        pad = self.params["pad"] or getattr(encoder, "full_context", False)
         window = CHUNK_FRAMES * HOP
         out = []
         with torch.inference_mode():
@@ -61,8 +62,7 @@ class WhisperLayers(Extractor):
                     states = encoder(torch.from_numpy(piece)[None])
                     frames = states[0].shape[1]
                 else:
-                    mel = log_mel(piece, encoder.n_mels,
-                                  CHUNK_FRAMES if self.params["pad"] else None)
+                    mel = log_mel(piece, encoder.n_mels, CHUNK_FRAMES if pad else None)
                     states = encoder(mel[None])
                     frames = -(-(len(piece) // HOP) // 2)
                 out.append(torch.cat([states[i][0, :frames] for i in indices], -1).numpy())
