@@ -18,7 +18,7 @@ import torch
 
 from emovox.audio import load_audio
 from emovox.config import ExperimentConfig, to_dict
-from emovox.errors import EmovoxError
+from emovox.errors import ConfigError, EmovoxError
 from emovox.features import Normaliser, make_extractor
 from emovox.io import atomic_write, atomic_write_json
 from emovox.models import build_model
@@ -32,6 +32,9 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     from emovox.evaluation.metrics import classification_metrics
     from emovox.experiment import Ensemble, model_proba, train_model
 
+    if config.task.kind != "categorical":
+        raise ConfigError("emovox train saves categorical models only; evaluate dimensional "
+                          "models with `emovox experiment`")
     dataset = load_dataset(config, progress)
     seed = config.protocol.seeds[0]
     speakers = dataset.manifest.speakers

@@ -55,10 +55,11 @@ class Regression:
             raise ConfigError(f"unknown regression loss {loss!r}; "
                               f"choose from {sorted(self.LOSSES)}")
         self.criterion = self.LOSSES[loss]
-        targets = np.zeros((2, 1)) if targets is None else np.asarray(targets, dtype=np.float64)
-        self.mean = torch.tensor(targets.mean(0) if targets.any() else 0.0, dtype=torch.float32)
-        self.std = torch.tensor(targets.std(0) + 1e-6 if targets.any() else 1.0,
-                                dtype=torch.float32)
+        self.mean, self.std = torch.tensor(0.0), torch.tensor(1.0)
+        if targets is not None:
+            targets = np.asarray(targets, dtype=np.float32)
+            self.mean = torch.from_numpy(targets.mean(0))
+            self.std = torch.from_numpy(targets.std(0) + 1e-6)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.criterion(outputs, (targets.to(outputs.dtype) - self.mean) / self.std)
