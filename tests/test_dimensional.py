@@ -115,3 +115,15 @@ def test_study_runs_variants_with_test_set(emodb, tmp_path):
     assert robot["test_set"] == "robot" and (tmp_path / "out" / "clean" / "test_robot" /
                                              "confusion.png").exists()
     assert len(list((tmp_path / "robot" / "wav").iterdir())) > 30  # three speakers degraded
+
+
+def test_resuming_with_another_config_is_refused(emodb, tmp_path):
+    from emovox.errors import ConfigError
+
+    config = small_config(emodb, tmp_path, "training.epochs=1")
+    run_experiment(config, tmp_path / "out", progress=False)
+    config.training.progress = False  # run settings may differ
+    run_experiment(config, tmp_path / "out", progress=False)
+    config.training.lr = 0.01
+    with pytest.raises(ConfigError, match="differs in training"):
+        run_experiment(config, tmp_path / "out", progress=False)

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -328,6 +329,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # key=value overrides may come after options (``--out DIR training.lr=1e-4``).
@@ -339,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="emovox: %(levelname)s: %(message)s")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops worker processes too, like Ctrl-C
     try:
         return args.run(args)
     except EmovoxError as exc:

@@ -158,10 +158,33 @@ def _run_fold_job(args: tuple) -> dict:
     return run_fold(config, dataset, fold, seed, fold_dir, test_sets)
 
 
+#: Settings that change how a run goes, not what it computes: free to differ on resumption.
+RUN_SETTINGS = {("name",), ("workers",), ("training", "progress"), ("training", "threads"),
+                ("features", "workers"), ("features", "cache"), ("protocol", "folds")}
+
+
+def _results_part(data: dict, path: tuple = ()) -> dict:
+    return {k: _results_part(v, (*path, k)) if isinstance(v, dict) else v
+            for k, v in data.items() if (*path, k) not in RUN_SETTINGS}
+
+
+def check_same_config(path: Path, config: ExperimentConfig) -> None:
+    """Refuse to resume into a directory whose finished folds came from another config."""
+    if not path.exists():
+        return
+    before = _results_part(yaml.safe_load(path.read_text()) or {})
+    now = _results_part(yaml.safe_load(yaml.safe_dump(to_dict(config))))
+    if before != now:
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise ConfigError(f"{path.parent}: holds a run with a different config (differs in "
+                          f"{', '.join(changed)}); use another --out or delete it")
+
+
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
                    progress: bool = True) -> dict:
     """Run (or resume) every fold of every seed and write the report; returns metrics.json."""
     out.mkdir(parents=True, exist_ok=True)
+    check_same_config(out / "config.yaml", config)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     started = time.time()
     dataset = load_dataset(config, progress)

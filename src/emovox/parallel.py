@@ -13,7 +13,17 @@ def imap(fn: Callable[[Any], Any], jobs: list, workers: int = 1, chunksize: int 
     """``fn`` over ``jobs`` in order: in ``workers`` processes, or in this one when
     ``workers`` ≤ 1 or there are fewer than ``min_jobs`` jobs (not worth the start-up)."""
     if workers > 1 and len(jobs) >= min_jobs:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+        try:
             yield from pool.map(fn, jobs, chunksize=chunksize)
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM) or failed: stop the workers now rather than letting
+            # them finish their jobs unattended; every result they write is atomic, so a rerun
+            # resumes cleanly
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     else:
         yield from map(fn, jobs)

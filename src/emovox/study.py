@@ -2,10 +2,10 @@
 
 A study YAML holds ``name``, ``base`` (an experiment config, inline), ``variants`` (name →
 dotted overrides of the base; a mapping value replaces that whole entry, so change single
-settings with dotted keys such as ``features.name``) and ``tables`` (title → variant names, one row each). Each variant
-runs as an ordinary, resumable experiment in ``OUT/<variant>``; ``OUT/study.md`` and
-``OUT/study.json`` put every variant's metrics on every test set side by side, with the relative
-drop from the clean test to each other test set.
+settings with dotted keys such as ``features.name``) and ``tables`` (title → variant names,
+one row each). Each variant runs as an ordinary, resumable experiment in ``OUT/<variant>``;
+``OUT/study.md`` and ``OUT/study.json`` put every variant's metrics on every test set side by
+side, with the relative drop from the clean test to each other test set.
 """
 
 from __future__ import annotations
