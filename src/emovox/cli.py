@@ -52,7 +52,10 @@ def cmd_study(args: argparse.Namespace) -> int:
     from emovox.study import run_study
 
     out = Path(args.out or Path("runs") / Path(args.config).stem)
-    summary = run_study(args.config, out, args.only, args.overrides, progress=not args.quiet)
+    # key=value items written after --only VARIANT ... are overrides, not variant names
+    only = [o for o in args.only or () if "=" not in o] or None
+    overrides = [*args.overrides, *(o for o in args.only or () if "=" in o)]
+    summary = run_study(args.config, out, only, overrides, progress=not args.quiet)
     for name, tests in summary["variants"].items():
         _emit({"variant": name, "out": str(out / name),
                **{test: {k: v[0] for k, v in m.items()} for test, m in tests.items()}})

@@ -11,6 +11,7 @@ side, with the relative drop from the clean test to each other test set.
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from pathlib import Path
 
@@ -59,6 +60,11 @@ def run_study(path: str | Path, out: Path, only: list[str] | None = None,
         command = f"emovox study {shlex.quote(str(path))} --out {shlex.quote(str(out))} " \
                   f"--only {name}"
         results[name] = run_experiment(config, out / name, command, progress)
+    for name in study["variants"]:  # variants finished by earlier (e.g. --only) runs
+        done = out / name / "metrics.json"
+        if name not in results and done.exists():
+            results[name] = json.loads(done.read_text())
+    results = {n: results[n] for n in study["variants"] if n in results}
     summary = {"name": study.get("name"), "command": f"emovox study {path} --out {out}",
                "variants": {n: _headline(m) for n, m in results.items()}}
     atomic_write_json(out / "study.json", summary)
