@@ -30,8 +30,8 @@ import torch  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
 from emovox.audio import load_audio  # noqa: E402
-from emovox.inference import Recognizer  # noqa: E402
-from emovox.stream.recognizer import StreamingRecognizer  # noqa: E402
+from emovox.serving.model_dir import Recognizer  # noqa: E402
+from emovox.serving.streaming import StreamingRecognizer  # noqa: E402
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 CHUNK_MS = 100

@@ -13,10 +13,10 @@ from emovox.audio import load_audio
 from emovox.augment import build_augmentation
 from emovox.channels import RobotChannel, RobotChannelConfig, degrade_corpus, make_channel
 from emovox.cli import main
-from emovox.config import load_config
 from emovox.corpora import load_corpus
 from emovox.errors import ConfigError
-from emovox.pipeline import load_dataset, load_test_sets
+from emovox.experiments.config import load_config
+from emovox.experiments.dataset import load_dataset, load_test_sets
 
 PAPER3 = ROOT / "configs" / "paper3_robustness.yaml"
 

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from emovox.config import load_config
-from emovox.study import load_study
+from emovox.experiments.config import load_config
+from emovox.experiments.study import load_study
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 

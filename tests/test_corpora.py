@@ -8,7 +8,7 @@ from iemocap_fixture import write_iemocap
 
 from emovox.corpora import Manifest, load_corpus
 from emovox.corpora.iemocap import speaker_of
-from emovox.errors import CorpusError
+from emovox.errors import ConfigError, CorpusError
 
 
 def test_emodb_counts_labels_and_speakers(emodb_manifest):
@@ -150,7 +150,7 @@ def test_bad_corpus_inputs(tmp_path, emodb):
         load_corpus("emodb", tmp_path / "nowhere")
     with pytest.raises(CorpusError, match="no wav/ folder"):
         load_corpus("emodb", tmp_path)
-    with pytest.raises(CorpusError, match="unknown corpus format"):
+    with pytest.raises(ConfigError, match="unknown corpus format"):
         load_corpus("timit", tmp_path)
     with pytest.raises(CorpusError, match="labels"):
         load_corpus("emodb", emodb, labels=["anger", "contempt"])

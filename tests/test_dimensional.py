@@ -10,13 +10,13 @@ import torch
 import yaml
 from conftest import NOISE
 
-from emovox.config import load_config
 from emovox.corpora.dimensions import DERIVED, dimension_targets
 from emovox.errors import CorpusError
 from emovox.evaluation.metrics import ccc
-from emovox.experiment import run_experiment
-from emovox.pipeline import load_dataset
-from emovox.study import run_study
+from emovox.experiments.config import load_config
+from emovox.experiments.dataset import load_dataset
+from emovox.experiments.runner import run_experiment
+from emovox.experiments.study import run_study
 from emovox.training import AugmentedSet, SequenceSet
 from emovox.training.tasks import ccc_loss
 

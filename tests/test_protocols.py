@@ -7,7 +7,7 @@ from iemocap_fixture import write_iemocap
 
 from emovox.corpora import Manifest, Utterance, load_corpus
 from emovox.errors import ConfigError
-from emovox.protocols import make_folds, write_folds
+from emovox.experiments.protocols import make_folds, write_folds
 
 
 def _manifest(speakers, sessions=None):

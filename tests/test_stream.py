@@ -14,9 +14,9 @@ import yaml
 from emovox.audio import load_audio
 from emovox.early.reinforce import greedy_decisions
 from emovox.errors import EmovoxError
-from emovox.inference import Recognizer
-from emovox.stream.features import StreamingFeatures
-from emovox.stream.recognizer import StreamingRecognizer
+from emovox.features.incremental import StreamingFeatures
+from emovox.serving.model_dir import Recognizer
+from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
 FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
@@ -144,7 +144,7 @@ def test_stream_cli_file_and_stdin(emorl_dir, emodb):
 # ---- WebSocket service over loopback ------------------------------------------------------
 
 async def _with_server(model_dir, body):
-    from emovox.stream.server import EmotionServer
+    from emovox.serving.websocket import EmotionServer
 
     server = EmotionServer(model_dir, max_frame_bytes=64_000)
     ready, stop = asyncio.Event(), asyncio.Event()

@@ -9,7 +9,6 @@ All transforms work on mono float32 at 16 kHz.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,9 @@ from emovox.augment.rooms import (
     simulated_rooms,
 )
 from emovox.errors import ConfigError
+from emovox.registry import Registry
 
-TRANSFORMS: dict[str, type[Transform]] = {}
-
-
-def register_transform(name: str) -> Callable[[type], type]:
-    def decorate(cls: type) -> type:
-        cls.name = name
-        TRANSFORMS[name] = cls
-        return cls
-
-    return decorate
+TRANSFORMS: Registry[type[Transform]] = Registry("augmentation")
 
 
 def rms(x: np.ndarray) -> float:
@@ -71,9 +62,11 @@ def _check_range(name: str, low: float, high: float) -> None:
         raise ConfigError(f"{name}: minimum {low} exceeds maximum {high}")
 
 
-@register_transform("tempo")
+@TRANSFORMS.register
 class TimeStretch(Transform):
     """Change the tempo by a factor uniform in [min_rate, max_rate] (> 1 is faster); pitch kept."""
+
+    name = "tempo"
 
     def __init__(self, min_rate: float = 0.85, max_rate: float = 1.20, p: float = 1.0,
                  high_quality: bool = True):
@@ -91,9 +84,11 @@ class TimeStretch(Transform):
                                        high_quality=self.high_quality)[0]
 
 
-@register_transform("gain")
+@TRANSFORMS.register
 class Gain(Transform):
     """Multiply by a gain uniform in [min_gain_db, max_gain_db] decibels."""
+
+    name = "gain"
 
     def __init__(self, min_gain_db: float = -6.0, max_gain_db: float = 3.0, p: float = 1.0):
         super().__init__(p)
@@ -113,7 +108,7 @@ def _noise_clips(directory: str) -> tuple[tuple[str, np.ndarray], ...]:
     return tuple(clips)
 
 
-@register_transform("noise")
+@TRANSFORMS.register
 class BackgroundNoise(Transform):
     """Add a random stretch of a random noise clip from ``directory``.
 
@@ -123,6 +118,8 @@ class BackgroundNoise(Transform):
     and ``max_snr_db`` are given, by an SNR drawn uniformly in decibels. Clips shorter than the
     utterance are looped.
     """
+
+    name = "noise"
 
     def __init__(self, directory: str = "../shared/data/noise", min_nsr: float = 0.5,
                  max_nsr: float = 0.9, min_snr_db: float | None = None,
@@ -160,12 +157,14 @@ class BackgroundNoise(Transform):
         return {source for source, _ in _noise_clips(self.directory)}
 
 
-@register_transform("reverb")
+@TRANSFORMS.register
 class RoomReverb(Transform):
     """Convolve with a room impulse response: measured ones from ``directory``, or a bank of
     ``rooms`` shoebox rooms simulated with pyroomacoustics (random size, RT60 and
     source–microphone distance from the ranges). The output keeps the input's length and RMS.
     """
+
+    name = "reverb"
 
     def __init__(self, directory: str | None = None, rooms: int = 200, seed: int = 0,
                  min_rt60: float = 0.2, max_rt60: float = 0.8, min_distance: float = 0.5,
@@ -217,10 +216,8 @@ def build_augmentation(transforms: dict[str, dict[str, Any] | None]) -> Compose:
     for name, params in transforms.items():
         if params is None:
             continue
-        if name not in TRANSFORMS:
-            raise ConfigError(f"unknown augmentation {name!r}; choose from {sorted(TRANSFORMS)}")
         try:
-            chain.append(TRANSFORMS[name](**params))
+            chain.append(TRANSFORMS.get(name)(**params))
         except TypeError as exc:
             raise ConfigError(f"bad parameter for augmentation {name!r}: {exc}") from None
     return Compose(chain)

@@ -15,7 +15,6 @@ of its own, kept disjoint from the training augmentation sources (:meth:`RobotCh
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -25,6 +24,7 @@ from scipy.signal import lfilter, oaconvolve
 from emovox.audio import SAMPLE_RATE
 from emovox.augment.rooms import RoomRanges, fingerprint, simulated_rooms
 from emovox.augment.transforms import rms
+from emovox.registry import Registry
 
 SR = SAMPLE_RATE
 
@@ -68,7 +68,10 @@ def harmonic_tone(n: int, f0: float, harmonics: int, decay: float, jitter: float
 
 
 class RobotChannel:
+    """A robot's microphone: loudspeaker colouring, a room at 1–3 m, ego-noise and events."""
+
     name = "robot"
+    config_class = RobotChannelConfig
 
     def __init__(self, config: RobotChannelConfig = RobotChannelConfig()):
         self.config = config
@@ -151,20 +154,17 @@ class RobotChannel:
     def rng_for(self, utterance_id: str) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, zlib.crc32(utterance_id.encode())])
 
-    def key(self) -> str:
-        return hashlib.sha256(repr(sorted(self.settings().items())).encode()).hexdigest()[:12]
 
 
-CHANNELS = {"robot": (RobotChannel, RobotChannelConfig)}
+CHANNELS: Registry[type[RobotChannel]] = Registry("channel")
+CHANNELS.register(RobotChannel)
 
 
 def make_channel(name: str, **params) -> RobotChannel:
     from emovox.errors import ConfigError
 
-    if name not in CHANNELS:
-        raise ConfigError(f"unknown channel {name!r}; choose from {sorted(CHANNELS)}")
-    cls, config = CHANNELS[name]
+    cls = CHANNELS.get(name)
     try:
-        return cls(config(**params))
+        return cls(cls.config_class(**params))
     except TypeError as exc:
         raise ConfigError(f"bad parameter for channel {name!r}: {exc}") from None

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from emovox.corpora.manifest import Manifest, Utterance, Word
-from emovox.corpora.registry import problem, register_corpus
+from emovox.corpora.registry import CORPORA, problem
 from emovox.errors import CorpusError
 
 EMOTIONS = {
@@ -99,7 +99,7 @@ def align_words(transcript: str, marks: list[tuple[float, str]]) -> list[Word]:
     return result
 
 
-@register_corpus("emodb")
+@CORPORA.register("emodb")
 def load_emodb(root: Path, on_error: str = "skip") -> Manifest:
     wav_dir = root / "wav"
     if not wav_dir.is_dir():

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from emovox.corpora.manifest import Manifest, Utterance
-from emovox.corpora.registry import problem, register_corpus
+from emovox.corpora.registry import CORPORA, problem
 from emovox.errors import CorpusError
 
 CODES = {
@@ -127,7 +127,7 @@ def select(
     return label, ""
 
 
-@register_corpus("iemocap")
+@CORPORA.register("iemocap")
 def load_iemocap(
     root: Path,
     on_error: str = "skip",

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from emovox.corpora.manifest import Manifest, Utterance
-from emovox.corpora.registry import problem, register_corpus
+from emovox.corpora.registry import CORPORA, problem
 
 
-@register_corpus("librispeech")
+@CORPORA.register("librispeech")
 def load_librispeech(root: Path, on_error: str = "skip") -> Manifest:
     utterances, problems = [], []
     for trans in sorted(root.rglob("*.trans.txt")):

@@ -9,22 +9,17 @@ from pathlib import Path
 from emovox.audio import audio_info
 from emovox.corpora.manifest import Manifest
 from emovox.errors import AudioError, CorpusError
+from emovox.registry import Registry
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[..., Manifest]
-LOADERS: dict[str, Loader] = {}
+CORPORA: Registry[Loader] = Registry("corpus format", providers=(
+    "emovox.corpora.emodb", "emovox.corpora.iemocap", "emovox.corpora.ravdess",
+    "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech"))
 
 #: What to do with a bad file: "skip" (warn, record in ``manifest.problems``) or "stop".
 POLICIES = ("skip", "stop")
-
-
-def register_corpus(name: str) -> Callable[[Loader], Loader]:
-    def decorate(fn: Loader) -> Loader:
-        LOADERS[name] = fn
-        return fn
-
-    return decorate
 
 
 def problem(message: str, policy: str, problems: list[str]) -> None:
@@ -61,15 +56,14 @@ def load_corpus(
     **options,
 ) -> Manifest:
     """Load a corpus by format name, keep only ``labels`` (if given), check its audio files."""
-    if format not in LOADERS:
-        raise CorpusError(f"unknown corpus format {format!r}; choose from {sorted(LOADERS)}")
+    loader = CORPORA.get(format)
     if on_error not in POLICIES:
         raise CorpusError(f"on_error must be one of {POLICIES}, not {on_error!r}")
     root = Path(path)
     if not root.exists():
         raise CorpusError(f"{root}: corpus directory or file not found")
     try:
-        manifest = LOADERS[format](root, on_error=on_error, **options)
+        manifest = loader(root, on_error=on_error, **options)
     except TypeError as exc:
         raise CorpusError(f"bad option for corpus format {format!r}: {exc}") from None
     if labels:

@@ -14,8 +14,8 @@ from emovox.evaluation.metrics import confusion, per_class_recall, summarise
 from emovox.io import atomic_write, atomic_write_json, atomic_write_text
 
 if TYPE_CHECKING:
-    from emovox.config import ExperimentConfig
-    from emovox.pipeline import Dataset
+    from emovox.experiments.config import ExperimentConfig
+    from emovox.experiments.dataset import Dataset
 
 PROTOCOL_NAMES = {
     "loso": "leave-one-speaker-out",

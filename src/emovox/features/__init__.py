@@ -1,7 +1,6 @@
 """Features: named extractors, a content-addressed cache, normalisation."""
 
-from emovox.features import learned, smile, spectral  # noqa: F401  (register extractors)
-from emovox.features.base import EXTRACTORS, Extractor, make_extractor, register_extractor
+from emovox.features.base import EXTRACTORS, Extractor, make_extractor
 from emovox.features.normalise import Normaliser
 from emovox.features.store import FeatureCache, extract_all
 
@@ -12,5 +11,4 @@ __all__ = [
     "Normaliser",
     "extract_all",
     "make_extractor",
-    "register_extractor",
 ]

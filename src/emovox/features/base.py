@@ -10,6 +10,7 @@ import numpy as np
 
 from emovox.audio import SAMPLE_RATE
 from emovox.errors import ConfigError
+from emovox.registry import Registry
 
 
 class Extractor:
@@ -68,16 +69,12 @@ def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
     return padded.reshape(rows, k * feats.shape[1])
 
 
-EXTRACTORS: dict[str, type[Extractor]] = {}
-
-
-def register_extractor(cls: type[Extractor]) -> type[Extractor]:
-    EXTRACTORS[cls.name] = cls
-    return cls
+#: Recogniser-layer extractors live with their recognisers in ``emovox.asr``.
+EXTRACTORS: Registry[type[Extractor]] = Registry("feature extractor", providers=(
+    "emovox.features.spectral", "emovox.features.smile", "emovox.features.concat",
+    "emovox.asr.layers"))
 
 
 def make_extractor(name: str, **params: Any) -> Extractor:
-    if name not in EXTRACTORS:
-        raise ConfigError(f"unknown feature extractor {name!r}; choose from {sorted(EXTRACTORS)}")
-    return EXTRACTORS[name](**params)
+    return EXTRACTORS.get(name)(**params)
 

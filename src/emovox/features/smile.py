@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.features.base import Extractor, register_extractor
+from emovox.features.base import EXTRACTORS, Extractor
 
 CACHE_DIR = Path.home() / ".cache" / "emovox" / "opensmile"
 
@@ -64,7 +64,7 @@ class SmileExtractor(Extractor):
         return out.to_numpy(dtype=np.float32).reshape(-1, out.shape[1])
 
 
-@register_extractor
+@EXTRACTORS.register
 class EgemapsLld(SmileExtractor):
     """The robustness paper's frame features: eGeMAPSv02 LLDs (already smoothed over 3 frames
     by openSMILE) with MFCC 1–13 instead of 1–4: 34 values every 10 ms."""
@@ -88,7 +88,7 @@ class EgemapsLld(SmileExtractor):
         )
 
 
-@register_extractor
+@EXTRACTORS.register
 class SmileFunctionals(SmileExtractor):
     """Utterance-level openSMILE functionals: eGeMAPSv02 (88) or ComParE 2016 (6,373)."""
 

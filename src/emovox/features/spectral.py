@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from emovox.features import dsp
-from emovox.features.base import Extractor, register_extractor
+from emovox.features.base import EXTRACTORS, Extractor
 
 
 class FramedExtractor(Extractor):
@@ -42,7 +42,7 @@ class FramedExtractor(Extractor):
         return spec @ dsp.mel_filterbank(n_mels, n_fft, self.sample_rate)
 
 
-@register_extractor
+@EXTRACTORS.register
 class MfccProsody(FramedExtractor):
     """EmoRL's features: MFCCs with Δ and ΔΔ, then F0, voicing probability and loudness, the
     three prosodic tracks smoothed by a centred moving average."""
@@ -67,7 +67,7 @@ class MfccProsody(FramedExtractor):
         return np.concatenate([mfcc, d1, d2, dsp.moving_average(prosody, p["smooth"])], axis=1)
 
 
-@register_extractor
+@EXTRACTORS.register
 class MfccPitch(FramedExtractor):
     """The ASR-transfer paper's features: MFCCs with Δ and a smoothed pitch track."""
 
@@ -88,7 +88,7 @@ class MfccPitch(FramedExtractor):
         return np.concatenate([mfcc, dsp.deltas(mfcc), pitch], axis=1)
 
 
-@register_extractor
+@EXTRACTORS.register
 class PowerSpectrogram(FramedExtractor):
     """DeepSpeech2's input: log power spectrum of 20 ms Hamming windows (161 bins at 16 kHz)."""
 
@@ -104,7 +104,7 @@ class PowerSpectrogram(FramedExtractor):
         return np.log(spec + dsp.EPS) if self.params["log"] else spec
 
 
-@register_extractor
+@EXTRACTORS.register
 class LogMel(FramedExtractor):
     name = "log_mel"
     defaults = {"n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
@@ -117,7 +117,7 @@ class LogMel(FramedExtractor):
         return np.log(self.mel_power(wave, self.params["n_mels"], self.params["n_fft"]) + dsp.EPS)
 
 
-@register_extractor
+@EXTRACTORS.register
 class Waveform(Extractor):
     """The samples themselves, for raw-waveform models: [samples, 1] at 16 kHz."""
 

@@ -10,23 +10,17 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emovox.errors import ConfigError
+from emovox.registry import Registry
 
-MODELS: dict[str, Callable[..., Any]] = {}
-
-
-def register_model(name: str) -> Callable:
-    def decorate(builder: Callable) -> Callable:
-        MODELS[name] = builder
-        return builder
-
-    return decorate
+MODELS: Registry[Callable[..., Any]] = Registry("model", providers=(
+    "emovox.models.convolutional", "emovox.models.emorl", "emovox.models.recurrent",
+    "emovox.models.svm"))
 
 
 def build_model(name: str, input_dim: int, n_outputs: int, **params: Any) -> Any:
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
+    builder = MODELS.get(name)
     try:
-        return MODELS[name](input_dim=input_dim, n_outputs=n_outputs, **params)
+        return builder(input_dim=input_dim, n_outputs=n_outputs, **params)
     except TypeError as exc:
         raise ConfigError(f"bad parameter for model {name!r}: {exc}") from None
 

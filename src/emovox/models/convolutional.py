@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emovox.models.base import SequenceModel, length_mask, masked_max, register_model
+from emovox.models.base import MODELS, SequenceModel, length_mask, masked_max
 
 
-@register_model("cnn1d")
+@MODELS.register("cnn1d")
 class Cnn1d(SequenceModel):
     def __init__(
         self,

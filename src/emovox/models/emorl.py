@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from emovox.models.base import length_mask, masked_mean, register_model, run_rnn
+from emovox.models.base import MODELS, length_mask, masked_mean, run_rnn
 from emovox.models.recurrent import GruBaseline
 
 WAIT, TERMINATE = 0, 1
@@ -44,7 +44,7 @@ def prefix_means(h: torch.Tensor, lengths: torch.Tensor, step: int,
     return states, read, exists
 
 
-@register_model("emorl")
+@MODELS.register("emorl")
 class EmoRL(nn.Module):
     def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128):
         super().__init__()

@@ -8,17 +8,17 @@ from torch import nn
 
 from emovox.errors import ConfigError
 from emovox.models.base import (
+    MODELS,
     POOLED_WIDTH,
     SequenceModel,
     masked_mean,
     pooling,
-    register_model,
     run_rnn,
 )
 
 
-@register_model("rnn")
-@register_model("gru_baseline")
+@MODELS.register("rnn")
+@MODELS.register("gru_baseline")
 class GruBaseline(SequenceModel):
     """One GRU layer, mean of its hidden states, dropout, a linear classifier: EmoRL's baseline,
     and (as ``rnn``) Fine-tuning RNN-x on a frozen recogniser's layer x.
@@ -52,7 +52,7 @@ class BiGruEncoder(nn.Module):
         return self.pool(run_rnn(self.gru, x, lengths), lengths)
 
 
-@register_model("bigru")
+@MODELS.register("bigru")
 class BiGru(SequenceModel):
     """Bidirectional GRU layers, mean pooling over time, dropout, softmax (width 64/96/128).
 
@@ -69,7 +69,7 @@ class BiGru(SequenceModel):
         return self.encoder(x, lengths)
 
 
-@register_model("mp")
+@MODELS.register("mp")
 class MeanPool(SequenceModel):
     """Fine-tuning MP-x: a frozen recogniser's layer x mean-pooled over time, dropout, softmax;
     only the classifier trains."""
@@ -81,7 +81,7 @@ class MeanPool(SequenceModel):
         return masked_mean(x, lengths)
 
 
-@register_model("progressive")
+@MODELS.register("progressive")
 class Progressive(SequenceModel):
     """Progressive net-x: the frozen recogniser branch (the first ``recogniser_dim`` input
     columns, mean-pooled) beside an end-to-end emotion branch (a BiGRU on the remaining

@@ -6,10 +6,10 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.svm import SVC
 
-from emovox.models.base import register_model
+from emovox.models.base import MODELS
 
 
-@register_model("svm_functionals")
+@MODELS.register("svm_functionals")
 class SvmFunctionals:
     """Linear-kernel SVM (libsvm, one-vs-one) whose C is chosen on the validation speakers.
 

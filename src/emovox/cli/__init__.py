@@ -24,8 +24,8 @@ def _emit(obj: dict) -> None:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from emovox.config import load_config
-    from emovox.experiment import run_experiment
+    from emovox.experiments.config import load_config
+    from emovox.experiments.runner import run_experiment
 
     config = load_config(args.config, args.overrides)
     config.training.progress = config.training.progress and not args.quiet
@@ -49,7 +49,7 @@ HEADLINE = ("uar", "wa", "macro_f1", "auc", "ccc", "arousal_ccc", "valence_ccc")
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from emovox.study import run_study
+    from emovox.experiments.study import run_study
 
     out = Path(args.out or Path("runs") / Path(args.config).stem)
     # key=value items written after --only VARIANT ... are overrides, not variant names
@@ -63,8 +63,8 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from emovox.config import load_config
-    from emovox.inference import train_and_save
+    from emovox.experiments.config import load_config
+    from emovox.serving.model_dir import train_and_save
 
     config = load_config(args.config, args.overrides)
     config.training.progress = config.training.progress and not args.quiet
@@ -76,7 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from emovox.inference import Recognizer
+    from emovox.serving.model_dir import Recognizer
 
     recognizer = Recognizer(args.model)
     failed = 0
@@ -187,7 +187,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from emovox.audio import load_audio
-    from emovox.stream.recognizer import StreamingRecognizer
+    from emovox.serving.streaming import StreamingRecognizer
 
     stream = StreamingRecognizer(args.model, vad=args.vad, threshold=args.threshold)
     chunk = int(stream.sample_rate * args.chunk_ms / 1000)
@@ -220,7 +220,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    from emovox.stream.server import EmotionServer
+    from emovox.serving.websocket import EmotionServer
 
     server = EmotionServer(args.model, max_frame_bytes=args.max_frame_bytes)
     try:

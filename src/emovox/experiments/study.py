@@ -15,9 +15,9 @@ import json
 import shlex
 from pathlib import Path
 
-from emovox.config import apply_overrides, build_config, read_yaml
 from emovox.errors import ConfigError
-from emovox.experiment import run_experiment
+from emovox.experiments.config import apply_overrides, build_config, read_yaml
+from emovox.experiments.runner import run_experiment
 from emovox.io import atomic_write_json, atomic_write_text
 
 CATEGORICAL = ("uar", "wa", "macro_f1")

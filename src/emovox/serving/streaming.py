@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from emovox.errors import EmovoxError
+from emovox.features.incremental import StreamingFeatures
 from emovox.models.emorl import TERMINATE, EmoRL
 from emovox.models.recurrent import GruBaseline
-from emovox.stream.features import StreamingFeatures
 
 EVENT_TYPES = ("utterance_start", "step", "decision", "utterance_end")
 
@@ -154,7 +154,7 @@ class StreamingRecognizer:
                  vad_aggressiveness: int = 2, threshold: float | None = None,
                  max_steps: int | None = None):
         from emovox.early.reinforce import EmoRLConfig, step_frames
-        from emovox.inference import Recognizer
+        from emovox.serving.model_dir import Recognizer
 
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec

@@ -6,14 +6,14 @@ import csv
 from pathlib import Path
 
 from emovox.corpora.manifest import Manifest, Utterance
-from emovox.corpora.registry import problem, register_corpus
+from emovox.corpora.registry import CORPORA, problem
 from emovox.errors import CorpusError
 
 REQUIRED = ("path", "label", "speaker")
 OPTIONAL_FLOATS = ("valence", "arousal", "dominance", "start", "end")
 
 
-@register_corpus("csv")
+@CORPORA.register("csv")
 def load_csv(root: Path, on_error: str = "skip") -> Manifest:
     """Relative audio paths are resolved against the CSV's folder."""
     if root.is_dir():
@@ -54,7 +54,7 @@ def load_csv(root: Path, on_error: str = "skip") -> Manifest:
     return Manifest(utterances, problems)
 
 
-@register_corpus("manifest")
+@CORPORA.register("manifest")
 def load_manifest(root: Path, on_error: str = "skip") -> Manifest:
     """emovox's own JSONL manifest (e.g. a degraded copy); a directory means its
     ``manifest.jsonl``. Relative audio paths are resolved against the manifest's folder."""

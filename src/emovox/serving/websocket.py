@@ -23,8 +23,8 @@ import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
 from emovox.errors import EmovoxError
-from emovox.inference import Recognizer
-from emovox.stream.recognizer import StreamingRecognizer
+from emovox.serving.model_dir import Recognizer
+from emovox.serving.streaming import StreamingRecognizer
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,10 @@ from pathlib import Path
 from emovox.corpora.manifest import Manifest
 from emovox.errors import ConfigError
 from emovox.io import atomic_write_json
+from emovox.registry import Registry
+
+#: Speaker-independent fold generators: (speakers, sessions, seed, k) → folds.
+PROTOCOLS: Registry = Registry("protocol")
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ def _fold(index: int, speakers: list[str], valid: list[str], test: list[str]) ->
     return fold
 
 
+@PROTOCOLS.register("loso")
 def leave_one_speaker_out(speakers: list[str], seed: int = 0, **_: object) -> list[Fold]:
     """One fold per test speaker; the validation speaker rotates through a seed-shuffled ring
     (with 10 speakers, every speaker validates once and tests once)."""
@@ -47,6 +52,7 @@ def leave_one_speaker_out(speakers: list[str], seed: int = 0, **_: object) -> li
     return [_fold(i, sorted(speakers), [by_test[s]], [s]) for i, s in enumerate(sorted(speakers))]
 
 
+@PROTOCOLS.register("loso_session")
 def leave_one_session_out(
     speakers: list[str], sessions: dict[str, str], seed: int = 0, **_: object
 ) -> list[Fold]:
@@ -65,6 +71,7 @@ def leave_one_session_out(
     return folds
 
 
+@PROTOCOLS.register("speaker_kfold")
 def speaker_kfold(speakers: list[str], k: int = 5, seed: int = 0, **_: object) -> list[Fold]:
     """k groups of speakers; each group tests once and the next group validates it."""
     if not 2 < k <= len(speakers):
@@ -75,21 +82,15 @@ def speaker_kfold(speakers: list[str], k: int = 5, seed: int = 0, **_: object) -
     return [_fold(i, sorted(speakers), groups[(i + 1) % k], groups[i]) for i in range(k)]
 
 
-PROTOCOLS = {
-    "loso": leave_one_speaker_out,
-    "loso_session": leave_one_session_out,
-    "speaker_kfold": speaker_kfold,
-}
 
 
 def make_folds(manifest: Manifest, protocol: str, seed: int = 0, k: int = 5) -> list[Fold]:
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; choose from {sorted(PROTOCOLS)}")
+    split = PROTOCOLS.get(protocol)
     sessions = {u.speaker: u.session or "" for u in manifest}
     speakers = manifest.speakers
     if len(speakers) < 3:
         raise ConfigError(f"{protocol} needs at least 3 speakers, corpus has {speakers}")
-    return PROTOCOLS[protocol](speakers, sessions=sessions, seed=seed, k=k)
+    return split(speakers, sessions=sessions, seed=seed, k=k)
 
 
 def write_folds(path: str | Path, protocol: str, seeds: dict[int, list[Fold]]) -> None:

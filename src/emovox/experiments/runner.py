@@ -21,15 +21,15 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from emovox.config import ExperimentConfig, to_dict
 from emovox.errors import ConfigError
 from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
 from emovox.evaluation.report import write_reports
+from emovox.experiments.config import ExperimentConfig, to_dict
+from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
+from emovox.experiments.protocols import Fold, make_folds, write_folds
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.models import build_model
 from emovox.parallel import imap
-from emovox.pipeline import Dataset, load_dataset, load_test_sets
-from emovox.protocols import Fold, make_folds, write_folds
 from emovox.training import fit, predict
 from emovox.training.tasks import Classification, Regression
 from emovox.training.trainer import class_weight_tensor, seed_everything
@@ -54,7 +54,7 @@ def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: 
     """Build, normalise and train ``config.model.ensemble`` models; returns (model or
     Ensemble, normaliser, training info). EmoRL trains its baseline, then the agent."""
     if config.model.name == "emorl":
-        from emovox.early.study import train_emorl_model
+        from emovox.experiments.methods.emorl import train_emorl_model
 
         agent, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid, seed,
                                                              checkpoint_dir)
@@ -152,7 +152,7 @@ def _run_fold_job(args: tuple) -> dict:
     config, dataset, fold, seed, fold_dir, test_sets = args
     logging.basicConfig(level=logging.WARNING)
     if config.model.name == "emorl":
-        from emovox.early.study import run_emorl_fold
+        from emovox.experiments.methods.emorl import run_emorl_fold
 
         return run_emorl_fold(config, dataset, fold, seed, fold_dir)
     return run_fold(config, dataset, fold, seed, fold_dir, test_sets)

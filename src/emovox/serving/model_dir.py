@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from emovox.audio import load_audio
-from emovox.config import ExperimentConfig, to_dict
 from emovox.errors import ConfigError, EmovoxError
+from emovox.experiments.config import ExperimentConfig, to_dict
+from emovox.experiments.dataset import load_dataset
 from emovox.features import Normaliser, make_extractor
 from emovox.io import atomic_write, atomic_write_json
 from emovox.models import build_model
-from emovox.pipeline import load_dataset
 from emovox.training import SequenceSet
 
 
@@ -30,7 +30,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
     from emovox.evaluation.metrics import classification_metrics
-    from emovox.experiment import Ensemble, model_proba, train_model
+    from emovox.experiments.runner import Ensemble, model_proba, train_model
 
     if config.task.kind != "categorical":
         raise ConfigError("emovox train saves categorical models only; evaluate dimensional "
@@ -91,7 +91,7 @@ class Recognizer:
             # A lone file has no speaker statistics: fall back to the training-set z-score.
             self.normaliser.mode = "global"
         if (model_dir / "weights.pt").exists():
-            from emovox.experiment import Ensemble
+            from emovox.experiments.runner import Ensemble
 
             self.model = Ensemble()
             for state in torch.load(model_dir / "weights.pt", weights_only=True):
@@ -112,7 +112,7 @@ class Recognizer:
     def proba(self, wave: np.ndarray) -> np.ndarray:
         feats = self.features(wave)
         data = SequenceSet([feats], np.zeros(1, dtype=np.int64))
-        from emovox.experiment import model_proba
+        from emovox.experiments.runner import model_proba
 
         return model_proba(self.model, data)[0]
 

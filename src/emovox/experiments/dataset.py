@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from emovox.augment import build_augmentation, variants
-from emovox.config import CorpusConfig, ExperimentConfig, TaskConfig
 from emovox.corpora import Manifest, load_corpus
 from emovox.corpora.dimensions import dimension_targets
 from emovox.errors import ConfigError, CorpusError
+from emovox.experiments.config import CorpusConfig, ExperimentConfig, TaskConfig
 from emovox.features import Extractor, FeatureCache, Normaliser, extract_all, make_extractor
 from emovox.features.base import stack_frames
 from emovox.training import AugmentedSet, SequenceSet

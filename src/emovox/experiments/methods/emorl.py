@@ -77,7 +77,7 @@ def train_emorl_model(config, dataset, train, valid, seed: int, work_dir: Path |
 
     Returns (agent, baseline, normaliser, info, frame_rate, step).
     """
-    from emovox.experiment import train_model
+    from emovox.experiments.runner import train_model
 
     cfg = config.emorl
     positive = dataset.labels.index(cfg.positive) if cfg.positive else 0

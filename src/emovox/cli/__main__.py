@@ -1,0 +1,7 @@
+"""``python -m emovox.cli``."""
+
+import sys
+
+from emovox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,139 @@
+"""The Method interface: a way of learning from a fold.
+
+A method says what it needs from the data, trains on a fold's training speakers with selection
+on its validation speakers, scores any set of utterances, saves and loads the trained state in a
+model directory, and may add its own sections to a report. The runner, ``emovox train`` and the
+serving layer only talk to this interface: a new method is one module that subclasses
+:class:`Method` and registers itself with ``@METHODS.register``.
+
+Each method's parameters are a dataclass (``Params``): ``method.params`` in a config is checked
+against it when the config is read (unknown keys and wrong types fail before any audio is read).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from emovox.corpora import Manifest
+from emovox.registry import Registry
+
+if TYPE_CHECKING:
+    from emovox.experiments.config import ExperimentConfig
+    from emovox.experiments.dataset import Dataset
+
+METHODS: Registry[type[Method]] = Registry("method", providers=(
+    "emovox.experiments.methods.supervised", "emovox.experiments.methods.emorl"))
+
+
+@dataclass
+class Split:
+    """One fold's utterances: train on ``train``, select on ``valid``, report on ``test``."""
+
+    train: Manifest
+    valid: Manifest
+    test: Manifest
+    seed: int = 0
+
+
+@dataclass
+class Scores:
+    """Metrics of one set of utterances and one row per utterance (id, speaker, true, pred,
+    proba or values, plus any method-specific columns)."""
+
+    metrics: dict[str, float]
+    predictions: list[dict[str, Any]]
+
+
+@dataclass
+class FoldResult:
+    """Everything one fold of one seed produced; ``result.json`` is its serialised form."""
+
+    seed: int
+    fold: int
+    test_speakers: list[str]
+    valid_speakers: list[str]
+    test: Scores
+    #: The same test speakers' utterances in every extra test set, by name.
+    tests: dict[str, Scores] = field(default_factory=dict)
+    #: Training history (epochs, best epoch, per-epoch records) as the method reports it.
+    training: dict[str, Any] = field(default_factory=dict)
+    #: Method-specific results (EmoRL's early-decision comparison, curves, ...).
+    extra: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FoldResult:
+        data = dict(data)
+        data["test"] = Scores(**data["test"])
+        data["tests"] = {k: Scores(**v) for k, v in data.get("tests", {}).items()}
+        return cls(**data)
+
+
+class Method:
+    """A way of learning from a fold.
+
+    Subclasses set ``name`` and ``Params`` and implement :meth:`fit`, :meth:`outputs`,
+    :meth:`save` and :meth:`load`. ``outputs`` returns class probabilities [N, C] (categorical
+    tasks) or values [N, D] (dimensional); :meth:`score` turns them into :class:`Scores` with
+    the shared metrics, and methods with richer outputs override it.
+    """
+
+    name: ClassVar[str]
+
+    @dataclass
+    class Params:
+        """No parameters."""
+
+    #: What the method reads from a Dataset beyond frame features (documentation and checks):
+    #: any of "frames", "functionals", "transcripts", "word_timings", "unlabelled", "waveform".
+    needs: ClassVar[tuple[str, ...]] = ("frames",)
+    #: Whether trained models can run on a live stream (``serving.streaming``).
+    streams: ClassVar[bool] = False
+
+    def __init__(self, config: ExperimentConfig):
+        self.config = config
+        self.params = config.method.params
+
+    # -- training and scoring -------------------------------------------------------------
+    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
+        """Train on ``split.train``, select on ``split.valid``; checkpoint under ``work_dir``
+        so an interrupted fold resumes. Returns (trained state, training info)."""
+        raise NotImplementedError
+
+    def outputs(self, trained: Any, dataset: Dataset, manifest: Manifest) -> np.ndarray:
+        raise NotImplementedError
+
+    def score(self, trained: Any, dataset: Dataset, manifest: Manifest) -> Scores:
+        from emovox.experiments.results import scores_from_outputs
+
+        return scores_from_outputs(dataset, manifest, self.outputs(trained, dataset, manifest))
+
+    def extra(self, trained: Any, dataset: Dataset, split: Split) -> dict[str, Any]:
+        """Method-specific results of a finished fold (stored in ``FoldResult.extra``)."""
+        return {}
+
+    def report(self, results: list[FoldResult], out: Path) -> tuple[dict[str, Any], str]:
+        """A method's own block of ``metrics.json`` and Markdown section of ``report.md``
+        (figures written under ``out``), summarising ``FoldResult.extra`` over folds."""
+        return {}, ""
+
+    # -- model directories ----------------------------------------------------------------
+    def save(self, trained: Any, out: Path) -> dict[str, Any]:
+        """Write the trained state's files into ``out``; return what ``model.json`` must hold
+        to load it again (beyond the method name and config)."""
+        raise NotImplementedError
+
+    def load(self, model_dir: Path, meta: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+def make_method(config: ExperimentConfig) -> Method:
+    return METHODS.get(config.method.name)(config)

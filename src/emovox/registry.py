@@ -1,0 +1,77 @@
+"""One registry shape for every pluggable kind: corpora, features, augmentations, channels,
+protocols, models and methods.
+
+A component registers itself by name where it is defined (``@FEATURES.register``); the
+registry's ``providers`` are the modules imported on first lookup, so a package need not
+import its plug-ins at start-up and a higher layer (``asr``) can provide a lower layer's kind
+(features) without the lower one importing it. Unknown names fail with one line that lists the
+choices; ``describe`` gives each name's one-line description for ``emovox list`` and ``--help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+from emovox.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str, providers: tuple[str, ...] = ()):
+        self.kind = kind
+        self.providers = providers
+        self._items: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str | Callable | type | None = None) -> Any:
+        """``@REG.register`` (name from the object's ``name`` attribute) or
+        ``@REG.register("name")``."""
+        if callable(name) and not isinstance(name, str):
+            return self._add(getattr(name, "name"), name)  # noqa: B009  (class attribute)
+
+        def decorate(obj: T) -> T:
+            return self._add(name if isinstance(name, str) else getattr(obj, "name"), obj)  # noqa: B009
+
+        return decorate
+
+    def _add(self, name: str, obj: T) -> T:
+        if name in self._items and self._items[name] is not obj:
+            raise ValueError(f"{self.kind} {name!r} registered twice")
+        self._items[name] = obj
+        return obj
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in self.providers:
+                importlib.import_module(module)
+
+    def get(self, name: str) -> T:
+        self._load()
+        if name not in self._items:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def describe(self) -> dict[str, str]:
+        """name → the first line of its docstring."""
+        self._load()
+        return {name: _summary(self._items[name]) for name in self.names()}
+
+
+def _summary(obj: Any) -> str:
+    doc = getattr(obj, "description", None) or obj.__doc__ or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())

@@ -1,1 +1,0 @@
-"""Streaming: features and GRU state carried across chunks, decisions as audio arrives."""
