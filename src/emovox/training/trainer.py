@@ -10,7 +10,6 @@ function of (seed, epoch): a killed run resumes and ends with the same weights.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from emovox.errors import ConfigError
-from emovox.io import atomic_write
 from emovox.schema import bounded
+from emovox.training.checkpoint import Checkpoint
 from emovox.training.data import AugmentedSet, SequenceSet, batches, bucketed_batches, epoch_order
 from emovox.training.tasks import Classification, Regression
 
@@ -96,13 +95,6 @@ def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64,
     return (task.predictions(raw) if task else torch.softmax(raw, dim=-1)).numpy()
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save, atomically."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-
-
 def fit(
     model: nn.Module,
     train: SequenceSet | AugmentedSet,
@@ -128,15 +120,10 @@ def fit(
                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimiser, factor=config.lr_factor, patience=config.plateau_patience)
-    history = History()
-    best_state = copy.deepcopy(model.state_dict())
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        best_state, history = state["best"], state["history"]
-        log.info("resuming %s after epoch %d", checkpoint, history.epoch)
+    saver = Checkpoint(checkpoint, model=model, optimiser=optimiser, scheduler=scheduler)
+    progress = saver.restore() or {"best": copy.deepcopy(model.state_dict()),
+                                   "history": History()}
+    best_state, history = progress["best"], progress["history"]
 
     bar = tqdm(total=config.epochs, initial=history.epoch + 1, desc="epochs",
                disable=not config.progress, leave=False)
@@ -179,11 +166,7 @@ def fit(
                                 "lr": optimiser.param_groups[0]["lr"]})
         bar.update()
         bar.set_postfix(valid_loss=f"{valid_loss:.3f}", score=f"{valid_score:.3f}")
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": model.state_dict(),
-                                     "optimiser": optimiser.state_dict(),
-                                     "scheduler": scheduler.state_dict(),
-                                     "best": best_state, "history": history})
+        saver.save({"best": best_state, "history": history})
     bar.close()
     model.load_state_dict(best_state)
     return history

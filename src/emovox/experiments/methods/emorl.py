@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from emovox.corpora import Manifest
-from emovox.early.decisions import Decisions, decide, early_metrics, threshold_stop
+from emovox.early.decisions import Decisions, decide, early_metrics, stop_rule
 from emovox.early.reinforce import (
     EmoRLConfig,
     greedy_decisions,
@@ -34,7 +34,7 @@ from emovox.evaluation.metrics import classification_metrics
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split
 from emovox.experiments.methods.supervised import SequenceModels, Supervised, load_torch
-from emovox.models.emorl import EmoRL, prefix_means
+from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
 from emovox.training.data import batches
 
@@ -80,9 +80,7 @@ def prefix_proba(model, data: SequenceSet, fraction: float) -> tuple[np.ndarray,
     for idx in batches(np.arange(len(data)), 64):
         x, lengths, _ = data.batch(idx)
         read = torch.clamp(torch.ceil(fraction * lengths.double()).long(), min=1)
-        h = model.states(x, lengths)
-        cumsum = torch.cumsum(h, dim=1)
-        state = cumsum[torch.arange(len(read)), read - 1] / read[:, None].to(h.dtype)
+        state = running_means(model.states(x, lengths), lengths, read[:, None])[:, 0]
         probas.append(torch.softmax(model.head(state), -1).numpy())
         fractions.append((read / lengths).numpy())
     return np.concatenate(probas), np.concatenate(fractions)
@@ -90,7 +88,7 @@ def prefix_proba(model, data: SequenceSet, fraction: float) -> tuple[np.ndarray,
 
 def _threshold_decisions(steps: dict, lengths: np.ndarray, theta: float,
                          frame_rate: float) -> Decisions:
-    return decide(steps["proba"], threshold_stop(steps["proba"], theta), steps["exists"],
+    return decide(steps["proba"], stop_rule(steps["proba"], theta), steps["exists"],
                   steps["read"], lengths, frame_rate)
 
 
