@@ -91,17 +91,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus_info(args: argparse.Namespace) -> int:
-    from emovox.audio import audio_info
+    from tqdm import tqdm
+
+    from emovox.audio import load_audio
     from emovox.corpora import load_corpus
+    from emovox.errors import AudioError
 
     manifest = load_corpus(args.format, args.path, on_error="skip")
-    seconds = 0.0
-    for utt in manifest:
-        if utt.start is not None and utt.end is not None:
-            seconds += utt.end - utt.start
-        else:
-            info = audio_info(utt.path)
-            seconds += info.frames / info.samplerate
+    seconds, usable, problems = 0.0, [], list(manifest.problems)
+    for utt in tqdm(manifest, desc="reading audio", unit="utt", disable=args.quiet,
+                    leave=False):
+        try:  # read every sample: silent, NaN or cut-off files are not usable
+            wave = load_audio(utt.path, start=utt.start, end=utt.end)
+        except AudioError as exc:
+            problems.append(str(exc))
+            continue
+        seconds += len(wave) / 16000
+        usable.append(utt)
+    manifest = type(manifest)(usable, problems)
     _emit({
         "path": args.path,
         "format": args.format,

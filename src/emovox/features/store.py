@@ -99,11 +99,13 @@ def extract_all(
     on_error: str = "skip",
     progress: bool = True,
     variant: Variant | None = None,
+    failures: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Features for every utterance ({id: [frames, dim]}), in parallel with a progress bar;
     of its augmented ``variant`` when one is given.
 
-    Utterances whose audio fails are skipped with a warning or stop the run (``on_error``).
+    Utterances whose audio fails are skipped with a warning (their one-line reasons appended to
+    ``failures``) or stop the run (``on_error``).
     """
     cache = cache or FeatureCache(None)
     jobs = [(extractor, cache, u, variant) for u in utterances]
@@ -111,7 +113,7 @@ def extract_all(
     bar = tqdm(total=len(jobs), desc=f"features {what}", disable=not progress,
                unit="utt", leave=False)
     results: dict[str, np.ndarray] = {}
-    failures: list[str] = []
+    failures = [] if failures is None else failures
 
     def take(item: tuple[str, np.ndarray | str]) -> None:
         utt_id, value = item

@@ -19,6 +19,8 @@ from emovox.serving.model_dir import Recognizer
 from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
+pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
+
 FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
 
 

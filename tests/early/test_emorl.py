@@ -59,6 +59,7 @@ def test_decide_first_stop_or_forced():
     assert m["speedup"] == pytest.approx(1 / np.mean([6 / 9, 1.0]))
 
 
+@pytest.mark.e2e
 def test_emorl_experiment_writes_the_comparison(tmp_path, emodb):
     config = {
         "name": "emorl_smoke",
