@@ -12,6 +12,7 @@ import logging
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from emovox.errors import EmovoxError
@@ -82,7 +83,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.audio:
         try:
-            _emit(recognizer.predict_file(path))
+            _emit(recognizer.predict_file(path, max_seconds=args.max_seconds))
         except EmovoxError as exc:
             failed += 1
             _emit({"path": path, "error": str(exc)})
@@ -261,6 +262,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type for numbers > 0 (a bad value is a one-line usage error, exit 2)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovox", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -301,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="label audio files with a trained model (JSON lines)")
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", required=True, help="model directory from `emovox train`")
+    p.add_argument("--max-seconds", type=_positive(float), default=600.0,
+                   help="refuse longer files (default 600 s; memory stays bounded: frame "
+                        "features are extracted in 60 s chunks)")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio import load_audio
+from emovox.audio import MAX_SECONDS, load_audio
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.config import ExperimentConfig, build_config, to_dict
@@ -103,8 +103,9 @@ class Recognizer:
     def proba(self, wave: np.ndarray) -> np.ndarray:
         return self.method.predict_wave(self.trained, wave)
 
-    def predict_file(self, path: str | Path) -> dict:
-        proba = self.proba(load_audio(path, self.sample_rate))
+    def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
+        """One file's label; longer files than ``max_seconds`` are refused (one line)."""
+        proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
         return {
             "path": str(path),
             "label": self.labels[int(proba.argmax())],

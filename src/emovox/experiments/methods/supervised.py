@@ -113,7 +113,7 @@ class Supervised(Method):
         return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
 
     def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
-        feats = trained.sequences([trained.extractor(wave)])
+        feats = trained.sequences([trained.extractor.extract_long(wave)])
         return self.outputs_of(trained, SequenceSet(feats, np.zeros(1, dtype=np.int64)))[0]
 
     # -- model directories ----------------------------------------------------------------
