@@ -147,11 +147,11 @@ def train_emorl(agent: EmoRL, train: SequenceSet, valid: SequenceSet, config: Em
                                  weight_decay=config.weight_decay)
     stats = RunningStats(config.advantage_momentum)
     saver = Checkpoint(checkpoint, agent=agent, optimiser=optimiser, stats=stats)
-    progress = saver.restore() or {
+    state = saver.restore() or {
         "history": [], "episodes": 0, "update": 0,
         "best": {"reward": -np.inf, "state": copy.deepcopy(agent.state_dict()), "episodes": 0}}
-    history, best, episodes, update = (progress["history"], progress["best"],
-                                       progress["episodes"], progress["update"])
+    history, best, episodes, update = (state["history"], state["best"], state["episodes"],
+                                       state["update"])
     bar = tqdm(total=config.episodes, initial=episodes, desc="EmoRL episodes", leave=False,
                disable=not progress)
     while episodes < config.episodes:
