@@ -77,9 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from emovox.serving.model_dir import Recognizer
+    from emovox.serving.model_dir import Recognizer, default_model_dir
 
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.model or default_model_dir())
     failed = 0
     for path in args.audio:
         try:
@@ -195,9 +195,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from emovox.audio import load_audio
+    from emovox.serving.model_dir import default_model_dir
     from emovox.serving.streaming import StreamingRecognizer
 
-    stream = StreamingRecognizer(args.model, vad=args.vad, threshold=args.threshold)
+    stream = StreamingRecognizer(args.model or default_model_dir(), vad=args.vad,
+                                 threshold=args.threshold)
     chunk = int(stream.sample_rate * args.chunk_ms / 1000)
     wanted = {"decision", "utterance_start", "utterance_end"} | ({"step"} if args.steps else set())
 
@@ -228,9 +230,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from emovox.serving.model_dir import default_model_dir
     from emovox.serving.websocket import EmotionServer
 
-    server = EmotionServer(args.model, max_frame_bytes=args.max_frame_bytes)
+    server = EmotionServer(args.model or default_model_dir(), max_frame_bytes=args.max_frame_bytes)
     try:
         asyncio.run(server.run(args.host, args.port))
     except OSError as exc:
@@ -277,6 +280,21 @@ def _positive(kind: type) -> Callable[[str], float]:
     return parse
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    import os
+
+    from emovox.serving.catalog import list_models
+
+    roots = args.paths or [Path(p) for p in os.environ.get("EMOVOX_MODELS", "models").split(
+        os.pathsep) if Path(p).exists()]
+    found = list_models([Path(p) for p in roots])
+    for line in found:
+        _emit(line)
+    return EXIT_PARTIAL if any("error" in line for line in found) else EXIT_OK
+
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emovox", description=__doc__.splitlines()[0])
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -316,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="label audio files with a trained model (JSON lines)")
     p.add_argument("audio", nargs="+")
-    p.add_argument("--model", required=True, help="model directory from `emovox train`")
+    p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
+                   "model, see `emovox models`)")
     p.add_argument("--max-seconds", type=_positive(float), default=600.0,
                    help="refuse longer files (default 600 s; memory stays bounded: frame "
                         "features are extracted in 60 s chunks)")
@@ -324,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
     p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
-    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--model", help="emorl or gru_baseline model directory (default: the "
+                   "bundled model)")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="push size (default 100 ms)")
     p.add_argument("--rate", type=int, default=16000, help="sample rate of stdin PCM")
     p.add_argument("--vad", action="store_true", help="cut a continuous stream into utterances")
@@ -333,11 +353,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("serve", help="WebSocket streaming service")
-    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--model", help="emorl or gru_baseline model directory (default: the "
+                   "bundled model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("models", help="list the bundled model and model directories "
+                       "(JSON lines)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="model directories or folders holding them (default: $EMOVOX_MODELS, "
+                   "else ./models if present)")
+    p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("asr", help="speech recogniser recipes")
     asr_sub = p.add_subparsers(dest="asr_command", required=True)

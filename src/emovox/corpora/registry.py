@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 Loader = Callable[..., Manifest]
 CORPORA: Registry[Loader] = Registry("corpus format", providers=(
     "emovox.corpora.emodb", "emovox.corpora.iemocap", "emovox.corpora.ravdess",
-    "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech"))
+    "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech",
+    "emovox.corpora.nemo", "emovox.corpora.combined"))
 
 #: What to do with a bad file: "skip" (warn, record in ``manifest.problems``) or "stop".
 POLICIES = ("skip", "stop")

@@ -27,6 +27,16 @@ from emovox.io import atomic_write_json
 FORMAT_VERSION = 1
 
 
+def default_model_dir() -> Path:
+    """The model bundled with the package (``emovox models`` describes it), used when no
+    ``--model`` is given."""
+    path = Path(__file__).with_name("default_model")
+    if not (path / "model.json").exists():
+        raise EmovoxError(f"{path}: the bundled default model is missing from this "
+                          "installation; pass --model DIR")
+    return path
+
+
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
