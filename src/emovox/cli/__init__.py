@@ -195,13 +195,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from emovox.audio import load_audio
+    from emovox.errors import ConfigError
     from emovox.serving.model_dir import default_model_dir
-    from emovox.serving.streaming import StreamingRecognizer
+    from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
+    if not 0 < args.chunk_ms <= 60_000:
+        raise ConfigError(f"--chunk-ms {args.chunk_ms:g}: allowed (0, 60000] ms")
+    if args.rate <= 0:
+        raise ConfigError(f"--rate {args.rate}: must be > 0 Hz")
+    gate = GateConfig(pause_ms=args.pause_ms, max_utterance_s=args.max_utterance_s,
+                      min_speech_ms=args.min_speech_ms, energy_floor_db=args.energy_floor_db)
     stream = StreamingRecognizer(args.model or default_model_dir(), vad=args.vad,
-                                 threshold=args.threshold)
-    chunk = int(stream.sample_rate * args.chunk_ms / 1000)
-    wanted = {"decision", "utterance_start", "utterance_end"} | ({"step"} if args.steps else set())
+                                 threshold=args.threshold, gate=gate, threads=args.threads)
+    chunk = max(1, int(stream.sample_rate * args.chunk_ms / 1000))
+    wanted = {"decision", "no_speech", "utterance_start", "utterance_end"} | \
+        ({"step"} if args.steps else set())
 
     def emit(events) -> None:
         for event in events:
@@ -220,7 +228,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             carry = block[usable:]
             emit(stream.push(block[:usable]))
     else:
-        wave = load_audio(args.audio, stream.sample_rate)
+        wave = load_audio(args.audio, stream.sample_rate, allow_silent=True)  # → no_speech
         for start in range(0, len(wave), chunk):
             emit(stream.push(np.ascontiguousarray(wave[start : start + chunk])))
     emit(stream.end())
@@ -347,9 +355,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "bundled model)")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="push size (default 100 ms)")
     p.add_argument("--rate", type=int, default=16000, help="sample rate of stdin PCM")
-    p.add_argument("--vad", action="store_true", help="cut a continuous stream into utterances")
+    p.add_argument("--vad", action="store_true",
+                   help="end utterances after 600 ms of non-speech instead of 1500 ms")
     p.add_argument("--threshold", type=float, help="gru_baseline: decide once confidence ≥ this")
     p.add_argument("--steps", action="store_true", help="also print every decision step")
+    p.add_argument("--pause-ms", type=float, help="non-speech that ends an utterance")
+    p.add_argument("--max-utterance-s", type=float, default=15.0,
+                   help="decide and reset when an utterance reaches this (default 15 s)")
+    p.add_argument("--min-speech-ms", type=float, default=500.0,
+                   help="speech an utterance needs before a decision (default 500 ms)")
+    p.add_argument("--energy-floor-db", type=float, default=-50.0,
+                   help="frames quieter than this (dBFS) are never speech (default -50)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("serve", help="WebSocket streaming service")
