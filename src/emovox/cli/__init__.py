@@ -230,7 +230,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-CORPUS_FORMATS = ["emodb", "iemocap", "ravdess", "cremad", "csv", "manifest", "librispeech"]
+def _registries() -> dict:
+    """Every pluggable kind by name (``emovox list``); registries load their providers lazily."""
+    from emovox.augment import TRANSFORMS
+    from emovox.channels import CHANNELS
+    from emovox.corpora import CORPORA
+    from emovox.experiments.methods.base import METHODS
+    from emovox.experiments.protocols import PROTOCOLS
+    from emovox.features import EXTRACTORS
+    from emovox.models import MODELS
+
+    return {"methods": METHODS, "models": MODELS, "features": EXTRACTORS, "corpora": CORPORA,
+            "protocols": PROTOCOLS, "augmentations": TRANSFORMS, "channels": CHANNELS}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registries = _registries()
+    for kind in [args.kind] if args.kind else registries:
+        for name, description in registries[kind].describe().items():
+            _emit({"kind": kind, "name": name, "description": description})
+    return EXIT_OK
+
+
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    registries = _registries()
+    corpus_formats = registries["corpora"].names()
+
+    p = sub.add_parser("list", help="what is registered: methods, models, features, corpora, "
+                       "protocols, augmentations, channels (JSON lines)")
+    p.add_argument("kind", nargs="?", choices=list(registries))
+    p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("experiment", help="run a cross-validated experiment from a YAML config")
     p.add_argument("config")
@@ -288,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     asr_sub = p.add_subparsers(dest="asr_command", required=True)
     asr = asr_sub.add_parser("train", help="train a DeepSpeech2-style recogniser with CTC")
     asr.add_argument("path", help="transcribed speech, e.g. a LibriSpeech split")
-    asr.add_argument("--format", default="librispeech", choices=CORPUS_FORMATS)
+    asr.add_argument("--format", default="librispeech", choices=corpus_formats)
     asr.add_argument("--out", required=True, help="directory for deepspeech2.pt (resumable)")
     asr.add_argument("--valid-speakers", type=int, default=2)
     asr.add_argument("--hidden", type=int, default=800)
@@ -304,12 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
     layers = analyse_sub.add_parser(
         "layers", help="t-SNE of every layer by emotion; the unit that tracks loudness")
     layers.add_argument("path")
-    layers.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    layers.add_argument("--format", required=True, choices=corpus_formats)
     layers.add_argument("--model", default="tiny.en",
                         help="tiny.en, base, or a CTranslate2 / Hugging Face model directory")
     layers.add_argument("--speakers", nargs="+", help="only these speakers")
     layers.add_argument("--out", required=True)
-    layers.add_argument("--cache", default=str(Path.home() / ".cache" / "emovox" / "features"))
+    layers.add_argument("--cache", default="auto",
+                        help="feature cache directory (default: $EMOVOX_CACHE/features)")
     layers.add_argument("--workers", type=int, default=1)
     layers.set_defaults(run=cmd_analyse_layers)
 
@@ -317,14 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     info = corpus_sub.add_parser("info", help="counts per label and speaker, duration, problems")
     info.add_argument("path")
-    info.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    info.add_argument("--format", required=True, choices=corpus_formats)
     info.add_argument("--manifest", help="also write the manifest (.jsonl or .csv)")
     info.set_defaults(run=cmd_corpus_info)
     degrade = corpus_sub.add_parser(
         "degrade", help="write a copy of a corpus played through a simulated channel")
     degrade.add_argument("path")
-    degrade.add_argument("--format", required=True, choices=CORPUS_FORMATS)
-    degrade.add_argument("--channel", default="robot", choices=["robot"])
+    degrade.add_argument("--format", required=True, choices=corpus_formats)
+    degrade.add_argument("--channel", default="robot", choices=registries["channels"].names())
     degrade.add_argument("--out", required=True, help="directory for wav/, manifest.jsonl")
     degrade.add_argument("--seed", type=int, default=0)
     degrade.add_argument("--workers", type=int, default=1)

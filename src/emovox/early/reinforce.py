@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from emovox.early.decisions import Decisions, decide
 from emovox.models.emorl import TERMINATE, EmoRL
+from emovox.schema import bounded
 from emovox.training.data import SequenceSet, batches
 from emovox.training.trainer import save_checkpoint
 
@@ -34,9 +35,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EmoRLConfig:
-    step_ms: float = 300.0
-    max_steps: int | None = None
-    gamma: float = 0.99
+    """EmoRL's rewards and REINFORCE schedule (``method.params`` of method emorl)."""
+
+    step_ms: float = bounded(300.0, gt=0)
+    max_steps: int | None = bounded(None, ge=1)
+    gamma: float = bounded(0.99, gt=0, le=1)
     #: Accuracy rewards; for more than two classes r_tp rewards any correct decision and r_fp
     #: any wrong one.
     r_tp: float = 1.0
@@ -47,13 +50,13 @@ class EmoRLConfig:
     latency_weight: float = 1.0
     #: The positive class of the reward table (default: the first label).
     positive: str | None = None
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-    batch_size: int = 32
-    episodes: int = 20_000
-    freeze_episodes: int = 5_000
-    eval_every: int = 1_000
-    advantage_momentum: float = 0.99
+    lr: float = bounded(1e-4, gt=0)
+    weight_decay: float = bounded(1e-5, ge=0)
+    batch_size: int = bounded(32, ge=1)
+    episodes: int = bounded(20_000, ge=1)
+    freeze_episodes: int = bounded(5_000, ge=0)
+    eval_every: int = bounded(1_000, ge=1)
+    advantage_momentum: float = bounded(0.99, ge=0, lt=1)
     #: Confidence thresholds swept for the non-RL early exit.
     thresholds: list[float] = field(default_factory=lambda: [
         0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.01])

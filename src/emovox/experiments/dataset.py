@@ -85,8 +85,7 @@ class Dataset:
 
 def _features(config: ExperimentConfig, manifest: Manifest, extractor: Extractor,
               progress: bool, variant=None) -> dict[str, np.ndarray]:
-    cache = FeatureCache(Path(config.features.cache).expanduser() if config.features.cache
-                         else None)
+    cache = FeatureCache(config.features.cache)
     return extract_all(manifest, extractor, cache, workers=config.features.workers,
                        on_error=config.corpus.on_error, progress=progress, variant=variant)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,15 +21,13 @@ from emovox.audio import load_audio
 from emovox.corpora.manifest import Utterance
 from emovox.errors import AudioError, CorpusError
 from emovox.features.base import Extractor
-from emovox.io import atomic_write
+from emovox.io import atomic_write, cache_dir
 from emovox.parallel import imap
 
 if TYPE_CHECKING:
     from emovox.augment import Variant
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CACHE = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox" / "features"))
 
 
 def audio_hash(utt: Utterance) -> str:
@@ -44,8 +41,12 @@ def audio_hash(utt: Utterance) -> str:
 
 
 class FeatureCache:
-    def __init__(self, root: str | Path | None = DEFAULT_CACHE):
-        self.root = Path(root) if root else None
+    """Features on disk, keyed by extractor settings and audio content. ``root`` "auto" is
+    ``cache_dir("features")``; None computes on the fly."""
+
+    def __init__(self, root: str | Path | None = "auto"):
+        self.root = (cache_dir("features") if root == "auto" else
+                     Path(root).expanduser() if root else None)
 
     def path(self, extractor: Extractor, content: str) -> Path:
         assert self.root is not None

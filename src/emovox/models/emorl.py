@@ -46,6 +46,9 @@ def prefix_means(h: torch.Tensor, lengths: torch.Tensor, step: int,
 
 @MODELS.register("emorl")
 class EmoRL(nn.Module):
+    """EmoRL's agent: a GRU, an emotion classifier, a wait/terminate policy and a baseline
+    reward estimator, all reading the running mean of the GRU's states."""
+
     def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128):
         super().__init__()
         self.gru = nn.GRU(input_dim, hidden, batch_first=True)

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from emovox.errors import ConfigError
 from emovox.io import atomic_write
+from emovox.schema import bounded
 from emovox.training.data import AugmentedSet, SequenceSet, batches, bucketed_batches, epoch_order
 from emovox.training.tasks import Classification, Regression
 
@@ -32,25 +33,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    clip_norm: float | None = None
-    clip_value: float | None = None
-    lr_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-5
-    patience: int = 8
+    epochs: int = bounded(40, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    clip_norm: float | None = bounded(None, gt=0)
+    clip_value: float | None = bounded(None, gt=0)
+    lr_factor: float = bounded(0.5, gt=0, lt=1)
+    plateau_patience: int = bounded(2, ge=0)
+    min_lr: float = bounded(1e-5, ge=0)
+    patience: int = bounded(8, ge=1)
     sortagrad: bool = True
     #: Sort windows of this many batches by length before batching (0/1 disables).
-    bucket: int = 4
+    bucket: int = bounded(4, ge=0)
     class_weights: bool = False
     balanced_sampling: bool = False
     #: "loss" (validation loss) or the task's score ("uar"; "ccc" for dimensional models)
     #: picks the checkpoint that is restored.
     select_on: str = "loss"
-    threads: int = 1
+    threads: int = bounded(1, ge=1)
     progress: bool = True
 
 
