@@ -30,8 +30,15 @@ import torch
 
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, CorpusError
-from emovox.evaluation.metrics import classification_metrics, per_class_recall, weighted_f1
-from emovox.experiments.methods.base import METHODS, FoldResult, Method, Scores, Split
+from emovox.evaluation.metrics import per_class_recall, weighted_f1
+from emovox.experiments.methods.base import (
+    METHODS,
+    FoldResult,
+    Method,
+    Scores,
+    Split,
+    scores_from_outputs,
+)
 from emovox.features import Extractor, Normaliser
 from emovox.io import atomic_write, atomic_write_json
 from emovox.models.multimodal import MODALITIES, MultimodalCMA
@@ -85,7 +92,8 @@ class CMATrained:
     net: MultimodalCMA
     labels: list[str]
     normaliser: Normaliser | None
-    extractor: Extractor | None
+    #: The audio front end (kept for a text-only model too: serving reads its sample rate).
+    extractor: Extractor
     text_stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -225,7 +233,7 @@ class MultimodalMethod(Method):
             normaliser = Normaliser(self.params.normalise).fit(
                 [dataset.feats[u.id][:crop] for u in split.train])
         trained = CMATrained(None, list(dataset.labels), normaliser,  # type: ignore[arg-type]
-                             dataset.extractor if self.uses_audio else None)
+                             dataset.extractor)
         train_set, train_stats = self._set(trained, dataset, split.train)
         valid_set, valid_stats = self._set(trained, dataset, split.valid)
         seed_everything(split.seed)
@@ -251,19 +259,14 @@ class MultimodalMethod(Method):
 
     def score(self, trained: CMATrained, dataset: Any, manifest: Manifest) -> Scores:
         """The shared metrics plus weighted F1 (MELD's metric) and per-class recall."""
-        proba = self.outputs(trained, dataset, manifest)
+        scores = scores_from_outputs(dataset, manifest, self.outputs(trained, dataset, manifest))
         targets = dataset.targets(manifest)
+        pred = np.array([trained.labels.index(row["pred"]) for row in scores.predictions])
         n = len(trained.labels)
-        pred = proba.argmax(1)
-        metrics = classification_metrics(targets, proba)
-        metrics["weighted_f1"] = weighted_f1(targets, pred, n)
+        scores.metrics["weighted_f1"] = weighted_f1(targets, pred, n)
         for label, r in zip(trained.labels, per_class_recall(targets, pred, n), strict=True):
-            metrics[f"recall_{label}"] = float(r)
-        rows = [{"id": u.id, "speaker": u.speaker, "true": trained.labels[t],
-                 "pred": trained.labels[int(p.argmax())],
-                 "proba": [round(float(v), 6) for v in p]}
-                for u, t, p in zip(manifest, targets, proba, strict=True)]
-        return Scores(metrics, rows)
+            scores.metrics[f"recall_{label}"] = float(r)
+        return scores
 
     def attention_example(self, trained: CMATrained, dataset: Any, manifest: Manifest,
                           index: int = 0) -> dict[str, Any]:
@@ -324,20 +327,18 @@ class MultimodalMethod(Method):
         if trained.normaliser is not None:
             meta["normaliser"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                   for k, v in trained.normaliser.state().items()}
-        if trained.extractor is not None:
-            meta["features"] = trained.extractor.settings()
         return meta
 
     def load(self, model_dir: Path, meta: dict[str, Any]) -> CMATrained:
         from emovox.features import make_extractor
 
-        extractor = normaliser = None
+        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
+        normaliser = None
         if self.uses_audio:
-            extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
             normaliser = Normaliser.from_state(meta["normaliser"])
             if normaliser.mode == "speaker":  # a lone file has no speaker statistics
                 normaliser.mode = "global"
-        net = self.build(len(meta["labels"]), extractor.dim if extractor else 0)
+        net = self.build(len(meta["labels"]), extractor.dim)
         net.load_state_dict(torch.load(model_dir / "weights.pt", weights_only=True))
         return CMATrained(net.eval(), list(meta["labels"]), normaliser, extractor,
                           meta.get("text_stats", {}))
