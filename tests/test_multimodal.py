@@ -173,3 +173,45 @@ def test_transcription_runs_offline_on_real_emodb_audio(emodb_manifest, tmp_path
     assert len(list(tmp_path.rglob("*.json"))) == 2
     again = transcriber.manifest(utts, progress=False)   # from the cache
     assert {k: v.text for k, v in again.items()} == {k: v.text for k, v in first.items()}
+
+
+@pytest.mark.e2e
+def test_paper4_config_on_an_iemocap_fixture_then_train_and_predict(emodb, tmp_path, capsys):
+    """The IEMOCAP study config end to end on a fixture in IEMOCAP's layout (transcripts from
+    its transcription files), then a model directory that transcribes new audio first."""
+    import json
+
+    from iemocap_fixture import write_iemocap
+
+    from emovox.cli import main
+
+    root = write_iemocap(tmp_path, emodb)
+    fast = [f"corpus.path={root}", "training.epochs=1", "training.progress=false",
+            f"features.cache={tmp_path / 'cache'}", "training.threads=1"]
+    config = ROOT / "configs" / "paper4_multimodal_iemocap.yaml"
+    out = tmp_path / "study"
+    assert main(["-q", "study", str(config), "--out", str(out), "--only", "cma_raw", *fast,
+                 "protocol.folds=[0]"]) == 0
+    metrics = json.loads((out / "cma_raw" / "metrics.json").read_text())
+    assert metrics["method"] == "multimodal" and "weighted_f1" in metrics
+    assert metrics["text_test"]["tokens"] > 0
+    assert (out / "cma_raw" / "attention.png").exists()
+    example = json.loads((out / "cma_raw" / "attention.json").read_text())
+    assert len(example["cma1"][0][0]) == len(example["words"])
+
+    single = tmp_path / "single.yaml"
+    single.write_text(yaml_dump_variant(config))
+    model = tmp_path / "model"
+    assert main(["-q", "train", str(single), "--out", str(model), *fast]) == 0
+    capsys.readouterr()
+    wav = sorted((emodb / "wav").glob("*.wav"))[0]
+    assert main(["-q", "predict", str(wav), "--model", str(model)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["label"] in ["anger", "happiness", "neutral", "sadness"]
+
+
+def yaml_dump_variant(study) -> str:
+    """The study's base as a plain experiment config."""
+    import yaml
+
+    return yaml.safe_dump(yaml.safe_load(study.read_text())["base"] | {"name": "p4"})

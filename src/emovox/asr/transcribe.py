@@ -23,8 +23,8 @@ from emovox.asr.whisper import model_files
 from emovox.audio import SAMPLE_RATE, load_audio
 from emovox.corpora.manifest import Utterance, Word
 from emovox.errors import AudioError, ConfigError
-from emovox.features.store import DEFAULT_CACHE, audio_hash
-from emovox.io import atomic_write_json
+from emovox.features.store import audio_hash
+from emovox.io import atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,12 @@ class Transcriber:
 
     def __init__(self, model: str = "tiny.en", language: str | None = None,
                  beam_size: int = 1, threads: int = 1,
-                 cache: str | Path | None = DEFAULT_CACHE.parent / "transcripts"):
+                 cache: str | Path | None = "auto"):
         self.model, self.language, self.beam_size = model, language, beam_size
         self.threads = threads
-        self.cache = Path(cache).expanduser() if cache else None
+        #: ``auto``: ``cache_dir("transcripts")`` (beside the feature cache); None: no cache.
+        self.cache = (cache_dir("transcripts") if cache == "auto" else
+                      Path(cache).expanduser() if cache else None)
 
     def key(self) -> str:
         blob = json.dumps([self.model, self.language, self.beam_size], sort_keys=True)
