@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 METHODS: Registry[type[Method]] = Registry("method", providers=(
     "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
-    "emovox.experiments.methods.emorl"))
+    "emovox.experiments.methods.emorl", "emovox.experiments.methods.multimodal"))
 
 
 @dataclass
