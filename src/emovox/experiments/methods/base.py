@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from emovox.experiments.dataset import Dataset
 
 METHODS: Registry[type[Method]] = Registry("method", providers=(
-    "emovox.experiments.methods.supervised", "emovox.experiments.methods.emorl"))
+    "emovox.experiments.methods.supervised", "emovox.experiments.methods.emorl",
+    "emovox.experiments.methods.dcgan"))
 
 
 @dataclass
