@@ -240,7 +240,7 @@ class DCGANMethod(Method):
     # -- training -----------------------------------------------------------------------
     def pool_features(self, dataset: Dataset, utts: list[Utterance]) -> dict[str, np.ndarray]:
         cache_dir = getattr(getattr(self.config, "features", None), "cache", None)
-        cache = FeatureCache(Path(cache_dir).expanduser() if cache_dir else None)
+        cache = FeatureCache(Path(cache_dir).expanduser()) if cache_dir else FeatureCache()
         return extract_all(utts, dataset.extractor, cache, progress=False)
 
     def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
