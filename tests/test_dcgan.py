@@ -220,3 +220,26 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
     held = {u.path.rsplit("/", 1)[-1] for u in Manifest(list(split.valid) + list(split.test))}
     assert not {u.path.rsplit("/", 1)[-1] for u in pool_calls[0]} & held
     assert seen["n_unlab"] == len(split.train) + len(pool_calls[0])
+
+
+def test_iemocap_word_timings_and_fuzzy_labels(tmp_path, emodb):
+    """IEMOCAP layout: forced-alignment words become crop centres, the annotators' mean
+    valence becomes the fuzzy label (2.5 → half 2, half 3)."""
+    from iemocap_fixture import write_iemocap
+
+    from emovox.corpora import load_corpus
+    from emovox.experiments.methods.dcgan import crop_set
+    from emovox.training.semi import SpecScaler
+
+    manifest = load_corpus("iemocap", write_iemocap(tmp_path, emodb))
+    utt = next(u for u in manifest if u.id == "Ses01F_impro01_F000")
+    assert [w.text for w in utt.words] == ["excuse", "me"]
+    assert utt.words[0].start == pytest.approx(0.2)
+    assert not next(u for u in manifest if u.id == "Ses01F_impro01_M000").words
+    ex = make_extractor("stft_spectrogram")
+    feats = {u.id: ex(load_audio(u.path)) for u in manifest}
+    data = crop_set(list(manifest), feats, SpecScaler.fit(list(feats.values())), ex, False, {})
+    i = [u.id for u in manifest].index(utt.id)
+    np.testing.assert_allclose(data.valence[i], [0, 0.5, 0.5, 0, 0])
+    assert len(data.centres[i]) == 2  # one segment per word; VAD for the others
+    assert all(len(c) == 1 for j, c in enumerate(data.centres) if not manifest[j].words)

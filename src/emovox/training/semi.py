@@ -45,6 +45,8 @@ class SemiConfig:
     batch_size: int = 128
     lr: float = 1e-4
     gen_filters: int = 32
+    #: Crops per step for the real/fake task (None: batch_size); smaller bounds the GAN's cost.
+    adversarial_batch: int | None = None
     max_passes: int = 60
     patience: int = 5
     select_on: str = "ua3"          # validation metric that picks the pass: ua3 | ua5 | pearson_r
@@ -245,9 +247,10 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
             if gen:
                 # The pool holds every training utterance (labelled or not) and the extra
                 # unlabelled audio, so labelled speech reaches the real/fake task through it.
-                pool = rng.integers(len(unlabelled), size=len(index))
+                n_adv = config.adversarial_batch or len(index)
+                pool = rng.integers(len(unlabelled), size=n_adv)
                 real = draw_crops(unlabelled, pool, config.width, rng)
-                fake = gen.sample(len(index))
+                fake = gen.sample(n_adv)
                 opt_d.zero_grad()
                 d_real = disc.real_fake(disc.features(real)).squeeze(1)
                 d_fake = disc.real_fake(disc.features(fake.detach())).squeeze(1)

@@ -202,6 +202,7 @@ class DCGANMethod(Method):
         kernel: int | None = None
         filters: int | None = None
         gen_filters: int = 32
+        adversarial_batch: int | None = None
         max_passes: int = 60
         patience: int = 5
         select_on: str = "ua3"
@@ -233,7 +234,8 @@ class DCGANMethod(Method):
         p = self.params
         picks = {k: (getattr(p, k) if getattr(p, k) is not None else v)
                  for k, v in PAPER_PICKS[p.variant].items()}
-        return SemiConfig(variant=p.variant, gen_filters=p.gen_filters, max_passes=p.max_passes,
+        return SemiConfig(variant=p.variant, gen_filters=p.gen_filters,
+                          adversarial_batch=p.adversarial_batch, max_passes=p.max_passes,
                           patience=p.patience, select_on=p.select_on, threads=p.threads,
                           **{**picks, **overrides})
 
