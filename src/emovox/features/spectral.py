@@ -106,6 +106,8 @@ class PowerSpectrogram(FramedExtractor):
 
 @EXTRACTORS.register
 class LogMel(FramedExtractor):
+    """Log mel filterbank energies (``n_mels``, ``win_ms``, ``hop_ms``)."""
+
     name = "log_mel"
     defaults = {"n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
 
