@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from emovox.corpora import load_corpus
-from emovox.evaluation.valence import CLASSES3
+from emovox.evaluation.valence import CLASSES3, POINTS, fuzzy_label, rating_metrics
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import Split
 from emovox.experiments.methods.dcgan import DCGANMethod, plot_grid, plot_losses
@@ -56,7 +56,7 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
     done = {json.loads(line)["key"] for line in runs_path.open()} if runs_path.exists() else set()
     manifest = load_corpus(args.format, args.corpus)
     extractor = make_extractor("stft_spectrogram")
-    feats = extract_all(manifest, extractor, FeatureCache(None), progress=False)
+    feats = extract_all(manifest, extractor, FeatureCache("auto"), progress=False)
     dataset = Dataset(manifest.filter(lambda u: u.id in feats), feats, manifest.labels,
                       extractor)
     folds = leave_one_speaker_out(dataset.manifest.speakers)
@@ -75,9 +75,10 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                     params = DCGANMethod.Params(
                         variant=variant, label_fraction=fraction, unlabelled=args.unlabelled,
                         unlabelled_limit=args.unlabelled_limit, **json.loads(args.params))
-                    config = SimpleNamespace(method=SimpleNamespace(params=params),
-                                             task=SimpleNamespace(derived=True),
-                                             features=SimpleNamespace(cache=None))
+                    config = SimpleNamespace(
+                        method=SimpleNamespace(params=params),
+                        task=SimpleNamespace(derived=True, dimensions=["valence", "arousal"]),
+                        features=SimpleNamespace(cache="auto"))
                     method = DCGANMethod(config)
                     split = Split(dataset.split(fold.train), dataset.split(fold.valid),
                                   dataset.split(fold.test), seed)
@@ -89,7 +90,7 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                         work.mkdir(parents=True, exist_ok=True)
                         trained, info = method.fit(dataset, split, work)
                         scores = method.score(trained, dataset, split.test)
-                        record.update(metrics=scores.metrics, info=info,
+                        record.update(metrics=metrics_of(scores), info=info,
                                       extra=method.extra(trained, dataset, split))
                     except Exception as exc:  # a failed GAN is recorded, never scored
                         from emovox.training.semi import GANFailure
@@ -107,6 +108,18 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                                       "passes": len(record.get("info", {}).get("history", {})
                                                     .get("passes", [])),
                                       "failed": record.get("failed")}), flush=True)
+
+
+def metrics_of(scores) -> dict:
+    """The run's metrics under the summary's names, with both confusion matrices."""
+    m = scores.metrics
+    labels = np.stack([fuzzy_label(p["true"][0]) for p in scores.predictions])
+    full = rating_metrics(labels, np.array([p["valence_proba"] for p in scores.predictions]),
+                          labels @ POINTS)
+    return {"ua5": m["valence_ua5"], "ua3": m["valence_ua3"], "pearson_r": m["valence_pearson"],
+            "arousal_ua5": m["arousal_ua5"], "arousal_ua3": m["arousal_ua3"],
+            "arousal_pearson_r": m["arousal_pearson"], "confusion5": full["confusion5"],
+            "confusion3": full["confusion3"]}
 
 
 def summarise_runs(runs_path: Path, out: Path) -> None:
@@ -168,7 +181,7 @@ def summarise_runs(runs_path: Path, out: Path) -> None:
 def plot_curve(curve: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from emovox.evaluation.report import save_figure
+    from emovox.evaluation.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for variant, points in sorted(curve.items()):

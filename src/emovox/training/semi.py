@@ -27,7 +27,8 @@ from emovox.corpora.manifest import Word
 from emovox.errors import EmovoxError
 from emovox.evaluation.valence import rating_metrics
 from emovox.models.dcgan import VARIANTS, Discriminator, Generator
-from emovox.training.trainer import save_checkpoint, seed_everything
+from emovox.training.checkpoint import Checkpoint
+from emovox.training.trainer import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,8 @@ def soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: CropSet | None,
              seed: int = 0, work_dir: Path | None = None, progress: bool = False) -> Trained:
-    """Train one variant; resumable from ``work_dir/semi.pt`` (saved after every pass)."""
+    """Train one variant; resumable from ``work_dir/semi_checkpoint.pt`` (saved after every
+    pass; the runner deletes it once the fold is done)."""
     if config.variant not in VARIANTS:
         raise EmovoxError(f"unknown DCGAN variant {config.variant!r}; choose from "
                           f"{sorted(VARIANTS)}")
@@ -219,18 +221,12 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999)) if gen else None
     history, best_state, bad, low_d = History(), None, 0, 0
-    ckpt = work_dir / "semi.pt" if work_dir else None
-    if ckpt and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        disc.load_state_dict(state["disc"])
-        opt_d.load_state_dict(state["opt_d"])
-        if gen:
-            gen.load_state_dict(state["gen"])
-            opt_g.load_state_dict(state["opt_g"])
-        history, best_state, bad = History(**state["history"]), state["best"], state["bad"]
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resuming %s after pass %d", config.variant, len(history.passes))
+    parts = {"disc": disc, "opt_d": opt_d} | ({"gen": gen, "opt_g": opt_g} if gen else {})
+    saver = Checkpoint(work_dir / "semi_checkpoint.pt" if work_dir else None, **parts)
+    progress = saver.restore()
+    if progress:
+        history, best_state, bad = History(**progress["history"]), progress["best"], progress["bad"]
+        rng.bit_generator.state = progress["rng"]
     start = time.perf_counter() - history.seconds
     bce = torch.nn.BCEWithLogitsLoss()
     steps = max(1, -(-len(train) // config.batch_size))
@@ -304,13 +300,8 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         if progress:
             log.warning("%s pass %d %s", config.variant, record["pass"],
                         {k: round(v, 3) for k, v in record.items() if k != "pass"})
-        if ckpt:
-            save_checkpoint(ckpt, {"disc": disc.state_dict(), "opt_d": opt_d.state_dict(),
-                                   "gen": gen.state_dict() if gen else None,
-                                   "opt_g": opt_g.state_dict() if gen else None,
-                                   "history": asdict(history), "best": best_state, "bad": bad,
-                                   "rng": rng.bit_generator.state,
-                                   "torch_rng": torch.get_rng_state()})
+        saver.save({"history": asdict(history), "best": best_state, "bad": bad,
+                    "rng": rng.bit_generator.state})
     if best_state is not None:
         disc.load_state_dict(best_state["disc"])
         if gen:

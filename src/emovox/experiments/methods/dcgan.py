@@ -26,14 +26,15 @@ from emovox.audio import load_audio
 from emovox.corpora.dimensions import DERIVED, DIMENSIONS
 from emovox.corpora.manifest import Manifest, Utterance
 from emovox.errors import ConfigError, CorpusError
-from emovox.evaluation.metrics import summarise
 from emovox.evaluation.valence import CLASSES3, POINTS, fuzzy_label, rating_metrics
 from emovox.experiments.methods.base import METHODS, FoldResult, Method, Scores, Split
-from emovox.features import Extractor, FeatureCache, extract_all
+from emovox.features import Extractor, FeatureCache, extract_all, make_extractor
 from emovox.io import atomic_write_json
 from emovox.models.dcgan import VARIANTS
+from emovox.training.checkpoint import save_checkpoint
 from emovox.training.semi import (
     CropSet,
+    History,
     SemiConfig,
     SpecScaler,
     Trained,
@@ -44,6 +45,7 @@ from emovox.training.semi import (
 )
 
 if TYPE_CHECKING:
+    from emovox.experiments.config import ExperimentConfig
     from emovox.experiments.dataset import Dataset
 
 log = logging.getLogger(__name__)
@@ -151,7 +153,7 @@ def unlabelled_pool(directories: list[str], held_out: Manifest, limit: int, seed
 def plot_losses(passes: list[dict], title: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    from emovox.evaluation.report import save_figure
+    from emovox.evaluation.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     x = [p["pass"] for p in passes]
@@ -170,7 +172,7 @@ def plot_grid(real: np.ndarray, fake: np.ndarray, path: Path) -> None:
     """Real crops (top row) over generated ones (bottom row), frequency upwards."""
     import matplotlib.pyplot as plt
 
-    from emovox.evaluation.report import save_figure
+    from emovox.evaluation.plots import save_figure
 
     n = len(real)
     fig, axes = plt.subplots(2, n, figsize=(1.6 * n, 3.6), squeeze=False)
@@ -185,6 +187,15 @@ def plot_grid(real: np.ndarray, fake: np.ndarray, path: Path) -> None:
 
 
 # ---- the method -------------------------------------------------------------------------
+@dataclass
+class DCGANModel:
+    """What a fold trains: the networks, the spectrogram scaling and the extractor."""
+
+    model: Trained
+    scaler: SpecScaler
+    extractor: Extractor
+
+
 @METHODS.register
 class DCGANMethod(Method):
     """Chang & Scherer's four models; outputs are valence distributions over 1–5."""
@@ -216,7 +227,7 @@ class DCGANMethod(Method):
         search_passes: int = 15
         threads: int = 2
 
-    def __init__(self, config: Any):
+    def __init__(self, config: ExperimentConfig):
         super().__init__(config)
         p = self.params
         if p.variant not in VARIANTS:
@@ -241,9 +252,8 @@ class DCGANMethod(Method):
 
     # -- training -----------------------------------------------------------------------
     def pool_features(self, dataset: Dataset, utts: list[Utterance]) -> dict[str, np.ndarray]:
-        cache_dir = getattr(getattr(self.config, "features", None), "cache", None)
-        cache = FeatureCache(Path(cache_dir).expanduser()) if cache_dir else FeatureCache()
-        return extract_all(utts, dataset.extractor, cache, progress=False)
+        return extract_all(utts, dataset.extractor, FeatureCache(self.config.features.cache),
+                           progress=False)
 
     def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
         p = self.params
@@ -266,7 +276,7 @@ class DCGANMethod(Method):
             config = self.semi_config()
         trained = fit_semi(config, train, valid, unlab, split.seed, work_dir)
         info.update(semi=asdict(config), history=asdict(trained.history))
-        return (trained, scaler), info
+        return DCGANModel(trained, scaler, ex), info
 
     def search(self, train: CropSet, valid: CropSet, unlab: CropSet, seed: int,
                work_dir: Path | None) -> tuple[SemiConfig, list[dict]]:
@@ -291,36 +301,41 @@ class DCGANMethod(Method):
     # -- scoring ------------------------------------------------------------------------
     def distributions(self, trained: Any, dataset: Dataset, manifest: Manifest
                       ) -> tuple[np.ndarray, np.ndarray]:
-        model, scaler = trained
-        data = crop_set(list(manifest), dataset.feats, scaler, dataset.extractor, None,
+        data = crop_set(list(manifest), dataset.feats, trained.scaler, dataset.extractor, None,
                         self._vad)
-        return model.predict(data)
+        return trained.model.predict(data)
 
     def outputs(self, trained: Any, dataset: Dataset, manifest: Manifest) -> np.ndarray:
         return self.distributions(trained, dataset, manifest)[0]
 
     def score(self, trained: Any, dataset: Dataset, manifest: Manifest) -> Scores:
-        val_p, aro_p = self.distributions(trained, dataset, manifest)
-        val = np.array([point(u, "valence", self.derived) for u in manifest])
-        aro = np.array([point(u, "arousal", self.derived) for u in manifest])
-        val_l = np.stack([fuzzy_label(v) for v in val])
-        metrics = rating_metrics(val_l, val_p, val)
-        aro_m = rating_metrics(np.stack([fuzzy_label(a) for a in aro]), aro_p, aro)
-        metrics.update({f"arousal_{k}": v for k, v in aro_m.items()})
-        rows = [{"id": u.id, "speaker": u.speaker, "valence": float(v),
-                 "valence_pred": float(vp @ POINTS), "valence_proba": vp.round(4).tolist(),
-                 "arousal": float(a), "arousal_pred": float(ap @ POINTS),
-                 "arousal_proba": ap.round(4).tolist()}
-                for u, v, vp, a, ap in zip(manifest, val, val_p, aro, aro_p, strict=True)]
+        """Valence and arousal: 5-class UA, 3-class UA and Pearson r each; the rows carry the
+        true points, the expected values (``pred``, in ``task.dimensions`` order) and both
+        distributions."""
+        probas = dict(zip(("valence", "arousal"), self.distributions(trained, dataset, manifest),
+                          strict=True))
+        points = {d: np.array([point(u, d, self.derived) for u in manifest]) for d in probas}
+        metrics = {}
+        for dim, proba in probas.items():
+            labels = np.stack([fuzzy_label(v) for v in points[dim]])
+            m = rating_metrics(labels, proba, points[dim])
+            metrics |= {f"{dim}_ua5": m["ua5"], f"{dim}_ua3": m["ua3"],
+                        f"{dim}_pearson": m["pearson_r"]}
+        dims = [d for d in self.config.task.dimensions if d in probas]
+        rows = [{"id": u.id, "speaker": u.speaker, "label": u.label,
+                 "true": [float(points[d][i]) for d in dims],
+                 "pred": [float(probas[d][i] @ POINTS) for d in dims],
+                 **{f"{d}_proba": probas[d][i].round(4).tolist() for d in probas}}
+                for i, u in enumerate(manifest)]
         return Scores(metrics, rows)
 
     def extra(self, trained: Any, dataset: Dataset, split: Split) -> dict[str, Any]:
         """Four real validation crops and four generated ones (for the sanity grid)."""
-        model, scaler = trained
+        model = trained.model
         if model.gen is None:
             return {}
-        data = crop_set(list(split.valid)[:4], dataset.feats, scaler, dataset.extractor, None,
-                        self._vad)
+        data = crop_set(list(split.valid)[:4], dataset.feats, trained.scaler, dataset.extractor,
+                        None, self._vad)
         from emovox.training.semi import draw_crops
 
         real = draw_crops(data, np.arange(len(data)), model.config.width,
@@ -331,21 +346,26 @@ class DCGANMethod(Method):
         return {"real": real.round(3).tolist(), "fake": fake.round(3).tolist()}
 
     def report(self, results: list[FoldResult], out: Path) -> tuple[dict[str, Any], str]:
-        keys = ("ua5", "ua3", "pearson_r", "arousal_ua5", "arousal_ua3", "arousal_pearson_r")
-        block: dict[str, Any] = summarise([{k: r.test.metrics[k] for k in keys}
-                                           for r in results])
-        conf = np.sum([r.test.metrics["confusion5"] for r in results], axis=0)
-        block["confusion5"] = conf.tolist()
-        block["confusion3"] = np.sum([r.test.metrics["confusion3"] for r in results],
-                                     axis=0).tolist()
-        lines = [f"## {self.params.variant}: valence on the 1–5 scale"
-                 + (" (derived from categories)" if self.derived else ""), "",
-                 "| metric | mean ± std |", "|---|---|"]
-        lines += [f"| {k} | {block[k]['mean']:.3f} ± {block[k]['std']:.3f} |" for k in keys]
-        lines += ["", "5-class confusion (rows: label mass, columns: predicted point 1–5):", "",
-                  "| | " + " | ".join(str(i) for i in range(1, 6)) + " |", "|---" * 6 + "|"]
+        """Table 3 (5- and 3-class valence confusion summed over runs, from the predictions),
+        the loss curves of the first run and its real-vs-generated grid."""
+        dims = self.config.task.dimensions
+        preds = [p for r in results for p in r.test.predictions]
+        labels = np.stack([fuzzy_label(p["true"][dims.index("valence")]) for p in preds])
+        proba = np.array([p["valence_proba"] for p in preds])
+        m = rating_metrics(labels, proba, labels @ POINTS)
+        block = {"valence_confusion5": m["confusion5"], "valence_confusion3": m["confusion3"],
+                 "valence_targets": "derived from the category" if self.derived else
+                 "annotators' mean rating"}
+        lines = [f"## {self.params.variant}: valence on the 1–5 scale ("
+                 f"{block['valence_targets']})", "",
+                 "5-class confusion summed over runs (rows: label mass, split labels half in "
+                 "each row; columns: predicted point):", "",
+                 "| | " + " | ".join(str(i) for i in range(1, 6)) + " |", "|---" * 6 + "|"]
         lines += [f"| {i + 1} | " + " | ".join(f"{v:.1f}" for v in row) + " |"
-                  for i, row in enumerate(conf)]
+                  for i, row in enumerate(m["confusion5"])]
+        lines += ["", "| 3-class | " + " | ".join(CLASSES3) + " |", "|---" * 4 + "|"]
+        lines += [f"| {CLASSES3[i]} | " + " | ".join(f"{v:.1f}" for v in row) + " |"
+                  for i, row in enumerate(m["confusion3"])]
         first = results[0]
         if first.training.get("history", {}).get("passes"):
             plot_losses(first.training["history"]["passes"],
@@ -358,43 +378,40 @@ class DCGANMethod(Method):
         return block, "\n".join(lines) + "\n"
 
     # -- model directories ----------------------------------------------------------------
-    def save(self, trained: Any, out: Path) -> dict[str, Any]:
-        model, scaler = trained
-        from emovox.training.trainer import save_checkpoint
-
+    def save(self, trained: DCGANModel, out: Path) -> dict[str, Any]:
+        model = trained.model
         save_checkpoint(out / "dcgan.pt", {
             "disc": model.disc.state_dict(),
             "gen": model.gen.state_dict() if model.gen else None,
-            "mean": scaler.mean, "std": scaler.std})
-        return {"semi": asdict(model.config), "outputs": self.output_names}
+            "mean": trained.scaler.mean, "std": trained.scaler.std})
+        return {"semi": asdict(model.config)}
 
-    def load(self, model_dir: Path, meta: dict[str, Any]) -> Any:
-        from emovox.training.semi import History
-
+    def load(self, model_dir: Path, meta: dict[str, Any]) -> DCGANModel:
         config = SemiConfig(**meta["semi"])
         state = torch.load(model_dir / "dcgan.pt", weights_only=False)
         disc, gen = build(config)
         disc.load_state_dict(state["disc"])
         if gen is not None:
             gen.load_state_dict(state["gen"])
-        return Trained(config, disc, gen, History()), SpecScaler(state["mean"], state["std"])
+        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
+        return DCGANModel(Trained(config, disc, gen, History()),
+                          SpecScaler(state["mean"], state["std"]), extractor)
 
-    output_names = [f"valence_{i}" for i in range(1, 6)] + [f"arousal_{i}" for i in range(1, 6)]
-
-    def predict_wave(self, trained: Any, wave: np.ndarray, extractor: Extractor) -> np.ndarray:
+    def predict_wave(self, trained: DCGANModel, wave: np.ndarray) -> np.ndarray:
         """[valence p1..p5, arousal p1..p5] of one 16 kHz utterance: the predictions of its
         voiced crops (webrtcvad) averaged."""
-        model, scaler = trained
-        spec = scaler(extractor(wave))
-        centres = voiced_centres(wave, len(spec), 1.0 / extractor.frame_rate,
-                                 extractor.win / extractor.sample_rate)
-        val, aro = model.predict(CropSet([spec], [centres]))
+        ex = trained.extractor
+        spec = trained.scaler(ex(wave))
+        centres = voiced_centres(wave, len(spec), 1.0 / ex.frame_rate, ex.win / ex.sample_rate)
+        val, aro = trained.model.predict(CropSet([spec], [centres]))
         return np.concatenate([val[0], aro[0]])
 
-
-def describe(values: np.ndarray) -> dict[str, Any]:
-    """A valence/arousal prediction as a JSON-friendly record (expected value and 3-class)."""
-    val, aro = values[:5], values[5:]
-    return {"valence": float(val @ POINTS), "arousal": float(aro @ POINTS),
-            "valence_class": CLASSES3[int(np.argmax([val[:2].sum(), val[2], val[3:].sum()]))],
-            "valence_proba": val.round(4).tolist(), "arousal_proba": aro.round(4).tolist()}
+    def describe(self, values: np.ndarray) -> dict[str, Any]:
+        """``emovox predict``'s record: expected valence/arousal on 1–5, the 3-class valence
+        and both distributions."""
+        val, aro = values[:5], values[5:]
+        pooled = [val[:2].sum(), val[2], val[3:].sum()]
+        return {"valence": round(float(val @ POINTS), 4), "arousal": round(float(aro @ POINTS), 4),
+                "valence_class": CLASSES3[int(np.argmax(pooled))],
+                "valence_proba": [round(float(v), 6) for v in val],
+                "arousal_proba": [round(float(v), 6) for v in aro]}

@@ -212,7 +212,7 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
                                       unlabelled_limit=0)
     config = SimpleNamespace(method=SimpleNamespace(params=params),
                              task=SimpleNamespace(derived=True),
-                             features=SimpleNamespace(cache=None))
+                             features=SimpleNamespace(cache="auto"))
     split = Split(manifest.with_speakers(["03"]), manifest.with_speakers(["08"]),
                   manifest.with_speakers(["09"]), 0)
     with pytest.raises(RuntimeError, match="stop after"):
