@@ -243,3 +243,50 @@ def test_iemocap_word_timings_and_fuzzy_labels(tmp_path, emodb):
     np.testing.assert_allclose(data.valence[i], [0, 0.5, 0.5, 0, 0])
     assert len(data.centres[i]) == 2  # one segment per word; VAD for the others
     assert all(len(c) == 1 for j, c in enumerate(data.centres) if not manifest[j].words)
+
+
+TINY = ["method.params.width=32", "method.params.kernel=3", "method.params.filters=8",
+        "method.params.gen_filters=8", "method.params.batch_size=4", "method.params.max_passes=2",
+        "method.params.threads=1"]
+
+
+@pytest.mark.e2e
+def test_iemocap_paper_config_end_to_end(tmp_path, emodb, capsys):
+    """configs/paper5_dcgan_iemocap.yaml on an IEMOCAP-layout fixture: leave-one-session-out
+    experiment, then a model directory that `emovox predict` reads (valence/arousal
+    distributions)."""
+    import json
+
+    import yaml
+    from conftest import ROOT
+    from iemocap_fixture import write_iemocap
+
+    from emovox.cli import main
+
+    root = write_iemocap(tmp_path, emodb)
+    data = yaml.safe_load((ROOT / "configs" / "paper5_dcgan_iemocap.yaml").read_text())
+    config = tmp_path / "iemocap.yaml"
+    config.write_text(yaml.safe_dump({"name": "paper5_iemocap_fixture", **data["base"]}))
+    overrides = [f"corpus.path={root}", f"features.cache={tmp_path / 'cache'}", *TINY]
+    out = tmp_path / "out"
+    assert main(["-q", "experiment", str(config), "--out", str(out), *overrides]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "dcgan" and metrics["n_folds"] == 4
+    assert {"valence_ua5", "valence_ua3", "valence_pearson", "arousal_ua3"} <= set(metrics)
+    assert np.sum(metrics["valence_confusion5"]) == pytest.approx(
+        sum(len(json.loads((d / "result.json").read_text())["test"]["predictions"])
+            for d in (out / "runs" / "seed0").iterdir()))
+    report = (out / "report.md").read_text()
+    assert "multitask_dcgan" in report and (out / "dcgan_samples.png").exists()
+    assert (out / "dcgan_losses.png").exists()
+    capsys.readouterr()
+    model = tmp_path / "model"
+    assert main(["-q", "train", str(config), "--out", str(model), *overrides]) == 0
+    wav = next(root.rglob("*.wav"))
+    capsys.readouterr()
+    assert main(["-q", "predict", str(wav), "--model", str(model)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(line["valence_proba"]) == len(line["arousal_proba"]) == 5
+    assert sum(line["valence_proba"]) == pytest.approx(1, abs=1e-4)
+    assert 1 <= line["valence"] <= 5 and line["valence_class"] in ("negative", "neutral",
+                                                                    "positive")
