@@ -290,3 +290,36 @@ def test_iemocap_paper_config_end_to_end(tmp_path, emodb, capsys):
     assert sum(line["valence_proba"]) == pytest.approx(1, abs=1e-4)
     assert 1 <= line["valence"] <= 5 and line["valence_class"] in ("negative", "neutral",
                                                                     "positive")
+
+
+def test_random_search_is_bounded_resumable_and_scored_on_validation(tmp_path, monkeypatch):
+    from emovox.experiments.methods import dcgan
+    from emovox.training.semi import History
+
+    calls = []
+
+    def fake_fit(config, train, valid, unlab, seed=0, work_dir=None):
+        calls.append(config)
+        assert valid is valid_set  # trials are scored on the validation speakers only
+        h = History(best_score=config.filters / 100)
+        return SimpleNamespace(history=h)
+
+    monkeypatch.setattr(dcgan, "fit_semi", fake_fit)
+    train, valid_set = toy_sets()
+    params = dcgan.DCGANMethod.Params(variant="basic_dcgan", search_trials=3, search_passes=4)
+    config = SimpleNamespace(method=SimpleNamespace(params=params),
+                             task=SimpleNamespace(derived=True))
+    method = dcgan.DCGANMethod(config)
+    best, trials = method.search(train, valid_set, train, 0, tmp_path)
+    assert len(calls) == 3 and all(c.max_passes == 4 for c in calls)
+    assert best.filters == max(t["filters"] for t in trials)
+    for c in calls:
+        assert c.width in (64, 128) and 2 <= c.kernel <= c.width // 8
+        assert 32 <= c.filters <= 90 and c.filters % 4 == 0
+        assert c.batch_size in (64, 128, 256) and c.lr in (1e-3, 1e-4, 1e-5)
+    calls.clear()
+    again, _ = method.search(train, valid_set, train, 0, tmp_path)  # read back, nothing rerun
+    assert not calls and again == best
+    params.search_trials = 4
+    method.search(train, valid_set, train, 0, tmp_path)
+    assert len(calls) == 1  # only the new trial

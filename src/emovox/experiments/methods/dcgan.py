@@ -233,6 +233,9 @@ class DCGANMethod(Method):
         if p.variant not in VARIANTS:
             raise ConfigError(f"method.params.variant: {p.variant!r} is not one of "
                               f"{sorted(VARIANTS)}")
+        if p.select_on not in ("ua3", "ua5", "pearson_r"):
+            raise ConfigError(f"method.params.select_on: {p.select_on!r} is not one of "
+                              "ua3, ua5, pearson_r")
         if not 0 < p.label_fraction <= 1:
             raise ConfigError("method.params.label_fraction must be in (0, 1]")
         self._vad: dict = {}
@@ -245,10 +248,10 @@ class DCGANMethod(Method):
         p = self.params
         picks = {k: (getattr(p, k) if getattr(p, k) is not None else v)
                  for k, v in PAPER_PICKS[p.variant].items()}
-        return SemiConfig(variant=p.variant, gen_filters=p.gen_filters,
-                          adversarial_batch=p.adversarial_batch, max_passes=p.max_passes,
-                          patience=p.patience, select_on=p.select_on, threads=p.threads,
-                          **{**picks, **overrides})
+        settings = {"variant": p.variant, "gen_filters": p.gen_filters,
+                    "adversarial_batch": p.adversarial_batch, "max_passes": p.max_passes,
+                    "patience": p.patience, "select_on": p.select_on, "threads": p.threads}
+        return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
     def pool_features(self, dataset: Dataset, utts: list[Utterance]) -> dict[str, np.ndarray]:
