@@ -1,6 +1,6 @@
 """Cross-corpus emotion recognition on Emo-DB and nEMO's five common emotions.
 
-For every model of the config (``configs/cross_corpus.yaml``): train on one corpus (all its
+For every model of the config (``benchmarks/cross_corpus.yaml``): train on one corpus (all its
 speakers but ``valid_speakers`` validation speakers, as ``emovox train`` does) and score every
 utterance of the other; then, trained on both, ``both_protocol`` over all speakers of the two
 corpora, the UAR per corpus taken over that corpus's test speakers. Every cell is saved as it
@@ -178,7 +178,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/cross_corpus.yaml")
+    parser.add_argument("--config", default="benchmarks/cross_corpus.yaml")
     parser.add_argument("--out", default="runs/cross_corpus")
     parser.add_argument("--only", nargs="*", help="model names of the config to run")
     parser.add_argument("--skip-both", action="store_true",

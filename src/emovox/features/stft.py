@@ -17,6 +17,8 @@ from emovox.features.spectral import FramedExtractor
 
 @EXTRACTORS.register
 class StftSpectrogram(FramedExtractor):
+    """The DCGAN paper's input: log power STFT (1024-sample window), ``rows`` bins over 0–8 kHz."""
+
     name = "stft_spectrogram"
     defaults = {"n_fft": 1024, "rows": 128, "hop_ms": 10.0}
 
