@@ -61,7 +61,7 @@ def chunk_times(rec: Recognizer, wave: np.ndarray) -> np.ndarray:
 
 def recompute_time(rec: Recognizer, wave: np.ndarray, repeats: int = 5) -> float:
     """Cost of answering at the end of ``wave`` by recomputing everything from the start."""
-    net = rec.model[0]
+    net = rec.trained.members[0]
     best = np.inf
     for _ in range(repeats):
         t = time.perf_counter()

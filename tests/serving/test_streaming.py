@@ -87,7 +87,7 @@ def test_streaming_decisions_equal_offline(emorl_dir, emodb):
             first = round(span["start"] * 16000)
             heard = wave[first : first + round(span["duration"] * 16000)]
             assert first <= 0.2 * 16000 and len(heard) >= len(wave) - first - 0.2 * 16000
-            offline = greedy_decisions(rec.model[0], SequenceSet([rec.features(heard)],
+            offline = greedy_decisions(rec.trained.members[0], SequenceSet([rec.features(heard)],
                                                                  np.zeros(1, int)),
                                        probe.step, probe.frame_rate)
             d = [e for e in events if e.type == "decision"][0].to_dict()
