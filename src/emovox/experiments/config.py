@@ -39,7 +39,8 @@ class FeatureConfig:
     stack: int = 1
     #: Feature cache directory; null computes on the fly.
     cache: str | None = "~/.cache/emovox/features"
-    workers: int = 2
+    #: Processes, or ``{backend: ray, address: ...}`` (emovox.ray_executor).
+    workers: int | dict[str, Any] = 2
 
 
 @dataclass
@@ -99,8 +100,9 @@ class ExperimentConfig:
     test_sets: dict[str, TestSetConfig] = field(default_factory=dict)
     #: The EmoRL agent's rewards and REINFORCE schedule (used when model.name is emorl).
     emorl: EmoRLConfig = field(default_factory=EmoRLConfig)
-    #: Folds trained in parallel processes (each with ``training.threads`` threads).
-    workers: int = 1
+    #: Folds trained in parallel processes (each with ``training.threads`` threads), or
+    #: ``{backend: ray, address: auto|HOST:PORT|local}`` for Ray tasks (emovox.ray_executor).
+    workers: int | dict[str, Any] = 1
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
