@@ -145,7 +145,8 @@ def main() -> None:
         f"`set_num_threads(1)`, onnxruntime intra-op 1); the first {len(audio)} Emo-DB files "
         f"({seconds:.0f} s of audio); times are p50 / p99 per call, ratio = PyTorch ÷ "
         f"onnxruntime (> 1: onnxruntime faster); {machine()}, onnxruntime "
-        f"{__import__('onnxruntime').__version__}.",
+        f"{__import__('onnxruntime').__version__}; load average at the end "
+        f"{os.getloadavg()[0]:.1f} (a shared machine: p99 is the noisy column).",
         "",
         "```",
         f".venv/bin/python benchmarks/onnx_runtime.py --stream-model {args.stream_model}"
