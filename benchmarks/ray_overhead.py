@@ -5,8 +5,8 @@ and what N machines would give, from the per-fold durations the Ray run measured
 
 The study: Emo-DB, 7 classes, leave-one-speaker-out over 10 speakers, seed 0, ``gru_baseline``
 on ``mfcc_prosody`` (stacked by 3, per-speaker z-score) with 32 or 64 units, ``--epochs``
-epochs: two variants × 10 folds = 20 tasks; two workers / Ray CPUs. Features come from the
-cache (extract them first with any Emo-DB mfcc_prosody run, or the first run pays for them).
+epochs: two variants × 10 folds = 20 tasks; two workers / Ray CPUs. Features are extracted
+into the cache before either run is timed.
 """
 
 from __future__ import annotations
