@@ -14,6 +14,7 @@ with processes. Objects that many jobs share (the dataset) are put in Ray's obje
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,6 +26,19 @@ KEYS = {"backend", "address", "cpus"}
 _SCALARS = (int, float, str, bool, bytes, type(None))
 
 
+class ClusterGone(EmovoxError):
+    """The cluster stopped answering mid-run."""
+
+
+def _reachable(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def _connect(address: str) -> Any:
     try:
         import ray
@@ -34,13 +48,12 @@ def _connect(address: str) -> Any:
     if ray.is_initialized():
         return ray
     try:
-        if address not in ("auto", "local"):  # fail in seconds, not after Ray's long retries
-            host, _, port = address.rpartition(":")
-            socket.create_connection((host, int(port)), timeout=5).close()
+        if address not in ("auto", "local") and not _reachable(address):
+            raise ConnectionError("nothing answers there")  # in seconds, not Ray's retries
         if address == "local":
-            ray.init(include_dashboard=False, log_to_driver=False)
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     except (OSError, RuntimeError, ValueError) as exc:  # ConnectionError, timeouts: OSError
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EmovoxError(f"cannot reach the Ray cluster at {address!r} ({first[:200]}); start "
@@ -91,18 +104,31 @@ def imap(fn: Callable[[Any], Any], jobs: list, spec: dict, chunksize: int = 1) -
     task = ray.remote(num_cpus=spec.get("cpus", 1))(_run_batch)
     refs = [task.remote(fn, arity, *[a for args in flat[i : i + chunksize] for a in args])
             for i in range(0, len(flat), chunksize)]
+    gcs = ray.get_runtime_context().gcs_address
     try:
         for ref in refs:
-            yield from _get(ray, ref)
+            yield from _get(ray, ref, gcs)
+    except ClusterGone:
+        raise
     except BaseException:
         for ref in refs:  # interrupted or failed: stop the tasks still queued or running
             ray.cancel(ref, force=True)
         raise
 
 
-def _get(ray: Any, ref: Any) -> list:
+def _gone(reason: str) -> ClusterGone:
+    return ClusterGone(f"the Ray cluster failed mid-run ({reason[:160]}); finished folds are "
+                       "kept — rerun the same command to resume")
+
+
+def _get(ray: Any, ref: Any, gcs: str) -> list:
+    """The task's result; a cluster whose control service (GCS) stops answering fails within
+    seconds instead of blocking (Ray itself would end the process a minute later)."""
     from ray.exceptions import RayError, RayTaskError
 
+    while not ray.wait([ref], timeout=5)[0]:
+        if not _reachable(gcs):
+            raise _gone(f"its head at {gcs} no longer answers")
     try:
         return ray.get(ref)
     except RayTaskError as exc:  # the job itself failed: raise what it raised
@@ -112,6 +138,4 @@ def _get(ray: Any, ref: Any) -> list:
         raise cause from None
     except RayError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise EmovoxError(f"the Ray cluster failed mid-run ({type(exc).__name__}: {first[:160]})"
-                          "; finished folds are kept — rerun the same command to resume") \
-            from None
+        raise _gone(f"{type(exc).__name__}: {first}") from None
