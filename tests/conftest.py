@@ -34,3 +34,24 @@ def write_tone(path: Path, hz: float = 220.0, seconds: float = 1.0, rate: int = 
         wave = np.stack([wave] * channels, axis=1)
     sf.write(path, wave, rate)
     return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """A tiny corpus in the ``csv`` format: 4 speakers × 2 labels × 4 utterances of 0.6 s.
+    "low" is a 220 Hz tone, "high" an 880 Hz tone, each in a little noise, so any working
+    method separates them; fast enough for unit tests of the whole pipeline."""
+    root = tmp_path_factory.mktemp("synthetic")
+    rng = np.random.default_rng(0)
+    rows = ["path,label,speaker"]
+    for speaker in ("s1", "s2", "s3", "s4"):
+        for label, hz in (("low", 220.0), ("high", 880.0)):
+            for k in range(4):
+                t = np.arange(int(0.6 * 16000)) / 16000
+                wave = 0.3 * np.sin(2 * np.pi * (hz * (1 + 0.02 * k)) * t)
+                wave += 0.01 * rng.standard_normal(len(t))
+                name = f"{speaker}_{label}_{k}.wav"
+                sf.write(root / name, wave.astype(np.float32), 16000)
+                rows.append(f"{name},{label},{speaker}")
+    (root / "corpus.csv").write_text("\n".join(rows) + "\n")
+    return root / "corpus.csv"

@@ -112,7 +112,7 @@ def load_model_dir(model_dir: Path):
     except EmovoxError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError,
-            pickle.UnpicklingError) as exc:  # json errors are ValueErrors
+            pickle.UnpicklingError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EmovoxError(f"{model_dir}: cannot read the model directory "
                           f"({type(exc).__name__}: {reason[:200]}); it is corrupt or from an "
@@ -148,18 +148,18 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
 
     model_dir, out = Path(model_dir), Path(out)
     rec = load_model_dir(model_dir)
-    name = rec.meta["model"]["name"]
-    members = list(rec.model) if isinstance(rec.model, list) else [rec.model]
-    unsupported = [m for m in members if type(m) not in UNPADDED]
-    if unsupported:
-        kind = type(unsupported[0]).__name__
-        raise EmovoxError(f"{model_dir}: model {name!r} ({kind}) cannot be exported to ONNX; "
-                          f"exportable: {', '.join(sorted(_exportable_names()))}")
+    name = rec.config.model.name
+    members = list(getattr(rec.trained, "members", None) or [])
+    if not members or any(type(m) not in UNPADDED for m in members):
+        kind = type(members[0]).__name__ if members else type(rec.trained).__name__
+        raise EmovoxError(f"{model_dir}: model {name!r} ({kind}, method {rec.meta['method']!r}) "
+                          f"cannot be exported to ONNX; exportable: "
+                          f"{', '.join(sorted(_exportable_names()))}")
     for m in members:
         m.eval()
-    extractor = rec.extractor
-    stack = int(rec.meta.get("stack", 1))
-    dim = int(rec.meta["input_dim"])
+    extractor, normaliser = rec.trained.extractor, rec.trained.normaliser
+    stack = int(rec.trained.stack)
+    dim = extractor.dim * stack
     rng = np.random.default_rng(0)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -176,12 +176,13 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
         "outputs": {"probabilities": ["batch", len(rec.labels)]},
     }}
     step_info = None
-    if len(members) == 1 and isinstance(members[0], GruBaseline | EmoRL):
+    agent = isinstance(members[0], EmoRL)
+    if len(members) == 1 and isinstance(members[0], GruBaseline | EmoRL) and frame_rate:
         net = members[0]
         step = _Step(net).eval()
         hidden = net.gru.hidden_size
         outputs = ["hidden_out", "total_out", "count_out", "probabilities"]
-        if isinstance(net, EmoRL):
+        if agent:
             outputs.append("action")
         example_args = (torch.zeros(4, dim), torch.zeros(1, 1, hidden), torch.zeros(hidden),
                         torch.zeros(1, dtype=torch.long))
@@ -192,21 +193,22 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
             "hidden": rng.standard_normal((1, 1, hidden)).astype(np.float32),
             "total": rng.standard_normal(hidden).astype(np.float32),
             "count": np.array([5], dtype=np.int64)})
-        emorl = EmoRLConfig(**rec.config.get("emorl", {}))
+        params = rec.config.method.params
+        emorl = params if isinstance(params, EmoRLConfig) else EmoRLConfig()
         step_info = {
             "step_frames": step_frames(emorl, frame_rate),
             "step_ms": emorl.step_ms,
             "max_steps": emorl.max_steps,
-            "policy": "agent" if isinstance(net, EmoRL) else "threshold",
+            "policy": "agent" if agent else "threshold",
         }
         graphs["step.onnx"] = {
             "inputs": {"frames": ["n", dim], "hidden": [1, 1, hidden], "total": [hidden],
                        "count": [1]},
             "outputs": {"hidden_out": [1, 1, hidden], "total_out": [hidden], "count_out": [1],
                         "probabilities": [len(rec.labels)],
-                        **({"action": [1]} if isinstance(net, EmoRL) else {})},
+                        **({"action": [1]} if agent else {})},
         }
-    norm = rec.normaliser.state()
+    norm = normaliser.state()
     atomic_write_json(out / "normaliser.json", {
         "mode": norm["mode"],
         "mean": None if norm["mean"] is None else np.asarray(norm["mean"]).tolist(),
@@ -215,9 +217,13 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
     frontend = {
         "format": FORMAT,
         "source": str(model_dir),
-        "model": rec.meta["model"],
+        "method": rec.meta["method"],
+        "model": {"name": name, "params": rec.config.model.params},
         "ensemble": len(members),
         "labels": rec.labels,
+        # what `emovox predict` answers: the agent's early decision (EmoRL, via step.onnx) or
+        # the whole utterance (model.onnx)
+        "predict": "decision" if agent else "utterance",
         "features": extractor.settings(),
         "sample_rate": extractor.sample_rate,
         "feature_dim": extractor.dim,

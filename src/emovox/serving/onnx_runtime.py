@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emovox.errors import EmovoxError
+from emovox.experiments.methods.supervised import SequenceModels
 from emovox.features import Normaliser, make_extractor
 from emovox.features.incremental import StreamingFeatures
 from emovox.serving.model_dir import Recognizer
@@ -79,9 +80,12 @@ class OnnxRecognizer(Recognizer):
         self.extractor = make_extractor(self.meta["features"]["name"],
                                         **self.meta["features"]["params"])
         self.normaliser = Normaliser.from_state(norm)
+        #: the front end, as the PyTorch model directory runs it (z-score, stacking)
+        self.frontend = SequenceModels([], self.normaliser, None, self.extractor,
+                                       int(self.meta.get("stack", 1)))
         self.path = export_dir / "model.onnx"
         self.session = _session(self.path, threads)
-        width = self.extractor.dim * int(self.meta.get("stack", 1))
+        width = self.extractor.dim * self.frontend.stack
         declared = self.session.get_inputs()[0].shape[-1]
         if declared != width:
             raise EmovoxError(f"{self.path}: the graph takes {declared} features per frame but "
@@ -90,6 +94,14 @@ class OnnxRecognizer(Recognizer):
         step = export_dir / "step.onnx"
         self.step_path = step
         self.step_session = _session(step, threads) if self.meta.get("streaming") else None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.extractor.sample_rate
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """Normalised, stacked features of one utterance: the graphs' input."""
+        return self.frontend.sequences([self.extractor.extract_long(wave)])[0]
 
     def run(self, feats: np.ndarray) -> np.ndarray:
         """Probabilities of normalised, stacked features: [frames, dim] → [K], or
@@ -100,7 +112,14 @@ class OnnxRecognizer(Recognizer):
         return out[0] if single else out
 
     def proba(self, wave: np.ndarray) -> np.ndarray:
-        return self.run(self.features(wave))
+        """What ``emovox predict`` answers: the agent's early decision (EmoRL) or the whole
+        utterance's probabilities."""
+        feats = self.features(wave)
+        if self.meta.get("predict") == "decision":
+            stream = OnnxStream(self)
+            stream.push_rows(feats, final=True)
+            return stream.decision.probabilities
+        return self.run(feats)
 
 
 @dataclass
@@ -154,7 +173,7 @@ class OnnxStream:
 
     def _frames(self, frames: np.ndarray, final: bool) -> list[Step]:
         """Normalise and stack ``k`` frames per row as offline (the tail repeats the last)."""
-        k = int(self.rec.meta.get("stack", 1))
+        k = self.rec.frontend.stack
         if len(frames):
             self.pending = np.concatenate([self.pending,
                                            self.rec.normaliser.apply([frames])[0]])

@@ -19,6 +19,8 @@ from emovox.serving.model_dir import Recognizer
 from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
+pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
+
 FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
 
 
@@ -32,11 +34,12 @@ def emorl_dir(tmp_path_factory, emodb):
                    "speakers": ["03", "08", "09", "16"]},
         "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
                      "cache": str(root / "cache"), "workers": 1},
-        "model": {"name": "emorl", "params": {"hidden": 32}},
+        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
         "training": {"epochs": 3, "lr": 0.005},
         # A negative latency weight keeps the agent listening, so decisions fall mid-utterance.
-        "emorl": {"episodes": 600, "freeze_episodes": 200, "eval_every": 200,
-                  "latency_weight": -0.5, "lr": 0.003},
+        "method": {"name": "emorl", "params": {
+            "episodes": 600, "freeze_episodes": 200, "eval_every": 200, "latency_weight": -0.5,
+            "lr": 0.003}},
     }
     (root / "c.yaml").write_text(yaml.safe_dump(config))
     out = root / "model"

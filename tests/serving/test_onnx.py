@@ -22,6 +22,8 @@ from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream
 from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
+pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
+
 FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb", "03a05Tc", "08a02Tb"]
 TOL = 1e-5
 
@@ -33,11 +35,12 @@ MODELS = {
     "mp": {"model": {"name": "mp"}},
     "progressive": {"model": {"name": "progressive",
                               "params": {"recogniser_dim": 20, "hidden": 8, "layers": 1}}},
-    "emorl": {"model": {"name": "emorl", "params": {"hidden": 24}},
+    "emorl": {"model": {"name": "gru_baseline", "params": {"hidden": 24}},
               # a negative latency weight keeps the agent listening: decisions mid-utterance
-              "emorl": {"episodes": 400, "freeze_episodes": 100, "eval_every": 200,
-                        "latency_weight": -0.5, "lr": 0.003}},
-    "svm": {"model": {"name": "svm_functionals", "params": {"c_grid": [0.01]}}},
+              "method": {"name": "emorl", "params": {
+                  "episodes": 400, "freeze_episodes": 100, "eval_every": 200,
+                  "latency_weight": -0.5, "lr": 0.003}}},
+    "svm": {"model": {"name": "svm_functionals"}, "method": {"name": "svm"}},
 }
 
 
@@ -83,12 +86,16 @@ def test_whole_utterance_parity(name, trained, exported, emodb):
     assert exported[name][0]["export_check_max_abs_diff"]["model.onnx"] < TOL
     for file in FILES:
         wave = load_audio(emodb / "wav" / f"{file}.wav")
-        np.testing.assert_array_equal(onnx.features(wave), rec.features(wave))
+        np.testing.assert_array_equal(onnx.features(wave), _features(rec, wave))
         want, got = rec.proba(wave), onnx.proba(wave)
         assert np.abs(want - got).max() < TOL, file
         assert want.argmax() == got.argmax()
         mine, theirs = (r.predict_file(emodb / "wav" / f"{file}.wav") for r in (onnx, rec))
         assert mine["label"] == theirs["label"] and mine.keys() == theirs.keys()
+
+
+def _features(rec: Recognizer, wave: np.ndarray) -> np.ndarray:
+    return rec.trained.sequences([rec.trained.extractor(wave)])[0]
 
 
 def test_ensemble_is_averaged_in_the_graph(exported):
@@ -112,8 +119,8 @@ def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
     for file in FILES:
         wave = load_audio(emodb / "wav" / f"{file}.wav")
         probe = StreamingRecognizer(rec)
-        offline = greedy_decisions(rec.model[0], SequenceSet([rec.features(wave)],
-                                                             np.zeros(1, int)),
+        offline = greedy_decisions(rec.trained.members[0],
+                                   SequenceSet([_features(rec, wave)], np.zeros(1, int)),
                                    probe.step, probe.frame_rate)
         for chunk in (480, 1600, 7000):
             events = []
@@ -146,10 +153,10 @@ def test_gru_baseline_steps_match_prefixes(trained, exported, emodb):
     decides like the PyTorch stream."""
     rec = Recognizer(trained["gru_baseline"])
     onnx = OnnxRecognizer(exported["gru_baseline"][1], threads=1)
-    net = rec.model[0]
+    net = rec.trained.members[0]
     for file in FILES[:3]:
         wave = load_audio(emodb / "wav" / f"{file}.wav")
-        rows = rec.features(wave)
+        rows = _features(rec, wave)
         stream = OnnxStream(onnx, threshold=0.6)
         steps = stream.push_rows(rows, final=True)
         read = [min((s.step + 1) * stream.step_frames, len(rows)) for s in steps]
@@ -219,15 +226,18 @@ def test_cli_bad_exports(trained, tmp_path, emodb):
     (corrupt / "weights.pt").write_bytes(b"not a checkpoint")
     proc = _cli("export", str(corrupt), "--out", str(tmp_path / "c"))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
-    assert "corrupt or from an older emovox" in proc.stderr
-    older = tmp_path / "older"
-    shutil.copytree(trained["gru_baseline"], older)
-    meta = json.loads((older / "model.json").read_text())
-    del meta["input_dim"]
-    (older / "model.json").write_text(json.dumps(meta))
-    proc = _cli("export", str(older), "--out", str(tmp_path / "o"))
-    assert proc.returncode == 2 and "input_dim" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "weights.pt: damaged" in proc.stderr
+    for change, says in (({"format_version": 0}, "format 0"), ({"input_dim": None}, "input_dim")):
+        older = tmp_path / f"older{len(says)}"
+        shutil.copytree(trained["gru_baseline"], older)
+        meta = json.loads((older / "model.json").read_text())
+        meta.update(change)
+        if change.get("input_dim", 0) is None:
+            del meta["input_dim"]
+        (older / "model.json").write_text(json.dumps(meta))
+        proc = _cli("export", str(older), "--out", str(tmp_path / "o"))
+        assert proc.returncode == 2 and says in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
     # an export whose front end no longer matches its graph: caught before any audio
     bent = tmp_path / "bent"
     export_onnx(trained["gru_baseline"], bent)

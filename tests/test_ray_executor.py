@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.e2e  # runs experiments on real corpus speakers
 
 CONFIG = {
     "name": "ray_smoke",
@@ -47,7 +48,7 @@ def _run(config: dict, out):
 
 
 def _per_fold(out):
-    return {p.parent.name + p.parent.parent.name: json.loads(p.read_text())["metrics"]
+    return {p.parent.name + p.parent.parent.name: json.loads(p.read_text())["test"]["metrics"]
             for p in sorted(out.glob("runs/seed*/fold*/result.json"))}
 
 
