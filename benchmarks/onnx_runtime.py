@@ -28,12 +28,11 @@ import torch  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
 from emovox.audio import load_audio  # noqa: E402
-from emovox.experiments.runner import model_proba  # noqa: E402
 from emovox.serving.model_dir import Recognizer  # noqa: E402
 from emovox.serving.onnx_export import export_onnx  # noqa: E402
 from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream  # noqa: E402
 from emovox.serving.streaming import StreamingRecognizer  # noqa: E402
-from emovox.training import SequenceSet  # noqa: E402
+from emovox.training import SequenceSet, predict  # noqa: E402
 
 EMODB = Path(__file__).resolve().parents[2] / "shared" / "data" / "emodb"
 CHUNK = 1600  # 100 ms at 16 kHz
@@ -96,10 +95,13 @@ def chunk_times(rec: Recognizer, onnx: OnnxRecognizer, audio: list[np.ndarray]):
 
 
 def utterance_times(rec: Recognizer, onnx: OnnxRecognizer, feats: list[np.ndarray]):
+    """The whole-utterance probabilities (an ensemble's members averaged), as ``model.onnx``
+    computes them."""
     torch_t, ort_t = [], []
+    members = rec.trained.members
     for f in feats:
         data = SequenceSet([f], np.zeros(1, dtype=np.int64))
-        torch_t += timed(lambda d=data: model_proba(rec.model, d), 3)[1:]
+        torch_t += timed(lambda d=data: np.mean([predict(m, d) for m in members], 0), 3)[1:]
         ort_t += timed(lambda f=f: onnx.run(f), 3)[1:]
     return torch_t, ort_t
 
@@ -124,8 +126,8 @@ def main() -> None:
             rec = Recognizer(model_dir)
             export_onnx(model_dir, Path(tmp) / str(i))
             onnx = OnnxRecognizer(Path(tmp) / str(i), threads=1)
-            feats = [rec.features(w) for w in audio]
-            name = f"`{rec.meta['model']['name']}` (`{model_dir}`)"
+            feats = [rec.trained.sequences([rec.trained.extractor(w)])[0] for w in audio]
+            name = f"`{rec.meta['method']}` / `{rec.config.model.name}` (`{model_dir}`)"
             utterance_times(rec, onnx, feats[:3])  # warm-up
             if i == 0:
                 step_times(rec, onnx, feats[:3])
