@@ -339,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("export", help="export a trained model directory (ONNX graphs + front end)")
-    p.add_argument("model_dir")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("model_dir", help="a trained model directory (from `emovox train`)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
     p.add_argument("--out", required=True, help="directory for model.onnx, step.onnx, *.json")
     p.set_defaults(run=cmd_export)
 
