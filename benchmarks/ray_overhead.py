@@ -82,6 +82,8 @@ def main() -> None:
         by_variant = [[json.loads(p.read_text())["seconds"]
                        for p in (tmp / "ray" / v).glob("runs/seed*/fold*/result.json")]
                       for v in on_ray["variants"]]
+        pool_folds = sum(json.loads(p.read_text())["seconds"]
+                         for p in (tmp / "pool").glob("*/runs/seed*/fold*/result.json"))
     durations = [d for ds in by_variant for d in ds]
 
     def schedule(slots: int) -> float:  # variants run one after another
@@ -112,8 +114,10 @@ def main() -> None:
         f"| **{ray_s / pool_s:.2f}** ({100 * (ray_s / pool_s - 1):+.0f} %) | "
         f"{'identical' if same else 'DIFFERENT'} |",
         "",
-        f"Ray start-up {init_s:.1f} s. Fold tasks took {min(durations):.1f}–"
-        f"{max(durations):.1f} s (sum {sum(durations):.0f} s). Projected wall time on N "
+        f"Ray start-up {init_s:.1f} s. Time inside the fold tasks, summed: process pool "
+        f"{pool_folds:.0f} s, Ray {sum(durations):.0f} s (the rest of each wall time is "
+        "start-up, shipping the dataset, loading and reports). Ray's fold tasks took "
+        f"{min(durations):.1f}–{max(durations):.1f} s. Projected wall time on N "
         "machines of 2 CPUs each: the driver's own time in this run (wall − the 2-CPU "
         f"schedule of the tasks = {driver:.1f} s: dataset loading, reports, start-up) + "
         "longest-first scheduling of each variant's measured fold durations on 2N CPUs, "
