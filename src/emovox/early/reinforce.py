@@ -48,6 +48,9 @@ class EmoRLConfig:
     r_fn: float = -1.0
     r_no_decision: float = -1.0
     latency_weight: float = 1.0
+    #: Steps that cost no latency: the latency bonus is latency_weight / (max(0, step −
+    #: delay) + 1), so an agent may listen this many steps before waiting starts to cost.
+    latency_delay_steps: int = bounded(0, ge=0)
     #: The positive class of the reward table (default: the first label).
     positive: str | None = None
     lr: float = bounded(1e-4, gt=0)
@@ -79,7 +82,8 @@ def episode_rewards(config: EmoRLConfig, y: torch.Tensor, pred: torch.Tensor,
                     n_classes: int) -> torch.Tensor:
     r_acc = accuracy_rewards(config, y, pred, positive, n_classes)
     r_acc = torch.where(forced, torch.full_like(r_acc, config.r_no_decision), r_acc)
-    return r_acc + config.latency_weight / (step.to(r_acc.dtype) + 1)
+    late = (step - config.latency_delay_steps).clamp(min=0).to(r_acc.dtype)
+    return r_acc + config.latency_weight / (late + 1)
 
 
 class RunningStats:
