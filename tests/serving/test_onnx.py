@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from emovox.audio import load_audio
-from emovox.early.reinforce import greedy_decisions
+from emovox.early.reinforce import greedy_decisions, step_frames
 from emovox.errors import EmovoxError
 from emovox.experiments.config import build_config
+from emovox.models.emorl import TERMINATE
 from emovox.serving.model_dir import Recognizer, train_and_save
 from emovox.serving.onnx_export import export_onnx
 from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream
-from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
 pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
@@ -111,34 +111,33 @@ def _stream(stream, wave, chunk):
 
 
 def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
-    """Step by step against the PyTorch StreamingRecognizer, and the decision against offline
-    greedy decisions, on real utterances and several chunk sizes."""
+    """Audio streamed in chunks through step.onnx: every step's probabilities and action equal
+    the PyTorch agent's on the same frames, and the decision equals its offline greedy one."""
     rec = Recognizer(trained["emorl"])
     onnx = OnnxRecognizer(exported["emorl"][1], threads=1)
+    agent = rec.trained.members[0]
+    params = rec.config.method.params
+    frame_rate = rec.trained.extractor.frame_rate / rec.trained.stack
+    step = step_frames(params, frame_rate)
     decided_early = 0
     for file in FILES:
         wave = load_audio(emodb / "wav" / f"{file}.wav")
-        probe = StreamingRecognizer(rec)
-        offline = greedy_decisions(rec.trained.members[0],
-                                   SequenceSet([_features(rec, wave)], np.zeros(1, int)),
-                                   probe.step, probe.frame_rate)
+        feats = _features(rec, wave)
+        with torch.no_grad():
+            out = agent.steps(torch.from_numpy(feats[None]), torch.tensor([len(feats)]), step)
+        proba = torch.softmax(out["class_logits"][0], -1).numpy()
+        stop = (out["action_logits"][0].argmax(-1) == TERMINATE).numpy()
+        read, exists = out["read"][0].numpy(), out["exists"][0].numpy()
+        offline = greedy_decisions(agent, SequenceSet([feats], np.zeros(1, int)), step,
+                                   frame_rate, params.max_steps)
         for chunk in (480, 1600, 7000):
-            events = []
-            torch_stream = StreamingRecognizer(rec)
-            for start in range(0, len(wave), chunk):
-                events += torch_stream.push(wave[start : start + chunk])
-            events += torch_stream.end()
-            torch_steps = [e for e in events if e.type == "step"]
             stream = OnnxStream(onnx)
             steps = _stream(stream, wave, chunk)
-            assert len(steps) == len(torch_steps) > 1
-            for mine, theirs in zip(steps, torch_steps, strict=True):
-                assert mine.step == theirs.data["step"]
-                assert mine.seconds == pytest.approx(theirs.time, abs=1e-6)
-                assert ("terminate" if mine.stop else "wait") == theirs.data["action"]
-                # the PyTorch events round probabilities to 6 decimals
-                assert np.abs(mine.probabilities
-                              - list(theirs.data["probabilities"].values())).max() < 1e-6
+            assert len(steps) == int(exists.sum()) > 1
+            for s in steps:
+                assert np.abs(s.probabilities - proba[s.step]).max() < TOL
+                assert s.stop == bool(stop[s.step])
+                assert s.seconds == pytest.approx(read[s.step] / frame_rate, abs=1e-6)
             decision = stream.decision
             assert decision.step == int(offline.step[0])
             assert stream.forced == bool(offline.forced[0])
@@ -149,32 +148,26 @@ def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
 
 
 def test_gru_baseline_steps_match_prefixes(trained, exported, emodb):
-    """Every step's probabilities equal PyTorch on the prefix read so far; a threshold
-    decides like the PyTorch stream."""
+    """Every step's probabilities equal PyTorch on the prefix read so far; a confidence
+    threshold decides at the first step that reaches it."""
     rec = Recognizer(trained["gru_baseline"])
     onnx = OnnxRecognizer(exported["gru_baseline"][1], threads=1)
     net = rec.trained.members[0]
     for file in FILES[:3]:
-        wave = load_audio(emodb / "wav" / f"{file}.wav")
-        rows = _features(rec, wave)
+        rows = _features(rec, load_audio(emodb / "wav" / f"{file}.wav"))
         stream = OnnxStream(onnx, threshold=0.6)
         steps = stream.push_rows(rows, final=True)
         read = [min((s.step + 1) * stream.step_frames, len(rows)) for s in steps]
         assert read[-1] == len(rows)
+        wants = []
         with torch.no_grad():
             for step, n in zip(steps, read, strict=True):
-                want = torch.softmax(net(torch.from_numpy(rows[None, :n]),
-                                         torch.tensor([n])), -1)[0].numpy()
-                assert np.abs(step.probabilities - want).max() < TOL
-        events = []
-        torch_stream = StreamingRecognizer(rec, threshold=0.6)
-        for start in range(0, len(wave), 1600):
-            events += torch_stream.push(wave[start : start + 1600])
-        events += torch_stream.end()
-        decision = next(e for e in events if e.type == "decision")
-        assert decision.time == pytest.approx(stream.decision.seconds, abs=1e-6)
-        assert decision.data["forced"] == stream.forced
-        assert decision.data["label"] == rec.labels[int(stream.decision.probabilities.argmax())]
+                wants.append(torch.softmax(net(torch.from_numpy(rows[None, :n]),
+                                               torch.tensor([n])), -1)[0].numpy())
+                assert np.abs(step.probabilities - wants[-1]).max() < TOL
+        first = next((k for k, w in enumerate(wants) if w.max() >= 0.6), len(wants) - 1)
+        assert stream.decision.step == first
+        assert stream.forced == (wants[first].max() < 0.6)
 
 
 def test_wrong_shapes_are_one_line_errors(exported):

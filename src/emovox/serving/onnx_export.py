@@ -218,6 +218,7 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
         "format": FORMAT,
         "source": str(model_dir),
         "method": rec.meta["method"],
+        "config": rec.meta["config"],  # the method's own settings (e.g. what predict reports)
         "model": {"name": name, "params": rec.config.model.params},
         "ensemble": len(members),
         "labels": rec.labels,

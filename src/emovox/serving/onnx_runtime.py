@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from emovox.errors import EmovoxError
+from emovox.experiments.config import build_config
+from emovox.experiments.methods.base import make_method
 from emovox.experiments.methods.supervised import SequenceModels
 from emovox.features import Normaliser, make_extractor
 from emovox.features.incremental import StreamingFeatures
@@ -77,6 +79,11 @@ class OnnxRecognizer(Recognizer):
             raise EmovoxError(f"{export_dir}: ONNX export format {self.meta.get('format')!r}; "
                               f"this emovox reads format {FORMAT} — export the model again")
         self.labels = self.meta["labels"]
+        try:  # the method formats predict's records (Method.describe)
+            self.method = make_method(build_config(self.meta["config"]))
+        except (KeyError, EmovoxError) as exc:
+            raise EmovoxError(f"{meta_path}: no usable config ({exc}); export the model "
+                              "again") from None
         self.extractor = make_extractor(self.meta["features"]["name"],
                                         **self.meta["features"]["params"])
         self.normaliser = Normaliser.from_state(norm)
