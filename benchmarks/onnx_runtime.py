@@ -3,7 +3,8 @@
 1. one streaming decision step (the network part: GRU on the step's frames from the carried
    state, running mean, classifier, agent): ``step.onnx`` vs what ``StreamingRecognizer`` runs;
 2. one 100 ms chunk of audio through the whole streaming path (features, z-score, stacking,
-   network): ``OnnxStream.push`` vs ``StreamingRecognizer.push``;
+   network): ``OnnxStream.push`` vs ``StreamingRecognizer.push`` (which also runs its speech
+   gate, so this row is not like for like);
 3. whole-utterance inference on Emo-DB utterances (the network on ready features):
    ``model.onnx`` vs the model directory's PyTorch model.
 
@@ -134,7 +135,8 @@ def main() -> None:
                 chunk_times(rec, onnx, audio[:3])
                 table.append(row(f"{name}: one decision step, network only",
                                  *step_times(rec, onnx, feats)))
-                table.append(row(f"{name}: one 100 ms chunk, whole streaming path",
+                table.append(row(f"{name}: one 100 ms chunk, whole streaming path (PyTorch's "
+                                 "includes its speech gate; OnnxStream has none)",
                                  *chunk_times(rec, onnx, audio)))
             table.append(row(f"{name}: whole utterance, network only",
                              *utterance_times(rec, onnx, feats)))
