@@ -79,6 +79,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emovox.serving.model_dir import Recognizer, default_model_dir
 
+    if args.runtime == "onnx":
+        from emovox.serving.onnx_runtime import OnnxRecognizer as Recognizer
+
     recognizer = Recognizer(args.model or default_model_dir())
     failed = 0
     for path in args.audio:
@@ -89,6 +92,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _emit({"path": path, "error": str(exc)})
             print(f"emovox: {exc}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from emovox.serving.onnx_export import export_onnx
+
+    frontend = export_onnx(args.model_dir, args.out)
+    _emit({"model_dir": args.model_dir, "format": args.format, "out": args.out,
+           "graphs": sorted(frontend["graphs"]), "streaming": frontend["streaming"] is not None,
+           "max_abs_diff": frontend["export_check_max_abs_diff"]})
+    return EXIT_OK
 
 
 def cmd_corpus_info(args: argparse.Namespace) -> int:
@@ -344,10 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
                    "model, see `emovox models`)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network with PyTorch or onnxruntime (--model: a directory "
+                        "from `emovox export`)")
     p.add_argument("--max-seconds", type=_positive(float), default=600.0,
                    help="refuse longer files (default 600 s; memory stays bounded: frame "
                         "features are extracted in 60 s chunks)")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("export", help="export a trained model directory (ONNX graphs + front end)")
+    p.add_argument("model_dir", help="a trained model directory (from `emovox train`)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
+    p.add_argument("--out", required=True, help="directory for model.onnx, step.onnx, *.json")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
     p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
