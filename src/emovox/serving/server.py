@@ -91,8 +91,10 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
     from emovox.serving.model_dir import Recognizer
 
     Recognizer(model_dir)  # a broken model directory: one line, before any worker starts
-    with contextlib.closing(listen_socket(host, port)):  # address taken: fail here
-        pass
+    # Bound, never listening: fails here if the address is taken, picks the port for
+    # ``port=0``, and keeps it reserved while the workers bind theirs.
+    reserved = listen_socket(host, port)
+    port = reserved.getsockname()[1]
     os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     stop = False
 
@@ -129,6 +131,7 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
             return {"stopped": True, "url": url, "seconds": round(time.monotonic() - started, 1)}
         finally:
             _stop(procs)
+            reserved.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
 

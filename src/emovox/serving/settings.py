@@ -35,7 +35,7 @@ class Settings:
     max_frame_bytes: int = 64_000
     #: Audio may arrive this many seconds ahead of real time; beyond it the server stops reading
     #: the connection until real time catches up (throttling; TCP pushes back on the sender).
-    burst_seconds: float = 10.0
+    burst_seconds: float = 2.0
     #: Origins (scheme://host[:port]) allowed to open streams from a browser, besides the
     #: service's own origin. Clients that send no Origin (not browsers) are not checked.
     allowed_origins: list[str] = field(default_factory=list)
