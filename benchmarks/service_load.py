@@ -32,6 +32,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -317,6 +318,7 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=float, default=15.0)
     parser.add_argument("--fault-streams", type=int, default=50)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -39,7 +39,7 @@ from pydantic import BaseModel
 from emovox.audio import prepare_samples
 from emovox.errors import AudioError, EmovoxError
 from emovox.serving.model_dir import Recognizer
-from emovox.serving.settings import Settings
+from emovox.serving.settings import Settings, is_ip_or_localhost
 from emovox.serving.websocket import SUBPROTOCOL, StreamService, StreamSlots
 
 STATIC = Path(__file__).with_name("static")
@@ -150,7 +150,12 @@ class Guard:
         if origin.rstrip("/") in self.settings.allowed_origins or \
                 "*" in self.settings.allowed_origins:
             return True
-        return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+        parts = urlsplit(origin)
+        if parts.netloc.lower() != headers.get("host", "").lower():
+            return False
+        # Same origin. Without a token, only under an IP address or "localhost": a page whose
+        # own name was rebound to this machine's address (DNS rebinding) is another origin.
+        return self.settings.token is not None or is_ip_or_localhost(parts.hostname or "")
 
 
 class _TooLarge(Exception):

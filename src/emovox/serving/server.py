@@ -85,17 +85,10 @@ def _worker(model_dir: str, settings: Settings, host: str, port: int, ready: mp.
 
 def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
           port: int = 8765, workers: int = 1, on_ready=None) -> dict:
-    """Serve until SIGTERM or SIGINT (``on_ready(url)`` once every worker listens); returns a
-    summary. Raises EmovoxError on a bad model
-    directory or an address that is taken."""
+    """Serve until SIGTERM or SIGINT (``on_ready(url)`` once every worker listens). Raises
+    EmovoxError on a bad model directory or an address that is taken."""
     from emovox.serving.model_dir import Recognizer
 
-    Recognizer(model_dir)  # a broken model directory: one line, before any worker starts
-    # Bound, never listening: fails here if the address is taken, picks the port for
-    # ``port=0``, and keeps it reserved while the workers bind theirs.
-    reserved = listen_socket(host, port)
-    port = reserved.getsockname()[1]
-    os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     stop = False
 
     def request_stop(signum, frame) -> None:
@@ -103,6 +96,23 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
         stop = True
 
     previous = {s: signal.signal(s, request_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        Recognizer(model_dir)  # a broken model directory: one line, before any worker starts
+        if not stop:
+            return _serve(model_dir, settings, host, port, workers, on_ready, lambda: stop)
+        return {"stopped": True}
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _serve(model_dir, settings: Settings, host: str, port: int, workers: int, on_ready,
+           stopping) -> dict:
+    # Bound, never listening: fails here if the address is taken, picks the port for
+    # ``port=0``, and keeps it reserved while the workers bind theirs.
+    reserved = listen_socket(host, port)
+    port = reserved.getsockname()[1]
+    os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir:
@@ -112,16 +122,16 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
         try:
             for p in procs:
                 p.start()
-            _wait_ready(ready, procs, lambda: stop)
+            _wait_ready(ready, procs, stopping)
             url = f"http://{host}:{port}"
             log.warning("serving %s with %d worker(s); open %s/ for the live page", url,
                         workers, url)
-            if on_ready is not None and not stop:
+            if on_ready is not None and not stopping():
                 on_ready(url)
             started = time.monotonic()
-            while not stop:
+            while not stopping():
                 for i, p in enumerate(procs):
-                    if not p.is_alive() and not stop:
+                    if not p.is_alive() and not stopping():
                         log.warning("worker %d exited (code %s); restarting it", p.pid,
                                     p.exitcode)
                         procs[i] = ctx.Process(target=_worker, daemon=True, args=(
@@ -132,8 +142,6 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
         finally:
             _stop(procs)
             reserved.close()
-            for s, handler in previous.items():
-                signal.signal(s, handler)
 
 
 def _wait_ready(ready: mp.Queue, procs: list, stopping) -> None:

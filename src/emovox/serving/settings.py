@@ -79,6 +79,14 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: assume it may be reachable from outside
 
 
+def is_ip_or_localhost(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return host == "localhost"
+
+
 def check_bind(host: str, token: str | None, insecure: bool) -> None:
     """Refuse to expose an unauthenticated service beyond this machine."""
     if not is_loopback(host) and token is None and not insecure:
