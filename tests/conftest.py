@@ -37,6 +37,27 @@ def write_tone(path: Path, hz: float = 220.0, seconds: float = 1.0, rate: int = 
 
 
 @pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory) -> Path:
+    """A tiny corpus in the ``csv`` format: 4 speakers × 2 labels × 4 utterances of 0.6 s.
+    "low" is a 220 Hz tone, "high" an 880 Hz tone, each in a little noise, so any working
+    method separates them; fast enough for unit tests of the whole pipeline."""
+    root = tmp_path_factory.mktemp("synthetic")
+    rng = np.random.default_rng(0)
+    rows = ["path,label,speaker"]
+    for speaker in ("s1", "s2", "s3", "s4"):
+        for label, hz in (("low", 220.0), ("high", 880.0)):
+            for k in range(4):
+                t = np.arange(int(0.6 * 16000)) / 16000
+                wave = 0.3 * np.sin(2 * np.pi * (hz * (1 + 0.02 * k)) * t)
+                wave += 0.01 * rng.standard_normal(len(t))
+                name = f"{speaker}_{label}_{k}.wav"
+                sf.write(root / name, wave.astype(np.float32), 16000)
+                rows.append(f"{name},{label},{speaker}")
+    (root / "corpus.csv").write_text("\n".join(rows) + "\n")
+    return root / "corpus.csv"
+
+
+@pytest.fixture(scope="session")
 def stream_model_dir(tmp_path_factory, emodb) -> Path:
     """A small streamable EmoRL model (anger vs neutral, four real Emo-DB speakers), trained
     once per test session with `emovox train`."""
@@ -52,10 +73,11 @@ def stream_model_dir(tmp_path_factory, emodb) -> Path:
                    "speakers": ["03", "08", "09", "16"]},
         "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
                      "cache": str(root / "cache"), "workers": 1},
-        "model": {"name": "emorl", "params": {"hidden": 32}},
+        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
         "training": {"epochs": 3, "lr": 0.005},
-        "emorl": {"episodes": 600, "freeze_episodes": 200, "eval_every": 200,
-                  "latency_weight": -0.5, "lr": 0.003},
+        "method": {"name": "emorl", "params": {
+            "episodes": 600, "freeze_episodes": 200, "eval_every": 200, "latency_weight": -0.5,
+            "lr": 0.003}},
     }
     (root / "c.yaml").write_text(yaml.safe_dump(config))
     out = root / "model"

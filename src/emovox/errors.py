@@ -24,3 +24,10 @@ class CorpusError(EmovoxError):
 
 class ConfigError(EmovoxError):
     """A configuration file or override that does not match the typed schema."""
+
+
+class ModelDirError(EmovoxError):
+    """A damaged or incomplete model directory: the message names the file and what is wrong."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")

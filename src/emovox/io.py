@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def cache_dir(kind: str) -> Path:
+    """Where emovox caches ``kind`` (features, rooms, opensmile, transcripts): under
+    ``$EMOVOX_CACHE`` when set, else ``~/.cache/emovox`` — the one cache setting."""
+    root = os.environ.get("EMOVOX_CACHE") or Path.home() / ".cache" / "emovox"
+    return Path(root).expanduser() / kind
+
+
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)

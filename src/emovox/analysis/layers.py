@@ -12,7 +12,7 @@ import numpy as np
 
 from emovox.audio import load_audio
 from emovox.corpora import Manifest
-from emovox.evaluation.report import save_figure
+from emovox.evaluation.plots import save_figure
 from emovox.features import FeatureCache, extract_all, make_extractor
 from emovox.features.dsp import frame_signal, loudness, mel_filterbank, power_spectrum
 

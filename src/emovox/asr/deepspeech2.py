@@ -23,8 +23,9 @@ from emovox.errors import ConfigError
 from emovox.features import FeatureCache, Normaliser, extract_all, make_extractor
 from emovox.models.base import run_rnn
 from emovox.training import SequenceSet
+from emovox.training.checkpoint import Checkpoint, save_checkpoint
 from emovox.training.data import batches, bucketed_batches, epoch_order
-from emovox.training.trainer import save_checkpoint, seed_everything
+from emovox.training.trainer import seed_everything
 
 ALPHABET = "_ 'abcdefghijklmnopqrstuvwxyz"  # index 0 is the CTC blank
 
@@ -128,13 +129,9 @@ def train_deepspeech2(train: Manifest, valid: Manifest, out: Path, config: DeepS
     model = DeepSpeech2(config.n_freq, config.channels, config.hidden, config.layers)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    state = {"epoch": -1, "best_cer": float("inf"), "best": None, "history": []}
-    checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimiser.load_state_dict(saved["optimiser"])
-        state = saved["state"]
+    saver = Checkpoint(out / "checkpoint.pt", model=model, optimiser=optimiser)
+    state = saver.restore() or {"epoch": -1, "best_cer": float("inf"), "best": None,
+                                "history": []}
     data, targets, _ = sets["train"]
     for epoch in tqdm(range(state["epoch"] + 1, config.epochs), desc="deepspeech2",
                       disable=not progress):
@@ -159,8 +156,7 @@ def train_deepspeech2(train: Manifest, valid: Manifest, out: Path, config: DeepS
         if cer < state["best_cer"]:
             state["best_cer"], state["best"] = cer, copy.deepcopy(model.state_dict())
         state["epoch"] = epoch
-        save_checkpoint(checkpoint, {"model": model.state_dict(),
-                                     "optimiser": optimiser.state_dict(), "state": state})
+        saver.save(state)
     model.load_state_dict(state["best"])
     save_checkpoint(out / "deepspeech2.pt", {"config": asdict(config), "state": model.state_dict(),
                                              "normaliser": normaliser.state()})

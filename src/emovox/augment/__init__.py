@@ -9,8 +9,10 @@ from emovox.augment.transforms import (
     TimeStretch,
     Transform,
     build_augmentation,
+    check_transforms,
 )
 from emovox.augment.variants import AugmentConfig, Variant, variants
 
 __all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "RoomReverb",
-           "TimeStretch", "Transform", "Variant", "build_augmentation", "variants"]
+           "TimeStretch", "Transform", "Variant", "build_augmentation", "check_transforms",
+           "variants"]

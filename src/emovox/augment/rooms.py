@@ -18,11 +18,10 @@ import numpy as np
 
 from emovox.audio import SAMPLE_RATE, load_audio
 from emovox.errors import ConfigError
-from emovox.io import atomic_write
+from emovox.io import atomic_write, cache_dir
 
 log = logging.getLogger(__name__)
 
-ROOM_CACHE = Path.home() / ".cache" / "emovox" / "rooms"
 
 
 @dataclass(frozen=True)
@@ -73,9 +72,9 @@ def _simulate_one(rng: np.random.Generator, ranges: RoomRanges) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def simulated_rooms(n: int, seed: int, ranges: RoomRanges = RoomRanges()) -> tuple[np.ndarray, ...]:
-    """``n`` RIRs of random shoebox rooms; cached in memory and under ``~/.cache/emovox/rooms``."""
+    """``n`` RIRs of random shoebox rooms; cached in memory and under ``cache_dir("rooms")``."""
     key = hashlib.sha256(json.dumps([n, seed, asdict(ranges)]).encode()).hexdigest()[:16]
-    path = ROOM_CACHE / f"{key}.npz"
+    path = cache_dir("rooms") / f"{key}.npz"
     if path.exists():
         try:
             with np.load(path) as data:

@@ -9,6 +9,7 @@ All transforms work on mono float32 at 16 kHz.
 
 from __future__ import annotations
 
+import inspect
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,18 @@ class Compose:
 
     def sources(self) -> set[str]:
         return set().union(*(t.sources() for t in self.transforms))
+
+
+def check_transforms(transforms: dict[str, dict[str, Any] | None]) -> None:
+    """Names and parameter keys of an augmentation chain, checked without building it (a
+    reverb bank is simulated on construction)."""
+    for name, params in transforms.items():
+        cls = TRANSFORMS.get(name)
+        accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
+        unknown = sorted(set(params or {}) - set(accepted))
+        if unknown:
+            raise ConfigError(f"augment.transforms.{name}: unknown key(s) {unknown}; "
+                              f"accepted: {accepted}")
 
 
 def build_augmentation(transforms: dict[str, dict[str, Any] | None]) -> Compose:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emovox.augment.transforms import Compose, build_augmentation
+from emovox.schema import bounded
 
 
 @dataclass
@@ -27,7 +28,7 @@ class AugmentConfig:
     #: Transform name → parameters (see emovox.augment.transforms); null switches one off.
     transforms: dict[str, Any] = field(default_factory=dict)
     #: Augmented versions per training utterance.
-    copies: int = 8
+    copies: int = bounded(8, ge=0)
     #: Also offer the clean utterance among the versions each epoch draws from.
     include_clean: bool = True
     seed: int = 0

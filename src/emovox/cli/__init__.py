@@ -13,6 +13,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from emovox.errors import EmovoxError
@@ -83,7 +84,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.audio:
         try:
-            _emit(recognizer.predict_file(path))
+            _emit(recognizer.predict_file(path, max_seconds=args.max_seconds))
         except EmovoxError as exc:
             failed += 1
             _emit({"path": path, "error": str(exc)})
@@ -92,17 +93,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus_info(args: argparse.Namespace) -> int:
-    from emovox.audio import audio_info
+    from tqdm import tqdm
+
+    from emovox.audio import load_audio
     from emovox.corpora import load_corpus
+    from emovox.errors import AudioError
 
     manifest = load_corpus(args.format, args.path, on_error="skip")
-    seconds = 0.0
-    for utt in manifest:
-        if utt.start is not None and utt.end is not None:
-            seconds += utt.end - utt.start
-        else:
-            info = audio_info(utt.path)
-            seconds += info.frames / info.samplerate
+    seconds, usable, problems = 0.0, [], list(manifest.problems)
+    for utt in tqdm(manifest, desc="reading audio", unit="utt", disable=args.quiet,
+                    leave=False):
+        try:  # read every sample: silent, NaN or cut-off files are not usable
+            wave = load_audio(utt.path, start=utt.start, end=utt.end)
+        except AudioError as exc:
+            problems.append(str(exc))
+            continue
+        seconds += len(wave) / 16000
+        usable.append(utt)
+    manifest = type(manifest)(usable, problems)
     _emit({
         "path": args.path,
         "format": args.format,
@@ -236,7 +244,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-CORPUS_FORMATS = ["emodb", "iemocap", "ravdess", "cremad", "csv", "manifest", "librispeech"]
+def _registries() -> dict:
+    """Every pluggable kind by name (``emovox list``); registries load their providers lazily."""
+    from emovox.augment import TRANSFORMS
+    from emovox.channels import CHANNELS
+    from emovox.corpora import CORPORA
+    from emovox.experiments.methods.base import METHODS
+    from emovox.experiments.protocols import PROTOCOLS
+    from emovox.features import EXTRACTORS
+    from emovox.models import MODELS
+
+    return {"methods": METHODS, "models": MODELS, "features": EXTRACTORS, "corpora": CORPORA,
+            "protocols": PROTOCOLS, "augmentations": TRANSFORMS, "channels": CHANNELS}
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registries = _registries()
+    for kind in [args.kind] if args.kind else registries:
+        for name, description in registries[kind].describe().items():
+            _emit({"kind": kind, "name": name, "description": description})
+    return EXIT_OK
+
+
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type for numbers > 0 (a bad value is a one-line usage error, exit 2)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    registries = _registries()
+    corpus_formats = registries["corpora"].names()
+
+    p = sub.add_parser("list", help="what is registered: methods, models, features, corpora, "
+                       "protocols, augmentations, channels (JSON lines)")
+    p.add_argument("kind", nargs="?", choices=list(registries))
+    p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("experiment", help="run a cross-validated experiment from a YAML config")
     p.add_argument("config")
@@ -271,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="label audio files with a trained model (JSON lines)")
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", required=True, help="model directory from `emovox train`")
+    p.add_argument("--max-seconds", type=_positive(float), default=600.0,
+                   help="refuse longer files (default 600 s; memory stays bounded: frame "
+                        "features are extracted in 60 s chunks)")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
@@ -310,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     asr_sub = p.add_subparsers(dest="asr_command", required=True)
     asr = asr_sub.add_parser("train", help="train a DeepSpeech2-style recogniser with CTC")
     asr.add_argument("path", help="transcribed speech, e.g. a LibriSpeech split")
-    asr.add_argument("--format", default="librispeech", choices=CORPUS_FORMATS)
+    asr.add_argument("--format", default="librispeech", choices=corpus_formats)
     asr.add_argument("--out", required=True, help="directory for deepspeech2.pt (resumable)")
     asr.add_argument("--valid-speakers", type=int, default=2)
     asr.add_argument("--hidden", type=int, default=800)
@@ -326,12 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     layers = analyse_sub.add_parser(
         "layers", help="t-SNE of every layer by emotion; the unit that tracks loudness")
     layers.add_argument("path")
-    layers.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    layers.add_argument("--format", required=True, choices=corpus_formats)
     layers.add_argument("--model", default="tiny.en",
                         help="tiny.en, base, or a CTranslate2 / Hugging Face model directory")
     layers.add_argument("--speakers", nargs="+", help="only these speakers")
     layers.add_argument("--out", required=True)
-    layers.add_argument("--cache", default=str(Path.home() / ".cache" / "emovox" / "features"))
+    layers.add_argument("--cache", default="auto",
+                        help="feature cache directory (default: $EMOVOX_CACHE/features)")
     layers.add_argument("--workers", type=int, default=1)
     layers.set_defaults(run=cmd_analyse_layers)
 
@@ -339,14 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     corpus_sub = p.add_subparsers(dest="corpus_command", required=True)
     info = corpus_sub.add_parser("info", help="counts per label and speaker, duration, problems")
     info.add_argument("path")
-    info.add_argument("--format", required=True, choices=CORPUS_FORMATS)
+    info.add_argument("--format", required=True, choices=corpus_formats)
     info.add_argument("--manifest", help="also write the manifest (.jsonl or .csv)")
     info.set_defaults(run=cmd_corpus_info)
     degrade = corpus_sub.add_parser(
         "degrade", help="write a copy of a corpus played through a simulated channel")
     degrade.add_argument("path")
-    degrade.add_argument("--format", required=True, choices=CORPUS_FORMATS)
-    degrade.add_argument("--channel", default="robot", choices=["robot"])
+    degrade.add_argument("--format", required=True, choices=corpus_formats)
+    degrade.add_argument("--channel", default="robot", choices=registries["channels"].names())
     degrade.add_argument("--out", required=True, help="directory for wav/, manifest.jsonl")
     degrade.add_argument("--seed", type=int, default=0)
     degrade.add_argument("--workers", type=int, default=1)

@@ -101,6 +101,8 @@ def align_words(transcript: str, marks: list[tuple[float, str]]) -> list[Word]:
 
 @CORPORA.register("emodb")
 def load_emodb(root: Path, on_error: str = "skip") -> Manifest:
+    """Emo-DB: ``wav/03a01Fa.wav`` (speaker, sentence, emotion, version); word timings from
+    ``silb/``; trailing digital silence trimmed."""
     wav_dir = root / "wav"
     if not wav_dir.is_dir():
         raise CorpusError(f"{root}: not an Emo-DB directory (no wav/ folder)")

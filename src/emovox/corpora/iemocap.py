@@ -41,7 +41,6 @@ WORDS = {
     "disgust": "disgust",
     "other": "other",
 }
-FOUR_CLASS = ["anger", "happiness", "neutral", "sadness"]
 SUMMARY = re.compile(
     r"^\[(?P<start>[\d.]+) - (?P<end>[\d.]+)\]\t(?P<id>\S+)\t(?P<code>\w+)\t"
     r"\[(?P<val>[\d.]+), (?P<act>[\d.]+), (?P<dom>[\d.]+)\]"

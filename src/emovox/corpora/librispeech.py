@@ -14,6 +14,8 @@ from emovox.corpora.registry import CORPORA, problem
 
 @CORPORA.register("librispeech")
 def load_librispeech(root: Path, on_error: str = "skip") -> Manifest:
+    """LibriSpeech layout: ``SPEAKER/CHAPTER/*.flac`` with ``*.trans.txt`` transcripts (no
+    emotion labels: for training recognisers)."""
     utterances, problems = [], []
     for trans in sorted(root.rglob("*.trans.txt")):
         for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from emovox.audio import audio_info
 from emovox.corpora.manifest import Manifest
-from emovox.errors import AudioError, CorpusError
+from emovox.errors import AudioError, ConfigError, CorpusError
 from emovox.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,16 @@ def check_audio(manifest: Manifest, policy: str = "skip") -> Manifest:
             continue
         kept.append(utt)
     return Manifest(kept, problems)
+
+
+def check_corpus_options(format: str, options: dict, where: str = "corpus.options") -> None:
+    """A corpus format's loader options, checked against the loader before anything is read."""
+    accepted = [k for k in inspect.signature(CORPORA.get(format)).parameters
+                if k not in ("root", "on_error")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for corpus format {format!r}; "
+                          f"accepted: {accepted}")
 
 
 def load_corpus(

@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from emovox.evaluation.metrics import uar
+from emovox.models.emorl import TERMINATE
 
 
 @dataclass
@@ -65,7 +66,14 @@ def early_metrics(y: np.ndarray, decisions: Decisions, positive: int = 1) -> dic
     return out
 
 
-def threshold_stop(class_proba: np.ndarray, threshold: float) -> np.ndarray:
-    """Stop as soon as the classifier's top probability reaches ``threshold``."""
-    return class_proba.max(-1) >= threshold
+def stop_rule(class_proba: np.ndarray, threshold: float | None = None,
+              action_logits: np.ndarray | None = None) -> np.ndarray:
+    """The one stop rule, for batches of steps [..., C] and for a single streaming step: with a
+    ``threshold``, stop once the top class probability reaches it; otherwise follow the agent's
+    greedy action (action 1 = terminate); with neither, never stop early."""
+    if threshold is not None:
+        return class_proba.max(-1) >= threshold
+    if action_logits is not None:
+        return action_logits.argmax(-1) == TERMINATE
+    return np.zeros(class_proba.shape[:-1], dtype=bool)
 

@@ -24,19 +24,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from emovox.early.decisions import Decisions, decide
+from emovox.early.decisions import Decisions, decide, stop_rule
 from emovox.models.emorl import TERMINATE, EmoRL
+from emovox.schema import bounded
+from emovox.training.checkpoint import Checkpoint
 from emovox.training.data import SequenceSet, batches
-from emovox.training.trainer import save_checkpoint
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class EmoRLConfig:
-    step_ms: float = 300.0
-    max_steps: int | None = None
-    gamma: float = 0.99
+    """EmoRL's rewards and REINFORCE schedule (``method.params`` of method emorl)."""
+
+    step_ms: float = bounded(300.0, gt=0)
+    max_steps: int | None = bounded(None, ge=1)
+    gamma: float = bounded(0.99, gt=0, le=1)
     #: Accuracy rewards; for more than two classes r_tp rewards any correct decision and r_fp
     #: any wrong one.
     r_tp: float = 1.0
@@ -47,13 +50,13 @@ class EmoRLConfig:
     latency_weight: float = 1.0
     #: The positive class of the reward table (default: the first label).
     positive: str | None = None
-    lr: float = 1e-4
-    weight_decay: float = 1e-5
-    batch_size: int = 32
-    episodes: int = 20_000
-    freeze_episodes: int = 5_000
-    eval_every: int = 1_000
-    advantage_momentum: float = 0.99
+    lr: float = bounded(1e-4, gt=0)
+    weight_decay: float = bounded(1e-5, ge=0)
+    batch_size: int = bounded(32, ge=1)
+    episodes: int = bounded(20_000, ge=1)
+    freeze_episodes: int = bounded(5_000, ge=0)
+    eval_every: int = bounded(1_000, ge=1)
+    advantage_momentum: float = bounded(0.99, ge=0, lt=1)
     #: Confidence thresholds swept for the non-RL early exit.
     thresholds: list[float] = field(default_factory=lambda: [
         0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 1.01])
@@ -98,6 +101,12 @@ class RunningStats:
     def standardise(self, values: torch.Tensor) -> torch.Tensor:
         return (values - self.mean) / (self.var ** 0.5 + 1e-6)
 
+    def state_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.__dict__.update(state)
+
 
 def step_frames(config: EmoRLConfig, frame_rate: float) -> int:
     return max(1, int(round(config.step_ms / 1000 * frame_rate)))
@@ -114,7 +123,7 @@ def greedy_decisions(agent: EmoRL, data: SequenceSet, step: int, frame_rate: flo
         out = agent.steps(x, lengths, step, max_steps)
         parts.append(decide(
             torch.softmax(out["class_logits"], -1).numpy(),
-            (out["action_logits"].argmax(-1) == TERMINATE).numpy(),
+            stop_rule(out["class_logits"].numpy(), action_logits=out["action_logits"].numpy()),
             out["exists"].numpy(), out["read"].numpy(), lengths.numpy(), frame_rate))
     return Decisions(*(np.concatenate([getattr(p, f) for p in parts]) for f in
                        ("proba", "step", "forced", "fraction", "seconds")))
@@ -137,16 +146,12 @@ def train_emorl(agent: EmoRL, train: SequenceSet, valid: SequenceSet, config: Em
     optimiser = torch.optim.Adam(agent.parameters(), lr=config.lr,
                                  weight_decay=config.weight_decay)
     stats = RunningStats(config.advantage_momentum)
-    history: list[dict] = []
-    best = {"reward": -np.inf, "state": copy.deepcopy(agent.state_dict()), "episodes": 0}
-    episodes, update = 0, 0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        agent.load_state_dict(state["agent"])
-        optimiser.load_state_dict(state["optimiser"])
-        stats.__dict__.update(state["stats"])
-        history, best, episodes, update = (state["history"], state["best"], state["episodes"],
-                                           state["update"])
+    saver = Checkpoint(checkpoint, agent=agent, optimiser=optimiser, stats=stats)
+    progress = saver.restore() or {
+        "history": [], "episodes": 0, "update": 0,
+        "best": {"reward": -np.inf, "state": copy.deepcopy(agent.state_dict()), "episodes": 0}}
+    history, best, episodes, update = (progress["history"], progress["best"],
+                                       progress["episodes"], progress["update"])
     bar = tqdm(total=config.episodes, initial=episodes, desc="EmoRL episodes", leave=False,
                disable=not progress)
     while episodes < config.episodes:
@@ -201,11 +206,8 @@ def train_emorl(agent: EmoRL, train: SequenceSet, valid: SequenceSet, config: Em
                         "episodes": episodes}
             bar.set_postfix(valid_reward=f"{value:.3f}",
                             fraction=f"{decisions.fraction.mean():.2f}")
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, {
-                    "agent": agent.state_dict(), "optimiser": optimiser.state_dict(),
-                    "stats": dict(stats.__dict__), "history": history, "best": best,
-                    "episodes": episodes, "update": update})
+            saver.save({"history": history, "best": best, "episodes": episodes,
+                        "update": update})
     bar.close()
     agent.load_state_dict(best["state"])
     agent.requires_grad_(True)

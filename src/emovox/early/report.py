@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from emovox.io import atomic_write, atomic_write_json, atomic_write_text
+from emovox.io import atomic_write, atomic_write_text
 
 NAMES = {
     "emorl": "EmoRL (REINFORCE agent)",
@@ -28,24 +27,23 @@ def _summary(rows: list[dict]) -> dict[str, dict]:
     return out
 
 
-def _curve(results: list[dict], name: str, x: str) -> list[dict]:
+def _curve(extras: list[dict], name: str, x: str) -> list[dict]:
     """Mean over runs of each point of a curve (points are aligned by position)."""
-    points = zip(*(r["curves"][name] for r in results), strict=True)
+    points = zip(*(e["curves"][name] for e in extras), strict=True)
     return [{k: float(np.mean([p[k] for p in group if k in p]))
              for k in group[0] if all(k in p for p in group)} | {x: group[0][x]}
             for group in points]
 
 
-def write_early_report(out: Path, config, results: list[dict]) -> dict:
-    methods = {m: _summary([r["early"][m] for r in results]) for m in results[0]["early"]}
-    prefix, threshold = _curve(results, "prefix", "p"), _curve(results, "threshold", "theta")
+def early_report(out: Path, name: str, protocol: str, step_ms: float, extras: list[dict]
+                 ) -> tuple[dict, str]:
+    """The ``early`` block of metrics.json and the section of report.md (also written alone as
+    ``early.md``), with ``early.png``, from each fold's early-decision results."""
+    methods = {m: _summary([e["early"][m] for e in extras]) for m in extras[0]["early"]}
+    prefix, threshold = _curve(extras, "prefix", "p"), _curve(extras, "threshold", "theta")
     early = {"methods": methods, "prefix_curve": prefix, "threshold_curve": threshold,
-             "step_ms": config.emorl.step_ms}
-    metrics_path = out / "metrics.json"
-    metrics = json.loads(metrics_path.read_text())
-    metrics["early"] = early
-    atomic_write_json(metrics_path, metrics)
-    _plot(out / "early.png", config, methods, prefix, threshold)
+             "step_ms": step_ms}
+    _plot(out / "early.png", name, methods, prefix, threshold)
 
     rows = [(NAMES.get(m, m), s) for m, s in methods.items()]
     rows += [(f"gru_baseline, first {int(round(c['p'] * 100))} %", {k: {"mean": c[k], "std": 0}
@@ -54,25 +52,27 @@ def write_early_report(out: Path, config, results: list[dict]) -> dict:
     has_auc = "auc" in methods["emorl"]
     cols = [k for k in KEYS if has_auc or k != "auc"]
     lines = [
-        f"# {config.name}: early decisions",
+        "## Early decisions",
         "",
-        f"**Protocol:** {metrics['protocol_description']}. Decisions every "
-        f"{config.emorl.step_ms:.0f} ms; thresholds and checkpoints chosen on validation "
-        "speakers only. Prefix rows are mean over runs (std omitted).",
+        f"**Protocol:** {protocol}. Decisions every {step_ms:.0f} ms; thresholds and "
+        "checkpoints chosen on validation speakers only. Prefix rows are mean over runs (std "
+        "omitted).",
         "",
         "| method | " + " | ".join(cols) + " |",
         "|---" * (len(cols) + 1) + "|",
     ]
-    for name, s in rows:
+    for label, s in rows:
         cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" if s[k]["std"] else
                  f"{s[k]['mean']:.3f}" for k in cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![AUC against fraction heard](early.png)", ""]
-    atomic_write_text(out / "early.md", "\n".join(lines))
-    return early
+    section = "\n".join(lines)
+    atomic_write_text(out / "early.md", f"# {name}: early decisions\n\n" + section)
+    return {"early": early}, section
 
 
-def _plot(path: Path, config, methods: dict, prefix: list[dict], threshold: list[dict]) -> None:
+def _plot(path: Path, name: str, methods: dict, prefix: list[dict],
+          threshold: list[dict]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +93,7 @@ def _plot(path: Path, config, methods: dict, prefix: list[dict], threshold: list
                     linestyle="none", label=NAMES[name])
     ax.set_xlabel("fraction of the utterance heard")
     ax.set_ylabel(metric.upper())
-    ax.set_title(f"{config.name}: {metric.upper()} against the fraction heard", fontsize=10)
+    ax.set_title(f"{name}: {metric.upper()} against the fraction heard", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

@@ -1,4 +1,10 @@
-"""Typed experiment configuration, loaded from YAML with ``key.sub=value`` overrides."""
+"""Typed experiment configuration, loaded from YAML with ``key.sub=value`` overrides.
+
+Everything is checked when the config is read, before any audio: unknown keys, wrong types,
+numeric ranges (``bounded`` fields), and every component's own parameters against the
+component (the method's ``Params``, the model builder's signature, the extractor's defaults,
+each augmentation's and channel's parameters, the corpus loader's options).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ from typing import Any
 import yaml
 
 from emovox.augment import AugmentConfig
-from emovox.early.reinforce import EmoRLConfig
 from emovox.errors import ConfigError
+from emovox.schema import bounded, range_error
 from emovox.training.trainer import TrainConfig
 
 
@@ -36,19 +42,20 @@ class FeatureConfig:
     params: dict[str, Any] = field(default_factory=dict)
     normalise: str = "global"
     #: Concatenate this many consecutive frames into one (shorter sequences, faster RNNs).
-    stack: int = 1
-    #: Feature cache directory; null computes on the fly.
-    cache: str | None = "~/.cache/emovox/features"
-    workers: int = 2
+    stack: int = bounded(1, ge=1)
+    #: Feature cache directory: "auto" is $EMOVOX_CACHE/features (default
+    #: ~/.cache/emovox/features); null computes on the fly.
+    cache: str | None = "auto"
+    workers: int = bounded(2, ge=1)
 
 
 @dataclass
 class ProtocolConfig:
     name: str = "loso"
     seeds: list[int] = field(default_factory=lambda: [0])
-    k: int = 5
+    k: int = bounded(5, ge=2)
     #: Run only these fold indices (smoke tests); null runs all.
-    folds: list[int] | None = None
+    folds: list[int] | None = bounded(None, ge=0)
 
 
 @dataclass
@@ -56,7 +63,15 @@ class ModelConfig:
     name: str = "bigru"
     params: dict[str, Any] = field(default_factory=dict)
     #: Models trained per fold from different initial seeds; their probabilities are averaged.
-    ensemble: int = 1
+    ensemble: int = bounded(1, ge=1)
+
+
+@dataclass
+class MethodConfig:
+    """How to learn from a fold (``emovox list methods``) and its typed parameters."""
+
+    name: str = "supervised"
+    params: Any = field(default_factory=dict)
 
 
 @dataclass
@@ -97,10 +112,11 @@ class ExperimentConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     #: Extra test sets by name; the main corpus is reported as the "clean" test.
     test_sets: dict[str, TestSetConfig] = field(default_factory=dict)
-    #: The EmoRL agent's rewards and REINFORCE schedule (used when model.name is emorl).
-    emorl: EmoRLConfig = field(default_factory=EmoRLConfig)
+    #: How to learn from a fold; the model, features and training settings above are its
+    #: ingredients.
+    method: MethodConfig = field(default_factory=MethodConfig)
     #: Folds trained in parallel processes (each with ``training.threads`` threads).
-    workers: int = 1
+    workers: int = bounded(1, ge=1)
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
@@ -108,7 +124,8 @@ def _build(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = set(fields)
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; "
@@ -121,6 +138,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
             kwargs[key] = _build(hint, value or {}, path)
         else:
             kwargs[key] = _check(hint, value, path)
+            bounds = fields[key].metadata.get("range")
+            problem = bounds and range_error(kwargs[key], bounds)
+            if problem:
+                raise ConfigError(f"{path}: {problem}")
     return cls(**kwargs)
 
 
@@ -196,7 +217,49 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def build_config(data: dict) -> ExperimentConfig:
-    return _build(ExperimentConfig, data, "")
+    config = _build(ExperimentConfig, data, "")
+    check_components(config)
+    return config
+
+
+def build_params(cls: type, data: Any, where: str) -> Any:
+    """A component's typed parameters from a mapping (unknown keys, types, ranges checked)."""
+    return _build(cls, data or {}, where)
+
+
+def check_components(config: ExperimentConfig) -> None:
+    """Each component's parameters against the component itself, and the settings that only
+    make sense together. Imports the registries lazily: the schema above stays light."""
+    from emovox.augment import check_transforms
+    from emovox.channels import CHANNELS
+    from emovox.corpora import check_corpus_options
+    from emovox.experiments.methods.base import METHODS
+    from emovox.experiments.methods.supervised import check_model_params
+    from emovox.experiments.protocols import PROTOCOLS
+    from emovox.features import make_extractor
+
+    method = METHODS.get(config.method.name)
+    if not dataclasses.is_dataclass(config.method.params):
+        config.method.params = build_params(method.Params, config.method.params,
+                                            "method.params")
+    check_model_params(config.model.name, config.model.params)
+    make_extractor(config.features.name, **config.features.params)
+    check_transforms(config.augment.transforms)
+    check_corpus_options(config.corpus.format, config.corpus.options)
+    PROTOCOLS.get(config.protocol.name)
+    if not config.protocol.seeds:
+        raise ConfigError("protocol.seeds: must name at least one seed")
+    if config.task.kind not in ("categorical", "dimensional"):
+        raise ConfigError(f"task.kind: must be categorical or dimensional, not "
+                          f"{config.task.kind!r}")
+    if config.task.loss not in ("ccc", "mse"):
+        raise ConfigError(f"task.loss: must be ccc or mse, not {config.task.loss!r}")
+    for name, test in config.test_sets.items():
+        check_corpus_options(test.format, test.options, f"test_sets.{name}.options")
+        if test.channel:
+            channel = CHANNELS.get(test.channel)
+            build_params(channel.config_class, test.channel_params,
+                         f"test_sets.{name}.channel_params")
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:

@@ -85,10 +85,12 @@ class Dataset:
 
 def _features(config: ExperimentConfig, manifest: Manifest, extractor: Extractor,
               progress: bool, variant=None) -> dict[str, np.ndarray]:
-    cache = FeatureCache(Path(config.features.cache).expanduser() if config.features.cache
-                         else None)
+    """Features of every usable utterance; the reasons others were skipped go to
+    ``manifest.problems`` (reported as ``skipped_files`` in metrics.json)."""
+    cache = FeatureCache(config.features.cache)
     return extract_all(manifest, extractor, cache, workers=config.features.workers,
-                       on_error=config.corpus.on_error, progress=progress, variant=variant)
+                       on_error=config.corpus.on_error, progress=progress, variant=variant,
+                       failures=manifest.problems)
 
 
 def _load_manifest(corpus: CorpusConfig) -> Manifest:
@@ -109,9 +111,6 @@ def load_dataset(config: ExperimentConfig, progress: bool = True) -> Dataset:
     labels = list(config.corpus.labels) if config.corpus.labels else manifest.labels
     if len(labels) < 2 and config.task.kind == "categorical":
         raise CorpusError(f"{config.corpus.path}: need at least two labels, found {labels}")
-    if config.task.kind not in ("categorical", "dimensional"):
-        raise ConfigError(f"task.kind must be categorical or dimensional, not "
-                          f"{config.task.kind!r}")
     augmented = []
     for variant in variants(config.augment):
         version = _features(config, manifest, extractor, progress, variant)

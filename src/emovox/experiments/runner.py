@@ -16,146 +16,48 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 import yaml
 from tqdm import tqdm
 
 from emovox.errors import ConfigError
-from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
-from emovox.evaluation.report import write_reports
 from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
+from emovox.experiments.methods.base import FoldResult, Split, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
+from emovox.experiments.report import write_reports
 from emovox.io import atomic_write_json, atomic_write_text
-from emovox.models import build_model
 from emovox.parallel import imap
-from emovox.training import fit, predict
-from emovox.training.tasks import Classification, Regression
-from emovox.training.trainer import class_weight_tensor, seed_everything
 
 log = logging.getLogger(__name__)
 
 
-class Ensemble(list):
-    """Models of one fold trained from different seeds; their probabilities are averaged."""
-
-
-def make_task(config: ExperimentConfig, dataset: Dataset, targets: np.ndarray):
-    if dataset.dimensional:
-        return Regression(config.task.loss, targets)
-    weights = (class_weight_tensor(targets, len(dataset.labels)) if config.training.class_weights
-               else None)
-    return Classification(len(dataset.labels), weights)
-
-
-def train_model(config: ExperimentConfig, dataset: Dataset, train, valid, seed: int,
-                checkpoint_dir: Path | None = None):
-    """Build, normalise and train ``config.model.ensemble`` models; returns (model or
-    Ensemble, normaliser, training info). EmoRL trains its baseline, then the agent."""
-    if config.model.name == "emorl":
-        from emovox.experiments.methods.emorl import train_emorl_model
-
-        agent, _, normaliser, info, _, _ = train_emorl_model(config, dataset, train, valid, seed,
-                                                             checkpoint_dir)
-        return agent, normaliser, info
-    normaliser = dataset.fit_normaliser(train, config.features.normalise)
-    train_set = dataset.training_set(train, normaliser)
-    valid_set = dataset.sequences(valid, normaliser)
-    task = make_task(config, dataset, train_set.targets)
-    members, infos = Ensemble(), []
-    for member in range(config.model.ensemble):
-        member_seed = seed * 1000 + member
-        seed_everything(member_seed)
-        model = build_model(config.model.name, dataset.input_dim, dataset.n_outputs,
-                            **config.model.params)
-        if isinstance(model, torch.nn.Module):
-            ckpt = checkpoint_dir / f"checkpoint{member}.pt" if checkpoint_dir else None
-            history = fit(model, train_set, valid_set, config.training, member_seed, ckpt, task)
-            infos.append({"best_epoch": history.best_epoch, "epochs": history.epoch + 1,
-                          "history": history.records})
-        else:
-            if dataset.dimensional or dataset.augmented:
-                raise ConfigError(f"{config.model.name} supports neither dimensional targets "
-                                  "nor augmentation")
-            infos.append(model.fit((train_set.feats, train_set.targets),
-                                   (valid_set.feats, valid_set.targets)))
-        members.append(model)
-    if len(members) == 1:
-        return members[0], normaliser, infos[0]
-    return members, normaliser, {"members": infos}
-
-
-def model_proba(model, data, task=None) -> np.ndarray:
-    """Class probabilities (or dimensional values, given a Regression task) of ``data``."""
-    if isinstance(model, Ensemble):
-        return np.mean([model_proba(m, data, task) for m in model], axis=0)
-    if isinstance(model, torch.nn.Module):
-        return predict(model, data, task=task)
-    return model.predict_proba(data.feats)
-
-
-def score_test(dataset: Dataset, model, normaliser, task, test) -> dict:
-    """Metrics and per-utterance predictions of ``model`` on the utterances ``test``."""
-    data = dataset.sequences(test, normaliser)
-    if dataset.dimensional:
-        values = model_proba(model, data, task)
-        return {
-            "metrics": dimensional_metrics(data.targets, values, dataset.task.dimensions),
-            "predictions": [
-                {"id": u.id, "speaker": u.speaker, "label": u.label,
-                 "true": [float(v) for v in t], "pred": [round(float(v), 6) for v in p]}
-                for u, t, p in zip(test, data.targets, values, strict=True)
-            ],
-        }
-    proba = model_proba(model, data)
-    return {
-        "metrics": classification_metrics(data.targets, proba),
-        "predictions": [
-            {"id": u.id, "speaker": u.speaker, "true": dataset.labels[t],
-             "pred": dataset.labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p]}
-            for u, t, p in zip(test, data.targets, proba, strict=True)
-        ],
-    }
-
-
 def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
-             fold_dir: Path, test_sets: dict[str, Dataset] | None = None) -> dict:
+             fold_dir: Path, test_sets: dict[str, Dataset] | None = None) -> FoldResult:
     """Train on the fold's training speakers, select on validation, score the test speakers
     (and the same utterances in every extra test set)."""
     start = time.time()
-    train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
-    model, normaliser, info = train_model(config, dataset, train, valid, seed, fold_dir)
-    task = make_task(config, dataset, dataset.targets(train))  # the one the model trained on
-    result = {
-        "seed": seed,
-        "fold": fold.index,
-        "test_speakers": list(fold.test),
-        "valid_speakers": list(fold.valid),
-        **score_test(dataset, model, normaliser, task, test),
-        "training": info,
-    }
-    ids = {u.id for u in test}
-    result["tests"] = {
-        name: score_test(other, model, normaliser, task,
-                         other.manifest.filter(lambda u: u.id in ids))
-        for name, other in (test_sets or {}).items()
-    }
-    result["seconds"] = time.time() - start
-    atomic_write_json(fold_dir / "result.json", result)
-    for checkpoint in fold_dir.glob("checkpoint*.pt"):
+    method = make_method(config)
+    split = Split(*(dataset.split(s) for s in (fold.train, fold.valid, fold.test)), seed=seed)
+    trained, info = method.fit(dataset, split, fold_dir)
+    ids = {u.id for u in split.test}
+    result = FoldResult(
+        seed=seed, fold=fold.index, test_speakers=list(fold.test),
+        valid_speakers=list(fold.valid),
+        test=method.score(trained, dataset, split.test),
+        tests={name: method.score(trained, other,
+                                  other.manifest.filter(lambda u: u.id in ids))
+               for name, other in (test_sets or {}).items()},
+        training=info, extra=method.extra(trained, dataset, split))
+    result.seconds = time.time() - start
+    atomic_write_json(fold_dir / "result.json", result.to_json())
+    for checkpoint in fold_dir.glob("*checkpoint*.pt"):
         checkpoint.unlink()
     return result
 
 
-def _run_fold_job(args: tuple) -> dict:
-    config, dataset, fold, seed, fold_dir, test_sets = args
+def _run_fold_job(args: tuple) -> FoldResult:
     logging.basicConfig(level=logging.WARNING)
-    if config.model.name == "emorl":
-        from emovox.experiments.methods.emorl import run_emorl_fold
-
-        return run_emorl_fold(config, dataset, fold, seed, fold_dir)
-    return run_fold(config, dataset, fold, seed, fold_dir, test_sets)
+    return run_fold(*args)
 
 
 #: Settings that change how a run goes, not what it computes: free to differ on resumption.
@@ -193,6 +95,11 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
         seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k)
         for seed in config.protocol.seeds
     }
+    n_folds = min(len(f) for f in folds_by_seed.values())
+    outside = sorted(set(config.protocol.folds or ()) - set(range(n_folds)))
+    if outside:
+        raise ConfigError(f"protocol.folds: {outside} out of range: this corpus has folds "
+                          f"0..{n_folds - 1} under {config.protocol.name}")
     write_folds(out / "folds.json", config.protocol.name, folds_by_seed)
     jobs, results = [], []
     for seed, folds in folds_by_seed.items():
@@ -202,7 +109,7 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
             fold_dir = out / "runs" / f"seed{seed}" / f"fold{fold.index}"
             done = fold_dir / "result.json"
             if done.exists():
-                results.append(json.loads(done.read_text()))
+                results.append(FoldResult.from_json(json.loads(done.read_text())))
             else:
                 jobs.append((config, dataset, fold, seed, fold_dir, test_sets))
     if results:
@@ -213,10 +120,6 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
         results.append(result)
         bar.update()
     bar.close()
-    results.sort(key=lambda r: (r["seed"], r["fold"]))
-    metrics = write_reports(out, config, dataset, results, time.time() - started, command)
-    if "early" in results[0]:
-        from emovox.early.report import write_early_report
-
-        metrics["early"] = write_early_report(out, config, results)
-    return metrics
+    results.sort(key=lambda r: (r.seed, r.fold))
+    return write_reports(out, config, dataset.labels, results, time.time() - started, command,
+                         make_method(config).report(results, out), dataset.manifest.problems)

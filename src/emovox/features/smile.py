@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from emovox.features.base import EXTRACTORS, Extractor
-
-CACHE_DIR = Path.home() / ".cache" / "emovox" / "opensmile"
+from emovox.io import cache_dir
 
 
 def egemaps_config(n_mfcc: int) -> Path:
@@ -18,13 +18,14 @@ def egemaps_config(n_mfcc: int) -> Path:
     import opensmile
 
     source = Path(opensmile.__file__).parent / "core" / "config"
-    target = CACHE_DIR / f"config-mfcc{n_mfcc}-{opensmile.__version__}"
+    target = cache_dir("opensmile") / f"config-mfcc{n_mfcc}-{opensmile.__version__}"
     conf = target / "egemaps" / "v02" / "eGeMAPSv02.conf"
     if conf.exists():
         return conf
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # A private staging copy per process: concurrent workers never share a half-written tree.
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    shutil.copytree(source, tmp, dirs_exist_ok=True)
     lld = tmp / "egemaps" / "v02" / "eGeMAPSv02_core.lld.conf.inc"
     text = lld.read_text()
     text = text.replace("lastMfcc  = 4", f"lastMfcc  = {n_mfcc}")

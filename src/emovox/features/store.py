@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,15 +21,13 @@ from emovox.audio import load_audio
 from emovox.corpora.manifest import Utterance
 from emovox.errors import AudioError, CorpusError
 from emovox.features.base import Extractor
-from emovox.io import atomic_write
+from emovox.io import atomic_write, cache_dir
 from emovox.parallel import imap
 
 if TYPE_CHECKING:
     from emovox.augment import Variant
 
 log = logging.getLogger(__name__)
-
-DEFAULT_CACHE = Path(os.environ.get("EMOVOX_CACHE", Path.home() / ".cache" / "emovox" / "features"))
 
 
 def audio_hash(utt: Utterance) -> str:
@@ -44,8 +41,12 @@ def audio_hash(utt: Utterance) -> str:
 
 
 class FeatureCache:
-    def __init__(self, root: str | Path | None = DEFAULT_CACHE):
-        self.root = Path(root) if root else None
+    """Features on disk, keyed by extractor settings and audio content. ``root`` "auto" is
+    ``cache_dir("features")``; None computes on the fly."""
+
+    def __init__(self, root: str | Path | None = "auto"):
+        self.root = (cache_dir("features") if root == "auto" else
+                     Path(root).expanduser() if root else None)
 
     def path(self, extractor: Extractor, content: str) -> Path:
         assert self.root is not None
@@ -98,11 +99,13 @@ def extract_all(
     on_error: str = "skip",
     progress: bool = True,
     variant: Variant | None = None,
+    failures: list[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Features for every utterance ({id: [frames, dim]}), in parallel with a progress bar;
     of its augmented ``variant`` when one is given.
 
-    Utterances whose audio fails are skipped with a warning or stop the run (``on_error``).
+    Utterances whose audio fails are skipped with a warning (their one-line reasons appended to
+    ``failures``) or stop the run (``on_error``).
     """
     cache = cache or FeatureCache(None)
     jobs = [(extractor, cache, u, variant) for u in utterances]
@@ -110,7 +113,7 @@ def extract_all(
     bar = tqdm(total=len(jobs), desc=f"features {what}", disable=not progress,
                unit="utt", leave=False)
     results: dict[str, np.ndarray] = {}
-    failures: list[str] = []
+    failures = [] if failures is None else failures
 
     def take(item: tuple[str, np.ndarray | str]) -> None:
         utt_id, value = item

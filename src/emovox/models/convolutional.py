@@ -10,6 +10,9 @@ from emovox.models.base import MODELS, SequenceModel, length_mask, masked_max
 
 @MODELS.register("cnn1d")
 class Cnn1d(SequenceModel):
+    """1-D convolutions over time on frame features, max pooling, softmax (the robustness
+    paper's CNN)."""
+
     def __init__(
         self,
         input_dim: int,

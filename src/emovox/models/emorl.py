@@ -22,6 +22,14 @@ from emovox.models.recurrent import GruBaseline
 WAIT, TERMINATE = 0, 1
 
 
+def running_means(h: torch.Tensor, lengths: torch.Tensor, read: torch.Tensor) -> torch.Tensor:
+    """The mean of the first ``read[b, k]`` real frames of each [B, T, H] sequence: the state
+    every early-decision rule reads (the agent in training, offline scoring and streaming)."""
+    cumsum = torch.cumsum(h * length_mask(lengths, h.shape[1]).unsqueeze(-1), dim=1)
+    index = (read - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1, h.shape[2])
+    return torch.gather(cumsum, 1, index) / read.clamp(min=1).unsqueeze(-1).to(h.dtype)
+
+
 def prefix_means(h: torch.Tensor, lengths: torch.Tensor, step: int,
                  max_steps: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Running means of [B, T, H] states at the end of every decision step.
@@ -30,22 +38,20 @@ def prefix_means(h: torch.Tensor, lengths: torch.Tensor, step: int,
     steps that exist (step k exists while k·step < length). The last step of an utterance ends
     at its last frame.
     """
-    batch, frames, _ = h.shape
-    n_steps = -(-frames // step)
+    n_steps = -(-h.shape[1] // step)
     if max_steps is not None:
         n_steps = min(n_steps, max_steps)
     ends = torch.arange(1, n_steps + 1, device=h.device) * step  # frames read after step k
     read = torch.minimum(ends[None, :], lengths[:, None])  # [B, K]
-    cumsum = torch.cumsum(h * length_mask(lengths, frames).unsqueeze(-1), dim=1)
-    gathered = torch.gather(cumsum, 1, (read - 1).clamp(min=0).unsqueeze(-1).expand(-1, -1,
-                                                                                   h.shape[2]))
-    states = gathered / read.clamp(min=1).unsqueeze(-1).to(h.dtype)
     exists = (ends[None, :] - step) < lengths[:, None]
-    return states, read, exists
+    return running_means(h, lengths, read), read, exists
 
 
 @MODELS.register("emorl")
 class EmoRL(nn.Module):
+    """EmoRL's agent: a GRU, an emotion classifier, a wait/terminate policy and a baseline
+    reward estimator, all reading the running mean of the GRU's states."""
+
     def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128):
         super().__init__()
         self.gru = nn.GRU(input_dim, hidden, batch_first=True)

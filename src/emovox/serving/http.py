@@ -61,12 +61,11 @@ class BatchPrediction(BaseModel):
 
 
 def model_id(model_dir: Path) -> str:
-    """Directory name and a content hash: two different models never share an id."""
+    """Directory name and a hash of its files: two different models never share an id."""
     digest = hashlib.sha256()
-    for path in sorted(model_dir.iterdir()):
-        if path.is_file() and path.name in ("model.json", "weights.pt", "model.pkl",
-                                            "normaliser.npz"):
-            digest.update(path.read_bytes())
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(model_dir).as_posix().encode())
+        digest.update(path.read_bytes())
     return f"{model_dir.resolve().name}@{digest.hexdigest()[:10]}"
 
 
@@ -189,7 +188,7 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
     slots = StreamSlots(settings.slot_dir or own_slots.name, settings.max_streams)
     service = StreamService(recognizer, settings, slots)
     limiter = anyio.CapacityLimiter(1)  # one CPU-bound prediction at a time per worker
-    rate = recognizer.extractor.sample_rate
+    rate = recognizer.sample_rate
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -222,10 +221,11 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
 
     @app.get("/v1/models")
     async def models() -> dict:
-        meta = recognizer.meta
+        config = recognizer.config
         return {"models": [{
-            "id": mid, "name": meta["model"]["name"], "labels": recognizer.labels,
-            "features": meta["features"]["name"], "sample_rate": rate,
+            "id": mid, "model": config.model.name, "method": config.method.name,
+            "labels": recognizer.labels, "features": recognizer.meta["features"]["name"],
+            "sample_rate": rate,
             "streaming": service.stream_error is None,
             "step_ms": service.step_ms,
         }]}

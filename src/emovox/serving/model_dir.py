@@ -1,74 +1,84 @@
-"""Self-contained model directories: train once on a whole corpus, predict anywhere.
+"""Self-contained model directories: train once on a whole corpus, label audio anywhere.
 
-A model directory holds ``model.json`` (model name and parameters, label set, feature extractor
-settings, normalisation mode, the config it came from), the weights (``weights.pt`` for neural
-models, ``model.pkl`` for scikit-learn ones) and ``normaliser.npz``.
+A model directory holds ``model.json`` (format version, method, label set, feature extractor
+settings, the config it came from, validation scores) and the method's own files (for the
+supervised methods ``weights.pt`` or ``model.pkl`` and ``normaliser.npz``). The method named in
+``model.json`` saves and loads them, so serving never needs to know which method it runs.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import pickle
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from emovox.audio import load_audio
-from emovox.errors import ConfigError, EmovoxError
-from emovox.experiments.config import ExperimentConfig, to_dict
+from emovox.audio import MAX_SECONDS, load_audio
+from emovox.corpora import Manifest
+from emovox.errors import ConfigError, EmovoxError, ModelDirError
+from emovox.experiments.config import ExperimentConfig, build_config, to_dict
 from emovox.experiments.dataset import load_dataset
-from emovox.features import Normaliser, make_extractor
-from emovox.io import atomic_write, atomic_write_json
-from emovox.models import build_model
-from emovox.training import SequenceSet
+from emovox.experiments.methods.base import Split, make_method
+from emovox.io import atomic_write_json
+
+#: Bumped when the directory layout changes; older directories fail with how to convert.
+FORMAT_VERSION = 1
 
 
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
-    from emovox.evaluation.metrics import classification_metrics
-    from emovox.experiments.runner import Ensemble, model_proba, train_model
-
     if config.task.kind != "categorical":
         raise ConfigError("emovox train saves categorical models only; evaluate dimensional "
                           "models with `emovox experiment`")
     dataset = load_dataset(config, progress)
     seed = config.protocol.seeds[0]
     speakers = dataset.manifest.speakers
+    if not 1 <= n_valid < len(speakers):
+        raise ConfigError(f"--valid-speakers {n_valid}: must be between 1 and "
+                          f"{len(speakers) - 1} for a corpus of {len(speakers)} speakers")
     valid_speakers = sorted(random.Random(seed).sample(speakers, n_valid))
-    train = dataset.manifest.filter(lambda u: u.speaker not in valid_speakers)
-    valid = dataset.manifest.with_speakers(valid_speakers)
+    split = Split(dataset.manifest.filter(lambda u: u.speaker not in valid_speakers),
+                  dataset.manifest.with_speakers(valid_speakers), Manifest([]), seed)
     out.mkdir(parents=True, exist_ok=True)
-    model, normaliser, info = train_model(config, dataset, train, valid, seed, out)
-    valid_metrics = classification_metrics(
-        dataset.targets(valid), model_proba(model, dataset.sequences(valid, normaliser)))
+    method = make_method(config)
+    trained, info = method.fit(dataset, split, out)
     meta = {
-        "model": {"name": config.model.name, "params": config.model.params},
+        "format_version": FORMAT_VERSION,
+        "method": config.method.name,
         "labels": dataset.labels,
         "features": dataset.extractor.settings(),
-        "normalise": config.features.normalise,
-        "input_dim": dataset.input_dim,
-        "stack": dataset.stack,
         "valid_speakers": valid_speakers,
-        "valid_metrics": valid_metrics,
+        "valid_metrics": method.score(trained, dataset, split.valid).metrics,
         "config": to_dict(config),
     }
-    members = model if isinstance(model, Ensemble) else [model]
-    if isinstance(members[0], torch.nn.Module):
-        buf = io.BytesIO()
-        torch.save([m.state_dict() for m in members], buf)
-        atomic_write(out / "weights.pt", lambda fh: fh.write(buf.getvalue()))
-    else:
-        atomic_write(out / "model.pkl", lambda fh: pickle.dump(model, fh))
-    buf = io.BytesIO()
-    np.savez(buf, **{k: v for k, v in normaliser.state().items() if v is not None})
-    atomic_write(out / "normaliser.npz", lambda fh: fh.write(buf.getvalue()))
+    meta |= method.save(trained, out)
     atomic_write_json(out / "model.json", {**meta, "training": info})
     for checkpoint in out.glob("*checkpoint*.pt"):
         checkpoint.unlink()
+    return meta
+
+
+def read_meta(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "model.json"
+    if not model_dir.is_dir():
+        raise EmovoxError(f"{model_dir}: not a model directory (no such directory)")
+    if not path.exists():
+        raise EmovoxError(f"{model_dir}: not a model directory (no model.json)")
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelDirError(path, f"not valid JSON ({exc})") from None
+    version = meta.get("format_version", 0) if isinstance(meta, dict) else None
+    if version != FORMAT_VERSION:
+        raise ModelDirError(path, f"model directory format {version} (this emovox reads "
+                            f"format {FORMAT_VERSION}); convert by retraining: emovox train "
+                            "CONFIG --out DIR (the old model.json holds its config)")
+    missing = [k for k in ("method", "labels", "features", "config") if k not in meta]
+    if missing:
+        raise ModelDirError(path, f"lacks {missing}")
     return meta
 
 
@@ -76,48 +86,26 @@ class Recognizer:
     """A trained model directory, ready to label audio."""
 
     def __init__(self, model_dir: str | Path):
-        model_dir = Path(model_dir)
-        meta_path = model_dir / "model.json"
-        if not meta_path.exists():
-            raise EmovoxError(f"{model_dir}: not a model directory (no model.json)")
-        self.meta = json.loads(meta_path.read_text())
+        self.model_dir = Path(model_dir)
+        self.meta = read_meta(self.model_dir)
         self.labels: list[str] = self.meta["labels"]
-        self.config = self.meta["config"]
-        self.extractor = make_extractor(self.meta["features"]["name"],
-                                        **self.meta["features"]["params"])
-        state = dict(np.load(model_dir / "normaliser.npz"))
-        self.normaliser = Normaliser.from_state(state)
-        if self.normaliser.mode == "speaker":
-            # A lone file has no speaker statistics: fall back to the training-set z-score.
-            self.normaliser.mode = "global"
-        if (model_dir / "weights.pt").exists():
-            from emovox.experiments.runner import Ensemble
+        try:
+            self.config = build_config(self.meta["config"])
+        except ConfigError as exc:
+            raise ModelDirError(self.model_dir / "model.json", f"bad config ({exc})") from None
+        self.method = make_method(self.config)
+        self.trained = self.method.load(self.model_dir, self.meta)
 
-            self.model = Ensemble()
-            for state in torch.load(model_dir / "weights.pt", weights_only=True):
-                member = build_model(self.meta["model"]["name"], self.meta["input_dim"],
-                                     len(self.labels), **self.meta["model"]["params"])
-                member.load_state_dict(state)
-                self.model.append(member.eval())
-        else:
-            with open(model_dir / "model.pkl", "rb") as fh:
-                self.model = pickle.load(fh)
-
-    def features(self, wave: np.ndarray) -> np.ndarray:
-        from emovox.features.base import stack_frames
-
-        return stack_frames(self.normaliser.apply([self.extractor(wave)])[0],
-                            self.meta.get("stack", 1))
+    @property
+    def sample_rate(self) -> int:
+        return self.trained.extractor.sample_rate
 
     def proba(self, wave: np.ndarray) -> np.ndarray:
-        feats = self.features(wave)
-        data = SequenceSet([feats], np.zeros(1, dtype=np.int64))
-        from emovox.experiments.runner import model_proba
+        return self.method.predict_wave(self.trained, wave)
 
-        return model_proba(self.model, data)[0]
-
-    def predict_file(self, path: str | Path) -> dict:
-        proba = self.proba(load_audio(path, self.extractor.sample_rate))
+    def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
+        """One file's label; longer files than ``max_seconds`` are refused (one line)."""
+        proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
         return {
             "path": str(path),
             "label": self.labels[int(proba.argmax())],

@@ -158,26 +158,28 @@ class StreamingRecognizer:
 
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
-        members = rec.model if isinstance(rec.model, list) else [rec.model]
+        trained = rec.trained
+        members = trained.members
         net = members[0]
         if len(members) > 1 or not isinstance(net, EmoRL | GruBaseline):
-            raise EmovoxError(f"model {rec.meta['model']['name']!r} cannot stream: streaming "
+            raise EmovoxError(f"model {rec.config.model.name!r} cannot stream: streaming "
                               "needs a single emorl or gru_baseline model")
-        if rec.normaliser.mode == "utterance":
+        if trained.normaliser.mode == "utterance":
             raise EmovoxError("per-utterance normalisation needs the whole utterance; "
                               "train the streaming model with global normalisation")
-        if sample_rate != rec.extractor.sample_rate:
+        if sample_rate != trained.extractor.sample_rate:
             raise EmovoxError(f"stream sample rate {sample_rate} Hz: the model expects "
-                              f"{rec.extractor.sample_rate} Hz")
+                              f"{trained.extractor.sample_rate} Hz")
         self.net = net
-        self.extractor = rec.extractor
+        self.extractor = trained.extractor
         self.sample_rate = sample_rate
         self.labels = rec.labels
-        self.stack = int(rec.meta.get("stack", 1))
+        self.stack = trained.stack
         self.gru = net.gru
         self.hidden_size = net.gru.hidden_size
         self.classifier = net.classifier if isinstance(net, EmoRL) else net.head
-        emorl_cfg = EmoRLConfig(**rec.config.get("emorl", {}))
+        params = rec.config.method.params
+        emorl_cfg = params if isinstance(params, EmoRLConfig) else EmoRLConfig()
         self.frame_rate = self.extractor.frame_rate / self.stack
         self.step = step_frames(emorl_cfg, self.frame_rate)
         self.step_ms = emorl_cfg.step_ms
@@ -193,7 +195,7 @@ class StreamingRecognizer:
         return self.threshold is not None and float(proba.max()) >= self.threshold
 
     def normalise(self, frames: np.ndarray) -> np.ndarray:
-        return self.recognizer.normaliser.apply([frames])[0]
+        return self.recognizer.trained.normaliser.apply([frames])[0]
 
     def probabilities(self, proba: np.ndarray) -> dict[str, float]:
         return {k: round(float(v), 6) for k, v in zip(self.labels, proba, strict=True)}

@@ -10,7 +10,6 @@ function of (seed, epoch): a killed run resumes and ends with the same weights.
 from __future__ import annotations
 
 import copy
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,8 @@ from torch import nn
 from tqdm import tqdm
 
 from emovox.errors import ConfigError
-from emovox.io import atomic_write
+from emovox.schema import bounded
+from emovox.training.checkpoint import Checkpoint
 from emovox.training.data import AugmentedSet, SequenceSet, batches, bucketed_batches, epoch_order
 from emovox.training.tasks import Classification, Regression
 
@@ -32,25 +32,25 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    clip_norm: float | None = None
-    clip_value: float | None = None
-    lr_factor: float = 0.5
-    plateau_patience: int = 2
-    min_lr: float = 1e-5
-    patience: int = 8
+    epochs: int = bounded(40, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(0.0, ge=0)
+    clip_norm: float | None = bounded(None, gt=0)
+    clip_value: float | None = bounded(None, gt=0)
+    lr_factor: float = bounded(0.5, gt=0, lt=1)
+    plateau_patience: int = bounded(2, ge=0)
+    min_lr: float = bounded(1e-5, ge=0)
+    patience: int = bounded(8, ge=1)
     sortagrad: bool = True
     #: Sort windows of this many batches by length before batching (0/1 disables).
-    bucket: int = 4
+    bucket: int = bounded(4, ge=0)
     class_weights: bool = False
     balanced_sampling: bool = False
     #: "loss" (validation loss) or the task's score ("uar"; "ccc" for dimensional models)
     #: picks the checkpoint that is restored.
     select_on: str = "loss"
-    threads: int = 1
+    threads: int = bounded(1, ge=1)
     progress: bool = True
 
 
@@ -95,13 +95,6 @@ def predict(model: nn.Module, data: SequenceSet, batch_size: int = 64,
     return (task.predictions(raw) if task else torch.softmax(raw, dim=-1)).numpy()
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """torch.save, atomically."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
-
-
 def fit(
     model: nn.Module,
     train: SequenceSet | AugmentedSet,
@@ -127,15 +120,10 @@ def fit(
                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimiser, factor=config.lr_factor, patience=config.plateau_patience)
-    history = History()
-    best_state = copy.deepcopy(model.state_dict())
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        scheduler.load_state_dict(state["scheduler"])
-        best_state, history = state["best"], state["history"]
-        log.info("resuming %s after epoch %d", checkpoint, history.epoch)
+    saver = Checkpoint(checkpoint, model=model, optimiser=optimiser, scheduler=scheduler)
+    progress = saver.restore() or {"best": copy.deepcopy(model.state_dict()),
+                                   "history": History()}
+    best_state, history = progress["best"], progress["history"]
 
     bar = tqdm(total=config.epochs, initial=history.epoch + 1, desc="epochs",
                disable=not config.progress, leave=False)
@@ -178,11 +166,7 @@ def fit(
                                 "lr": optimiser.param_groups[0]["lr"]})
         bar.update()
         bar.set_postfix(valid_loss=f"{valid_loss:.3f}", score=f"{valid_score:.3f}")
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, {"model": model.state_dict(),
-                                     "optimiser": optimiser.state_dict(),
-                                     "scheduler": scheduler.state_dict(),
-                                     "best": best_state, "history": history})
+        saver.save({"best": best_state, "history": history})
     bar.close()
     model.load_state_dict(best_state)
     return history

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from emovox.corpora import Manifest
+from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
 from emovox.registry import Registry
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from emovox.experiments.dataset import Dataset
 
 METHODS: Registry[type[Method]] = Registry("method", providers=(
-    "emovox.experiments.methods.supervised", "emovox.experiments.methods.emorl"))
+    "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
+    "emovox.experiments.methods.emorl"))
 
 
 @dataclass
@@ -112,9 +114,11 @@ class Method:
         raise NotImplementedError
 
     def score(self, trained: Any, dataset: Dataset, manifest: Manifest) -> Scores:
-        from emovox.experiments.results import scores_from_outputs
-
         return scores_from_outputs(dataset, manifest, self.outputs(trained, dataset, manifest))
+
+    def predict_wave(self, trained: Any, wave: np.ndarray) -> np.ndarray:
+        """Probabilities (or values) for one new 16 kHz mono utterance (``emovox predict``)."""
+        raise NotImplementedError(f"method {self.name!r} cannot label new audio")
 
     def extra(self, trained: Any, dataset: Dataset, split: Split) -> dict[str, Any]:
         """Method-specific results of a finished fold (stored in ``FoldResult.extra``)."""
@@ -133,6 +137,22 @@ class Method:
 
     def load(self, model_dir: Path, meta: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+
+def scores_from_outputs(dataset: Dataset, manifest: Manifest, outputs: np.ndarray) -> Scores:
+    """The shared metrics and per-utterance rows of class probabilities or dimensional values."""
+    targets = dataset.targets(manifest)
+    if dataset.dimensional:
+        return Scores(
+            dimensional_metrics(targets, outputs, dataset.task.dimensions),
+            [{"id": u.id, "speaker": u.speaker, "label": u.label,
+              "true": [float(v) for v in t], "pred": [round(float(v), 6) for v in p]}
+             for u, t, p in zip(manifest, targets, outputs, strict=True)])
+    return Scores(
+        classification_metrics(targets, outputs),
+        [{"id": u.id, "speaker": u.speaker, "true": dataset.labels[t],
+          "pred": dataset.labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p]}
+         for u, t, p in zip(manifest, targets, outputs, strict=True)])
 
 
 def make_method(config: ExperimentConfig) -> Method:

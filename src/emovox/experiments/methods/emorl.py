@@ -1,10 +1,11 @@
-"""The EmoRL study of one fold, with its comparisons on the same folds:
+"""EmoRL as a method: the ``gru_baseline`` (``model:``) trained as any supervised model, then a
+REINFORCE agent initialised from it that decides every ``step_ms`` whether to wait or stop.
 
-- ``emorl``: the REINFORCE agent (greedy actions at test time);
-- ``gru_full``: the ``gru_baseline`` it was initialised from, on whole utterances;
-- ``prefix_p``: the same baseline reading only the first p of each utterance (paper's Fig. 5);
-- ``threshold_reward``: the baseline stops at the first 300 ms step whose top probability
-  reaches θ, θ chosen on the validation speakers to maximise EmoRL's own reward;
+Each fold also compares, on the same test speakers:
+
+- ``gru_full``: the baseline on whole utterances, and ``prefix_p`` on the first p of each;
+- ``threshold_reward``: the baseline stops at the first step whose top probability reaches θ,
+  θ chosen on the validation speakers to maximise EmoRL's own reward;
 - ``threshold_matched``: θ chosen on the validation speakers to match EmoRL's validation
   fraction of audio read (EmoRL against the simplest alternative at equal speed-up).
 """
@@ -12,19 +13,41 @@
 from __future__ import annotations
 
 import copy
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from emovox.early.decisions import Decisions, decide, early_metrics, threshold_stop
-from emovox.early.reinforce import greedy_decisions, mean_reward, step_frames, train_emorl
+from emovox.corpora import Manifest
+from emovox.early.decisions import Decisions, decide, early_metrics, stop_rule
+from emovox.early.reinforce import (
+    EmoRLConfig,
+    greedy_decisions,
+    mean_reward,
+    step_frames,
+    train_emorl,
+)
+from emovox.early.report import early_report
 from emovox.evaluation.metrics import classification_metrics
-from emovox.io import atomic_write_json
-from emovox.models.emorl import EmoRL, prefix_means
+from emovox.experiments.dataset import Dataset
+from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split
+from emovox.experiments.methods.supervised import SequenceModels, Supervised, load_torch
+from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
 from emovox.training.data import batches
+
+
+@dataclass
+class EmoRLModels(SequenceModels):
+    """The agent (``members[0]``) and the baseline it started from."""
+
+    baseline: torch.nn.Module | None = None
+
+    @property
+    def agent(self) -> EmoRL:
+        return self.members[0]
 
 
 @torch.no_grad()
@@ -57,9 +80,7 @@ def prefix_proba(model, data: SequenceSet, fraction: float) -> tuple[np.ndarray,
     for idx in batches(np.arange(len(data)), 64):
         x, lengths, _ = data.batch(idx)
         read = torch.clamp(torch.ceil(fraction * lengths.double()).long(), min=1)
-        h = model.states(x, lengths)
-        cumsum = torch.cumsum(h, dim=1)
-        state = cumsum[torch.arange(len(read)), read - 1] / read[:, None].to(h.dtype)
+        state = running_means(model.states(x, lengths), lengths, read[:, None])[:, 0]
         probas.append(torch.softmax(model.head(state), -1).numpy())
         fractions.append((read / lengths).numpy())
     return np.concatenate(probas), np.concatenate(fractions)
@@ -67,97 +88,122 @@ def prefix_proba(model, data: SequenceSet, fraction: float) -> tuple[np.ndarray,
 
 def _threshold_decisions(steps: dict, lengths: np.ndarray, theta: float,
                          frame_rate: float) -> Decisions:
-    return decide(steps["proba"], threshold_stop(steps["proba"], theta), steps["exists"],
+    return decide(steps["proba"], stop_rule(steps["proba"], theta), steps["exists"],
                   steps["read"], lengths, frame_rate)
 
 
-def train_emorl_model(config, dataset, train, valid, seed: int, work_dir: Path | None):
-    """The gru_baseline (trained as any spine model, checkpoint on validation loss), then the
-    EmoRL agent initialised from it and trained with REINFORCE.
+@METHODS.register
+class EmoRLMethod(Supervised):
+    """A GRU and a REINFORCE agent that decides every step whether to wait or stop."""
 
-    Returns (agent, baseline, normaliser, info, frame_rate, step).
-    """
-    from emovox.experiments.runner import train_model
+    name = "emorl"
+    Params = EmoRLConfig
+    streams = True
 
-    cfg = config.emorl
-    positive = dataset.labels.index(cfg.positive) if cfg.positive else 0
-    base_config = copy.deepcopy(config)
-    base_config.model.name, base_config.model.ensemble = "gru_baseline", 1
-    baseline, normaliser, base_info = train_model(base_config, dataset, train, valid, seed,
-                                                  work_dir)
-    frame_rate = dataset.extractor.frame_rate / dataset.stack
-    agent = EmoRL.from_baseline(baseline)
-    rl_info = train_emorl(agent, dataset.sequences(train, normaliser),
-                          dataset.sequences(valid, normaliser), cfg, frame_rate, positive, seed,
-                          work_dir / "emorl_checkpoint.pt" if work_dir else None,
-                          config.training.progress)
-    info = {"baseline": base_info, "emorl": rl_info}
-    return agent, baseline, normaliser, info, frame_rate, step_frames(cfg, frame_rate)
+    def positive(self, labels: list[str]) -> int:
+        return labels.index(self.params.positive) if self.params.positive else 0
 
+    def frame_rate(self, trained: SequenceModels) -> float:
+        return trained.extractor.frame_rate / trained.stack
 
-def run_emorl_fold(config, dataset, fold, seed: int, fold_dir: Path) -> dict:
-    start = time.time()
-    cfg = config.emorl
-    labels = dataset.labels
-    positive = labels.index(cfg.positive) if cfg.positive else 0
-    train, valid, test = (dataset.split(s) for s in (fold.train, fold.valid, fold.test))
-    agent, baseline, normaliser, info, frame_rate, step = train_emorl_model(
-        config, dataset, train, valid, seed, fold_dir)
-    sets = {name: dataset.sequences(m, normaliser) for name, m in (("valid", valid),
-                                                                   ("test", test))}
-    y_test, y_valid = sets["test"].targets, sets["valid"].targets
-    lengths = {k: v.lengths for k, v in sets.items()}
-    emorl_test = greedy_decisions(agent, sets["test"], step, frame_rate, cfg.max_steps)
-    emorl_valid = greedy_decisions(agent, sets["valid"], step, frame_rate, cfg.max_steps)
+    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+            ) -> tuple[EmoRLModels, dict]:
+        base_config = copy.deepcopy(self.config)
+        base_config.model.ensemble = 1
+        base, base_info = Supervised(base_config).fit(dataset, split, work_dir)
+        baseline = base.members[0]
+        agent = EmoRL.from_baseline(baseline)
+        rl_info = train_emorl(agent, dataset.sequences(split.train, base.normaliser),
+                              dataset.sequences(split.valid, base.normaliser), self.params,
+                              self.frame_rate(base), self.positive(dataset.labels), split.seed,
+                              work_dir / "emorl_checkpoint.pt" if work_dir else None,
+                              self.config.training.progress)
+        trained = EmoRLModels([agent], base.normaliser, base.task, base.extractor, base.stack,
+                              baseline)
+        return trained, {"baseline": base_info, "emorl": rl_info}
 
-    methods: dict[str, dict] = {"emorl": early_metrics(y_test, emorl_test, positive)}
-    methods["emorl"]["valid_fraction"] = float(emorl_valid.fraction.mean())
+    def decisions(self, trained: EmoRLModels, data: SequenceSet) -> Decisions:
+        frame_rate = self.frame_rate(trained)
+        return greedy_decisions(trained.agent, data, step_frames(self.params, frame_rate),
+                                frame_rate, self.params.max_steps)
 
-    # 3. The baseline on whole utterances and on prefixes.
-    curves: dict[str, list[dict]] = {"prefix": [], "threshold": []}
-    for p in sorted(set(cfg.prefix_fractions) | {1.0}):
-        proba, frac = prefix_proba(baseline, sets["test"], p)
-        d = Decisions(proba, np.zeros(len(proba), int), np.zeros(len(proba), bool), frac,
-                      frac * lengths["test"] / frame_rate)
-        curves["prefix"].append({"p": p, **early_metrics(y_test, d, positive)})
-    methods["gru_full"] = curves["prefix"][-1]
+    def outputs_of(self, trained: EmoRLModels, data: SequenceSet) -> np.ndarray:
+        return self.decisions(trained, data).proba
 
-    # 4. The confidence-threshold early exit, θ tuned on validation speakers only.
-    steps = {k: baseline_steps(baseline, sets[k], step) for k in ("valid", "test")}
-    valid_scores = []
-    for theta in cfg.thresholds:
-        dv = _threshold_decisions(steps["valid"], lengths["valid"], theta, frame_rate)
-        dt = _threshold_decisions(steps["test"], lengths["test"], theta, frame_rate)
-        valid_scores.append((theta, mean_reward(cfg, dv, y_valid, positive),
-                             float(dv.fraction.mean())))
-        curves["threshold"].append({"theta": theta, **early_metrics(y_test, dt, positive)})
-    by_reward = max(valid_scores, key=lambda s: s[1])[0]
-    matched = min(valid_scores, key=lambda s: abs(s[2] - emorl_valid.fraction.mean()))[0]
-    for name, theta in (("threshold_reward", by_reward), ("threshold_matched", matched)):
-        d = _threshold_decisions(steps["test"], lengths["test"], theta, frame_rate)
-        methods[name] = {**early_metrics(y_test, d, positive), "theta": theta}
+    def score(self, trained: EmoRLModels, dataset: Dataset, manifest: Manifest) -> Scores:
+        data = dataset.sequences(manifest, trained.normaliser)
+        d = self.decisions(trained, data)
+        early = early_metrics(data.targets, d, self.positive(dataset.labels))
+        return Scores(
+            {**classification_metrics(data.targets, d.proba),
+             **{k: v for k, v in early.items() if k in ("fraction", "speedup", "latency_s")}},
+            [{"id": u.id, "speaker": u.speaker, "true": dataset.labels[t],
+              "pred": dataset.labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p],
+              "decision_s": round(float(s), 3), "fraction": round(float(f), 4)}
+             for u, t, p, s, f in zip(manifest, data.targets, d.proba, d.seconds, d.fraction,
+                                      strict=True)])
 
-    result = {
-        "seed": seed,
-        "fold": fold.index,
-        "test_speakers": list(fold.test),
-        "valid_speakers": list(fold.valid),
-        "metrics": {**classification_metrics(y_test, emorl_test.proba),
-                    **{f"{k}": v for k, v in methods["emorl"].items()
-                       if k in ("fraction", "speedup", "latency_s")}},
-        "early": methods,
-        "curves": curves,
-        "training": info,
-        "seconds": time.time() - start,
-        "predictions": [
-            {"id": u.id, "speaker": u.speaker, "true": labels[t],
-             "pred": labels[int(p.argmax())], "proba": [round(float(v), 6) for v in p],
-             "decision_s": round(float(s), 3), "fraction": round(float(f), 4)}
-            for u, t, p, s, f in zip(test, y_test, emorl_test.proba, emorl_test.seconds,
-                                     emorl_test.fraction, strict=True)
-        ],
-    }
-    atomic_write_json(fold_dir / "result.json", result)
-    for checkpoint in fold_dir.glob("*checkpoint*.pt"):
-        checkpoint.unlink()
-    return result
+    def extra(self, trained: EmoRLModels, dataset: Dataset, split: Split) -> dict[str, Any]:
+        """EmoRL against the baseline's prefixes and confidence-threshold exits."""
+        cfg, positive = self.params, self.positive(dataset.labels)
+        frame_rate = self.frame_rate(trained)
+        step = step_frames(cfg, frame_rate)
+        sets = {"valid": dataset.sequences(split.valid, trained.normaliser),
+                "test": dataset.sequences(split.test, trained.normaliser)}
+        y_test, y_valid = sets["test"].targets, sets["valid"].targets
+        lengths = {k: v.lengths for k, v in sets.items()}
+        emorl_valid = self.decisions(trained, sets["valid"])
+        methods = {"emorl": early_metrics(y_test, self.decisions(trained, sets["test"]),
+                                          positive)}
+        methods["emorl"]["valid_fraction"] = float(emorl_valid.fraction.mean())
+
+        curves: dict[str, list[dict]] = {"prefix": [], "threshold": []}
+        for p in sorted(set(cfg.prefix_fractions) | {1.0}):
+            proba, frac = prefix_proba(trained.baseline, sets["test"], p)
+            d = Decisions(proba, np.zeros(len(proba), int), np.zeros(len(proba), bool), frac,
+                          frac * lengths["test"] / frame_rate)
+            curves["prefix"].append({"p": p, **early_metrics(y_test, d, positive)})
+        methods["gru_full"] = curves["prefix"][-1]
+
+        steps = {k: baseline_steps(trained.baseline, sets[k], step) for k in sets}
+        valid_scores = []
+        for theta in cfg.thresholds:
+            dv = _threshold_decisions(steps["valid"], lengths["valid"], theta, frame_rate)
+            dt = _threshold_decisions(steps["test"], lengths["test"], theta, frame_rate)
+            valid_scores.append((theta, mean_reward(cfg, dv, y_valid, positive),
+                                 float(dv.fraction.mean())))
+            curves["threshold"].append({"theta": theta, **early_metrics(y_test, dt, positive)})
+        by_reward = max(valid_scores, key=lambda s: s[1])[0]
+        matched = min(valid_scores, key=lambda s: abs(s[2] - emorl_valid.fraction.mean()))[0]
+        for name, theta in (("threshold_reward", by_reward), ("threshold_matched", matched)):
+            d = _threshold_decisions(steps["test"], lengths["test"], theta, frame_rate)
+            methods[name] = {**early_metrics(y_test, d, positive), "theta": theta}
+        return {"early": methods, "curves": curves}
+
+    def report(self, results: list[FoldResult], out: Path) -> tuple[dict[str, Any], str]:
+        from emovox.experiments.report import protocol_line
+
+        protocol = protocol_line(self.config, len({r.fold for r in results}))
+        return early_report(out, self.config.name, protocol, self.params.step_ms,
+                            [r.extra for r in results])
+
+    # -- model directories ----------------------------------------------------------------
+    def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:
+        """``weights.pt`` holds the agent (the baseline's GRU and head live inside it)."""
+        from emovox.errors import ModelDirError
+        from emovox.experiments.methods.supervised import load_normaliser
+        from emovox.features import make_extractor
+        from emovox.training.tasks import Classification
+
+        path = model_dir / "weights.pt"
+        states = load_torch(path)
+        try:
+            hidden = states[0]["gru.weight_hh_l0"].shape[1]
+            agent = EmoRL(meta["input_dim"], len(meta["labels"]), hidden)
+            agent.load_state_dict(states[0])
+        except (KeyError, IndexError, RuntimeError) as exc:
+            raise ModelDirError(path, f"not an EmoRL agent's weights ({exc})") from None
+        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
+        return EmoRLModels([agent.eval()], load_normaliser(model_dir / "normaliser.npz"),
+                           Classification(len(meta["labels"])), extractor,
+                           int(meta.get("stack", 1)))

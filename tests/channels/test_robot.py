@@ -76,6 +76,7 @@ def test_cli_degrade(emodb_manifest, emodb, tmp_path, capsys):
     assert "emovox: error" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_experiment_refuses_test_set_sharing_training_sources(tmp_path, emodb):
     """A 'robot' copy whose channel used a training noise clip must be refused."""
     noise_source = sorted(build_augmentation(

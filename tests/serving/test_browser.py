@@ -19,6 +19,8 @@ import soxr
 from emovox.audio import load_audio
 
 FILE = "03a01Wa"
+pytestmark = pytest.mark.e2e  # starts `emovox serve` and a browser
+
 CHROMIUM_RATE = 48_000  # the fake capture device's rate; the page resamples to 16 kHz
 
 

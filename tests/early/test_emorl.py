@@ -59,6 +59,7 @@ def test_decide_first_stop_or_forced():
     assert m["speedup"] == pytest.approx(1 / np.mean([6 / 9, 1.0]))
 
 
+@pytest.mark.e2e
 def test_emorl_experiment_writes_the_comparison(tmp_path, emodb):
     config = {
         "name": "emorl_smoke",
@@ -66,9 +67,10 @@ def test_emorl_experiment_writes_the_comparison(tmp_path, emodb):
                    "speakers": ["03", "08", "09"]},
         "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
                      "cache": str(tmp_path / "cache"), "workers": 1},
-        "model": {"name": "emorl", "params": {"hidden": 16}},
+        "model": {"name": "gru_baseline", "params": {"hidden": 16}},
         "training": {"epochs": 3, "lr": 0.005},
-        "emorl": {"episodes": 300, "freeze_episodes": 100, "eval_every": 100},
+        "method": {"name": "emorl", "params": {"episodes": 300, "freeze_episodes": 100,
+                                               "eval_every": 100}},
     }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     proc = subprocess.run([sys.executable, "-m", "emovox.cli", "-q", "experiment",

@@ -1,4 +1,4 @@
-"""Streaming agrees with offline inference; the stream CLI (the service: test_service.py)."""
+"""Streaming agrees with offline inference; the stream CLI (the service: test_http.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from emovox.serving.model_dir import Recognizer
 from emovox.serving.streaming import StreamingRecognizer
 from emovox.training import SequenceSet
 
+pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
+
 FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
 
 
@@ -31,11 +33,12 @@ def emorl_dir(tmp_path_factory, emodb):
                    "speakers": ["03", "08", "09", "16"]},
         "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
                      "cache": str(root / "cache"), "workers": 1},
-        "model": {"name": "emorl", "params": {"hidden": 32}},
+        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
         "training": {"epochs": 3, "lr": 0.005},
         # A negative latency weight keeps the agent listening, so decisions fall mid-utterance.
-        "emorl": {"episodes": 600, "freeze_episodes": 200, "eval_every": 200,
-                  "latency_weight": -0.5, "lr": 0.003},
+        "method": {"name": "emorl", "params": {
+            "episodes": 600, "freeze_episodes": 200, "eval_every": 200, "latency_weight": -0.5,
+            "lr": 0.003}},
     }
     (root / "c.yaml").write_text(yaml.safe_dump(config))
     out = root / "model"

@@ -55,6 +55,7 @@ def small_config(emodb, tmp_path, *extra: str):
                               *SMALL, *extra])
 
 
+@pytest.mark.e2e
 def test_dimensional_experiment_writes_ccc_and_violins(emodb, tmp_path):
     config = small_config(emodb, tmp_path, "task.kind=dimensional", "task.derived=true",
                           "task.loss=ccc", "training.select_on=ccc")

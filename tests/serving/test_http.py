@@ -408,6 +408,7 @@ def children(pid: int) -> list[int]:
     return [int(x) for x in out.stdout.split()]
 
 
+@pytest.mark.e2e
 def test_serve_workers_and_clean_sigterm(stream_model_dir, emodb):
     proc, ready = start_serve(stream_model_dir, "--workers", "2", "--token", "t")
     try:
@@ -432,6 +433,7 @@ def is_worker(pid: int) -> bool:
         return False
 
 
+@pytest.mark.e2e
 def test_workers_die_with_their_parent(stream_model_dir):
     proc, _ = start_serve(stream_model_dir, "--workers", "2")
     workers = [p for p in children(proc.pid) if is_worker(p)]

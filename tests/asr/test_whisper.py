@@ -126,6 +126,7 @@ def write_librispeech(root, manifest, per_speaker: int = 6):
         (chapter / f"{speaker}-1.trans.txt").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.e2e
 def test_deepspeech2_recipe_on_librispeech_fixture(emodb_manifest, tmp_path, capsys):
     from emovox.asr.deepspeech2 import ALPHABET, encode_text, load_deepspeech2
     from emovox.cli import main

@@ -1,0 +1,173 @@
+"""Supervised learning on frame features: any registered sequence model (GRU, BiGRU, 1-D CNN,
+the recogniser-transfer heads), one or an ensemble of seeds per fold, categorical or
+dimensional targets, optional training-time augmentation."""
+
+from __future__ import annotations
+
+import inspect
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from emovox.corpora import Manifest
+from emovox.errors import ConfigError, ModelDirError
+from emovox.experiments.dataset import Dataset
+from emovox.experiments.methods.base import METHODS, Method, Split
+from emovox.features import Extractor, Normaliser
+from emovox.features.base import stack_frames
+from emovox.io import atomic_write
+from emovox.models import MODELS, build_model
+from emovox.training import SequenceSet, fit, predict
+from emovox.training.tasks import Classification, Regression
+from emovox.training.trainer import class_weight_tensor, seed_everything
+
+
+@dataclass
+class SequenceModels:
+    """What a supervised fold trains: the ensemble's members, the normaliser fitted on the
+    training speakers, the task (it maps regression outputs back to the rating scale), and the
+    front end that turns new audio into the members' input."""
+
+    members: list[Any]
+    normaliser: Normaliser
+    task: Classification | Regression
+    extractor: Extractor
+    stack: int
+
+    def sequences(self, feats: list[np.ndarray], speakers: list[str] | None = None
+                  ) -> list[np.ndarray]:
+        return [stack_frames(f, self.stack) for f in self.normaliser.apply(feats, speakers)]
+
+
+def check_model_params(name: str, params: dict[str, Any], where: str = "model.params") -> None:
+    """Fail at config load on a parameter the model's builder does not take."""
+    builder = MODELS.get(name)
+    accepted = [p for p in inspect.signature(builder).parameters
+                if p not in ("self", "input_dim", "n_outputs")]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
+                          f"accepted: {accepted}")
+    try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
+        build_model(name, 2048, 2, **params)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{where} for model {name!r}: {exc}") from None
+
+
+@METHODS.register
+class Supervised(Method):
+    """Train a registered sequence model on frame features, checkpoint on validation."""
+
+    name = "supervised"
+    needs = ("frames",)
+
+    def task(self, dataset: Dataset, targets: np.ndarray) -> Classification | Regression:
+        if dataset.dimensional:
+            return Regression(self.config.task.loss, targets)
+        weights = (class_weight_tensor(targets, len(dataset.labels))
+                   if self.config.training.class_weights else None)
+        return Classification(len(dataset.labels), weights)
+
+    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+            ) -> tuple[SequenceModels, dict]:
+        config = self.config
+        normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
+        train_set = dataset.training_set(split.train, normaliser)
+        valid_set = dataset.sequences(split.valid, normaliser)
+        task = self.task(dataset, train_set.targets)
+        members, infos = [], []
+        for member in range(config.model.ensemble):
+            member_seed = split.seed * 1000 + member
+            seed_everything(member_seed)
+            model = build_model(config.model.name, dataset.input_dim, dataset.n_outputs,
+                                **config.model.params)
+            ckpt = work_dir / f"checkpoint{member}.pt" if work_dir else None
+            infos.append(self.fit_member(model, dataset, train_set, valid_set, task,
+                                         member_seed, ckpt))
+            members.append(model)
+        info = infos[0] if len(infos) == 1 else {"members": infos}
+        return SequenceModels(members, normaliser, task, dataset.extractor, dataset.stack), info
+
+    def fit_member(self, model: torch.nn.Module, dataset: Dataset, train_set, valid_set,
+                   task, seed: int, checkpoint: Path | None) -> dict:
+        if not isinstance(model, torch.nn.Module):
+            raise ConfigError(f"model {self.config.model.name!r} is not a neural sequence "
+                              "model; use its own method (e.g. method.name: svm)")
+        history = fit(model, train_set, valid_set, self.config.training, seed, checkpoint, task)
+        return {"best_epoch": history.best_epoch, "epochs": history.epoch + 1,
+                "history": history.records}
+
+    def member_outputs(self, member: Any, data: SequenceSet, task) -> np.ndarray:
+        return predict(member, data, task=task)
+
+    def outputs_of(self, trained: SequenceModels, data: SequenceSet) -> np.ndarray:
+        return np.mean([self.member_outputs(m, data, trained.task) for m in trained.members],
+                       axis=0)
+
+    def outputs(self, trained: SequenceModels, dataset: Dataset,
+                manifest: Manifest) -> np.ndarray:
+        return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
+
+    def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
+        feats = trained.sequences([trained.extractor.extract_long(wave)])
+        return self.outputs_of(trained, SequenceSet(feats, np.zeros(1, dtype=np.int64)))[0]
+
+    # -- model directories ----------------------------------------------------------------
+    def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
+        buf = io.BytesIO()
+        torch.save([m.state_dict() for m in trained.members], buf)
+        atomic_write(out / "weights.pt", lambda fh: fh.write(buf.getvalue()))
+        save_normaliser(trained.normaliser, out / "normaliser.npz")
+        return {"input_dim": trained.extractor.dim * trained.stack, "stack": trained.stack}
+
+    def load(self, model_dir: Path, meta: dict[str, Any]) -> SequenceModels:
+        from emovox.features import make_extractor
+
+        states = load_torch(model_dir / "weights.pt")
+        members = []
+        for state in states:
+            member = build_model(self.config.model.name, meta["input_dim"], len(meta["labels"]),
+                                 **self.config.model.params)
+            try:
+                member.load_state_dict(state)
+            except RuntimeError as exc:
+                raise ModelDirError(model_dir / "weights.pt",
+                                    f"weights do not fit the model ({exc})") from None
+            members.append(member.eval())
+        task = Classification(len(meta["labels"]))
+        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
+        return SequenceModels(members, load_normaliser(model_dir / "normaliser.npz"), task,
+                              extractor, int(meta.get("stack", 1)))
+
+
+def save_normaliser(normaliser: Normaliser, path: Path) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v for k, v in normaliser.state().items() if v is not None})
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+
+
+def load_normaliser(path: Path) -> Normaliser:
+    """The training statistics; a lone file has no speaker statistics, so per-speaker
+    normalisation falls back to the training-set z-score."""
+    try:
+        normaliser = Normaliser.from_state(dict(np.load(path)))
+    except FileNotFoundError:
+        raise ModelDirError(path, "missing") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelDirError(path, f"unreadable ({exc})") from None
+    if normaliser.mode == "speaker":
+        normaliser.mode = "global"
+    return normaliser
+
+
+def load_torch(path: Path) -> Any:
+    try:
+        return torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        raise ModelDirError(path, "missing") from None
+    except Exception as exc:  # noqa: BLE001  (torch raises many kinds on a damaged file)
+        raise ModelDirError(path, f"damaged or cut off ({type(exc).__name__})") from None

@@ -1,0 +1,125 @@
+"""The Method interface: a new method is one class plus its registration, and runs through
+``emovox experiment`` without the runner knowing its name; configs are checked at load time."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from emovox.cli import main
+from emovox.errors import ConfigError
+from emovox.experiments.config import build_config
+from emovox.experiments.methods.base import METHODS, Method
+
+
+@METHODS.register
+class NearestMean(Method):
+    """Toy method: the class whose mean feature vector is nearest (for the interface test)."""
+
+    name = "toy_nearest_mean"
+
+    @dataclass
+    class Params:
+        scale: float = 1.0
+
+    def fit(self, dataset, split, work_dir):
+        vectors = {u.id: dataset.feats[u.id].mean(0) for u in dataset.manifest}
+        targets = dataset.targets(split.train)
+        means = np.stack([np.mean([vectors[u.id] for u, t in zip(split.train, targets,
+                                                                 strict=True) if t == c], 0)
+                          for c in range(len(dataset.labels))])
+        return (means, vectors), {"classes": len(means)}
+
+    def outputs(self, trained, dataset, manifest):
+        means, vectors = trained
+        x = np.stack([vectors[u.id] for u in manifest])
+        d = -self.params.scale * ((x[:, None] - means[None]) ** 2).sum(-1)
+        e = np.exp(d - d.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    def extra(self, trained, dataset, split):
+        return {"n_train": len(split.train)}
+
+    def report(self, results, out):
+        n = [r.extra["n_train"] for r in results]
+        return {"toy": {"train_sizes": n}}, "## Toy\n\nTrained on " + str(n) + " utterances."
+
+
+def _config(corpus: Path, tmp_path: Path, **extra) -> Path:
+    data = {"name": "toy", "corpus": {"format": "csv", "path": str(corpus)},
+            "features": {"name": "mfcc_pitch", "normalise": "global",
+                         "cache": str(tmp_path / "cache"), "workers": 1},
+            "method": {"name": "toy_nearest_mean", "params": {"scale": 0.1}}, **extra}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_registered_toy_method_runs_through_emovox_experiment(synthetic_corpus, tmp_path,
+                                                                capsys):
+    out = tmp_path / "out"
+    assert main(["-q", "experiment", str(_config(synthetic_corpus, tmp_path)), "--out",
+                 str(out)]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["uar"] > 0.9  # tones of 220 vs 880 Hz: trivially separable
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["method"] == "toy_nearest_mean" and metrics["n_folds"] == 4
+    assert metrics["toy"]["train_sizes"] == [16, 16, 16, 16]
+    assert "## Toy" in (out / "report.md").read_text()
+    result = json.loads((out / "runs" / "seed0" / "fold0" / "result.json").read_text())
+    assert result["extra"] == {"n_train": 16} and len(result["test"]["predictions"]) == 8
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"model": {"name": "bigru", "params": {"hiden": 8}}},
+     "model.params: unknown key(s) ['hiden'] for model 'bigru'"),
+    ({"features": {"name": "mfcc_pitch", "params": {"n_mfc": 3}}}, "has no parameter(s)"),
+    ({"method": {"name": "toy_nearest_mean", "params": {"scal": 1}}},
+     "method.params: unknown key(s) ['scal']"),
+    ({"method": {"name": "emorl", "params": {"episodes": "many"}}}, "method.params.episodes"),
+    ({"augment": {"transforms": {"gain": {"min_db": 1}}}},
+     "augment.transforms.gain: unknown key(s) ['min_db']"),
+    ({"training": {"epochs": 0}}, "training.epochs: 0 out of range: must be >= 1"),
+    ({"training": {"epochs": -5}}, "training.epochs: -5 out of range"),
+    ({"training": {"batch_size": 0}}, "training.batch_size: 0 out of range"),
+    ({"training": {"lr": -0.001}}, "training.lr: -0.001 out of range: must be > 0"),
+    ({"protocol": {"seeds": []}}, "protocol.seeds: must name at least one seed"),
+    ({"features": {"name": "mfcc_pitch", "stack": -1}}, "features.stack: -1 out of range"),
+    ({"model": {"name": "bigru", "params": {"hidden": -4}}}, "model.params for model 'bigru'"),
+    ({"method": {"name": "no_such_method"}}, "unknown method 'no_such_method'"),
+    ({"corpus": {"format": "csv", "path": "x", "options": {"merge": 1}}},
+     "corpus.options: unknown key(s) ['merge']"),
+])
+def test_bad_component_settings_fail_at_load_in_under_a_second(override, message):
+    data = {"method": {"name": "toy_nearest_mean"}, **override}
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        build_config(data)
+    assert time.perf_counter() - start < 1.0
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cli_reports_bad_config_in_one_line_exit_2(synthetic_corpus, tmp_path, capsys):
+    config = _config(synthetic_corpus, tmp_path)
+    assert main(["-q", "experiment", str(config), "training.epochs=-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "training.epochs" in err
+    assert main(["-q", "experiment", str(config), "--out", str(tmp_path / "o"),
+                 "protocol.folds=[99]"]) == 2
+    assert "protocol.folds: [99] out of range" in capsys.readouterr().err
+
+
+def test_emovox_list_prints_every_registry(capsys):
+    assert main(["list"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"methods", "models", "features", "corpora", "protocols", "augmentations",
+                     "channels"}
+    assert {"supervised", "svm", "emorl"} <= {r["name"] for r in rows if r["kind"] == "methods"}
+    assert all(r["description"] for r in rows)
