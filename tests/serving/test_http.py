@@ -213,6 +213,22 @@ def test_refuses_public_bind_without_token(stream_model_dir):
     assert "--token" in proc.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--port", "70000"], "port 70000 outside"),
+    (["--threads", "0"], "threads must be > 0"),
+    (["--max-streams", "-1"], "max-streams must be > 0"),
+    (["--idle-timeout", "0"], "idle-timeout must be > 0"),
+    (["--workers", "0"], "--workers must be"),
+    (["--host", "no-such-host.invalid", "--insecure"], "cannot listen on no-such-host"),
+])
+def test_serve_bad_flags_exit_2(stream_model_dir, capsys, flags, message):
+    from emovox.cli import main
+
+    assert main(["serve", "--model", str(stream_model_dir), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
 # ---- WebSocket -----------------------------------------------------------------------------
 
 def test_protocol_many_clients_and_bad_ones(stream_model_dir, emodb):
