@@ -59,7 +59,9 @@ def uvicorn_options(settings: Settings) -> dict:
         "log_config": None, "log_level": "warning", "access_log": False,
         # the library's frame limit sits above ours, so that we can answer oversized frames
         "ws_max_size": 2 * settings.max_frame_bytes + 1024, "ws_max_queue": 4,
-        "ws_ping_interval": 20.0, "ws_ping_timeout": 20.0,
+        # No server pings: a stream's idle timeout already frees dead clients, and a pong
+        # queued behind audio on a busy server would close healthy streams (1011).
+        "ws_ping_interval": None,
         "timeout_keep_alive": 5, "timeout_graceful_shutdown": 5,
     }
 
