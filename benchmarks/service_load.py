@@ -70,21 +70,22 @@ def to_pcm(wave: np.ndarray) -> bytes:
     return (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
 
 
-def step_schedule(model: str, pcm: bytes) -> list[int]:
+def step_schedule(model: str, pcm: bytes) -> list[tuple[int, float]]:
     """For the n-th step event of the stream, the index of the chunk that caused it (the number
-    of chunks for steps that the end message causes)."""
+    of chunks for steps that the end message causes) and the event's time."""
     stream = StreamingRecognizer(model)
     schedule = []
     chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
     for i, chunk in enumerate(chunks):
-        schedule += [i for e in stream.push(chunk) if e.type == "step"]
-    schedule += [len(chunks) for e in stream.end() if e.type == "step"]
+        schedule += [(i, e.to_dict()["time"]) for e in stream.push(chunk) if e.type == "step"]
+    schedule += [(len(chunks), e.to_dict()["time"]) for e in stream.end() if e.type == "step"]
     return schedule
 
 
 # ---- well-behaved streams ---------------------------------------------------------------
 
-async def good_client(url: str, pcm: bytes, schedule: list[int], delay: float) -> dict:
+async def good_client(url: str, pcm: bytes, schedule: list[tuple[int, float]],
+                      delay: float) -> dict:
     await asyncio.sleep(delay)
     chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
     sent = [0.0] * (len(chunks) + 1)
@@ -101,7 +102,11 @@ async def good_client(url: str, pcm: bytes, schedule: list[int], delay: float) -
                     now = time.perf_counter()
                     event = json.loads(message)
                     if event["type"] == "step":
-                        latencies.append(now - sent[schedule[steps]])
+                        chunk, at = schedule[steps]
+                        if event["time"] != at:
+                            raise RuntimeError("the server's steps differ from the replay here "
+                                               "(same emovox on both sides?)")
+                        latencies.append(now - sent[chunk])
                         steps += 1
                     elif event["type"] in ("done", "error"):
                         return
@@ -142,7 +147,8 @@ def server_cpu(pid: int) -> float:
     return total
 
 
-def run_streams(url: str, n: int, pcm: bytes, schedule: list[int], server_pid: int) -> dict:
+def run_streams(url: str, n: int, pcm: bytes, schedule: list[tuple[int, float]],
+                server_pid: int) -> dict:
     async def body():
         return await asyncio.gather(*(good_client(url, pcm, schedule, random.uniform(0, 1.0))
                                       for _ in range(n)))
@@ -215,9 +221,8 @@ def run_posts(port: int, clients: int, seconds: float) -> dict:
 
 # ---- abusive clients (run in their own process) --------------------------------------------
 
-async def _abuse(port: int, seconds: float, counts: dict) -> None:
+async def _abuse(port: int, seconds: float, counts: dict, ready) -> None:
     url = f"ws://127.0.0.1:{port}/v1/stream"
-    stop = time.monotonic() + seconds
     rng = np.random.default_rng(0)
     noise = rng.integers(-3000, 3000, 32000, dtype=np.int16).tobytes()
     idle = []
@@ -225,6 +230,8 @@ async def _abuse(port: int, seconds: float, counts: dict) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         idle.append(writer)
     counts["idle"] = len(idle)
+    ready.set()  # imports done, idle connections open: measuring starts now
+    stop = time.monotonic() + seconds
 
     async def loop(name, action):
         while time.monotonic() < stop:
@@ -292,9 +299,9 @@ async def _abuse(port: int, seconds: float, counts: dict) -> None:
         writer.close()
 
 
-def abuse(port: int, seconds: float, counts) -> None:
+def abuse(port: int, seconds: float, counts, ready) -> None:
     local: dict = {}
-    asyncio.run(_abuse(port, seconds, local))
+    asyncio.run(_abuse(port, seconds, local, ready))
     counts.update(local)
 
 
@@ -348,11 +355,13 @@ def main() -> None:
         print(post, flush=True)
         alone = run_streams(url, args.fault_streams, pcm, schedule, server.pid)
         print("alone", alone, flush=True)
-        counts = mp.Manager().dict()
+        manager = mp.Manager()
+        counts, ready = manager.dict(), manager.Event()
         abuser = mp.get_context("spawn").Process(target=abuse,
-                                                 args=(port, args.seconds + 3, counts))
+                                                 args=(port, args.seconds + 3, counts, ready))
         abuser.start()
-        time.sleep(2.0)  # the idle connections and the first abusers are in place
+        ready.wait(300)  # not while the abusers' process is still importing
+        time.sleep(1.0)  # the first abusers are at work
         mixed = run_streams(url, args.fault_streams, pcm, schedule, server.pid)
         abuser.join()
         counts = dict(counts)
