@@ -40,6 +40,22 @@ ANNOTATORS = ["C-E2", "C-E3", "C-F1"]
 TRANSCRIPTS = {"Ses01F_impro01_F000": "Excuse me.", "Ses02F_impro02_M000": "Yeah, I know."}
 
 
+def write_wdseg(path: Path, text: str, seconds: float) -> None:
+    """A forced alignment in IEMOCAP's ``.wdseg`` format: the words share the audio evenly
+    after 0.2 s of silence; 10 ms frames."""
+    words = text.upper().replace(",", "").replace(".", "").split()
+    frames = int(seconds * 100)
+    step = (frames - 20) // len(words)
+    rows = [f"{0:5d} {19:6d} {-1000:10d} <s>"]
+    for i, w in enumerate(words):
+        rows.append(f"{20 + i * step:5d} {20 + (i + 1) * step - 1:6d} {-5000:10d} "
+                    f"{w}{'(2)' if i == 1 else ''}")
+    rows.append(f"{20 + len(words) * step:5d} {frames - 1:6d} {-900:10d} </s>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(" SFrm  EFrm    SegAScr Word\n" + "\n".join(rows)
+                    + "\n Total score:  -12345\n")
+
+
 def write_iemocap(root: Path, emodb: Path) -> Path:
     """Returns the ``IEMOCAP_full_release`` directory."""
     base = root / "IEMOCAP_full_release"
@@ -56,6 +72,9 @@ def write_iemocap(root: Path, emodb: Path) -> Path:
             wav_path = session / "sentences" / "wav" / dialog / f"{utt_id}.wav"
             wav_path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(wav_path, audio, 16000, subtype="PCM_16")
+            if utt_id in TRANSCRIPTS:
+                write_wdseg(session / "sentences" / "ForcedAlignment" / dialog
+                            / f"{utt_id}.wdseg", TRANSCRIPTS[utt_id], len(audio) / 16000)
             lines.append(f"[{t:.4f} - {end:.4f}]\t{utt_id}\t{code}\t"
                          f"[{val:.4f}, {act:.4f}, {dom:.4f}]")
             lines += [f"{a}:\t{c}\t()" for a, c in zip(ANNOTATORS, cats, strict=True)]

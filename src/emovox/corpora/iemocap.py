@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from emovox.corpora.manifest import Manifest, Utterance
+from emovox.corpora.manifest import Manifest, Utterance, Word
 from emovox.corpora.registry import CORPORA, problem
 from emovox.errors import CorpusError
 
@@ -126,6 +126,24 @@ def select(
     return label, ""
 
 
+def read_wdseg(path: Path) -> list[Word]:
+    """Word timings of a forced alignment (``sentences/ForcedAlignment/<dialog>/<id>.wdseg``:
+    ``SFrm EFrm SegAScr Word`` rows in 10 ms frames); silences, noises and sentence marks are
+    skipped, pronunciation variants (``WORD(2)``) lose their suffix. Missing file: no words."""
+    if not path.exists():
+        return []
+    words = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue
+        text = re.sub(r"\(\d+\)$", "", parts[3])
+        if text.startswith(("<", "++", "+")):
+            continue
+        words.append(Word(text.lower(), int(parts[0]) / 100, (int(parts[1]) + 1) / 100))
+    return words
+
+
 @CORPORA.register("iemocap")
 def load_iemocap(
     root: Path,
@@ -181,6 +199,8 @@ def load_iemocap(
                         arousal=block["arousal"],
                         dominance=block["dominance"],
                         transcript=texts.get(block["id"]),
+                        words=read_wdseg(session_dir / "sentences" / "ForcedAlignment" / dialog
+                                         / f"{block['id']}.wdseg"),
                     )
                 )
     return Manifest(utterances, problems)

@@ -77,7 +77,7 @@ def stack_frames(feats: np.ndarray, k: int) -> np.ndarray:
 #: Recogniser-layer extractors live with their recognisers in ``emovox.asr``.
 EXTRACTORS: Registry[type[Extractor]] = Registry("feature extractor", providers=(
     "emovox.features.spectral", "emovox.features.smile", "emovox.features.concat",
-    "emovox.asr.layers"))
+    "emovox.features.stft", "emovox.asr.layers"))
 
 
 def make_extractor(name: str, **params: Any) -> Extractor:

@@ -30,7 +30,6 @@ from urllib.parse import urlsplit
 import anyio
 import numpy as np
 import soundfile as sf
-import torch
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,6 +39,7 @@ from emovox.audio import prepare_samples
 from emovox.errors import AudioError, EmovoxError
 from emovox.serving.model_dir import Recognizer
 from emovox.serving.settings import Settings, is_ip_or_localhost
+from emovox.serving.streaming import set_threads
 from emovox.serving.websocket import SUBPROTOCOL, StreamService, StreamSlots
 
 STATIC = Path(__file__).with_name("static")
@@ -179,7 +179,7 @@ async def _deny(scope, send, status: int, message: str) -> None:
 def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     model_dir = Path(model_dir)
-    torch.set_num_threads(settings.threads)
+    set_threads(settings.threads)
     recognizer = Recognizer(model_dir)
     mid = model_id(model_dir)
     own_slots = None

@@ -20,17 +20,30 @@ from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.config import ExperimentConfig, build_config, to_dict
 from emovox.experiments.dataset import load_dataset
-from emovox.experiments.methods.base import Split, make_method
+from emovox.experiments.methods.base import METHODS, Split, make_method
 from emovox.io import atomic_write_json
 
 #: Bumped when the directory layout changes; older directories fail with how to convert.
 FORMAT_VERSION = 1
 
 
+def default_model_dir() -> Path:
+    """The model bundled with the package (``emovox models`` describes it), used when no
+    ``--model`` is given."""
+    path = Path(__file__).with_name("default_model")
+    if not (path / "model.json").exists():
+        raise EmovoxError(f"{path}: the bundled default model is missing from this "
+                          "installation; pass --model DIR")
+    return path
+
+
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
-    if config.task.kind != "categorical":
+    # Methods with their own output record (``describe``, e.g. dcgan's valence/arousal
+    # distributions) save dimensional models too.
+    describes = hasattr(METHODS.get(config.method.name), "describe")
+    if config.task.kind != "categorical" and not describes:
         raise ConfigError("emovox train saves categorical models only; evaluate dimensional "
                           "models with `emovox experiment`")
     dataset = load_dataset(config, progress)
@@ -104,12 +117,6 @@ class Recognizer:
         return self.method.predict_wave(self.trained, wave)
 
     def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
-        """One file's label; longer files than ``max_seconds`` are refused (one line)."""
+        """One file's record; longer files than ``max_seconds`` are refused (one line)."""
         proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
-        return {
-            "path": str(path),
-            "label": self.labels[int(proba.argmax())],
-            "confidence": round(float(proba.max()), 6),
-            "probabilities": {k: round(float(v), 6) for k, v in zip(self.labels, proba,
-                                                                     strict=True)},
-        }
+        return {"path": str(path), **self.method.describe(proba, self.labels)}

@@ -141,7 +141,8 @@ class StreamService:
         self.settings = settings
         self.slots = slots
         try:  # a model that cannot stream still serves predictions
-            self.step_ms: int | None = StreamingRecognizer(recognizer).step_ms
+            probe = StreamingRecognizer(recognizer, threads=settings.threads)
+            self.step_ms: int | None = probe.step_ms
             self.stream_error: str | None = None
         except EmovoxError as exc:
             self.step_ms, self.stream_error = None, str(exc)
@@ -153,7 +154,8 @@ class StreamService:
     def open_stream(self, hello: Handshake) -> StreamingRecognizer:
         try:
             return StreamingRecognizer(self.recognizer, sample_rate=hello.sample_rate,
-                                       vad=hello.vad, threshold=hello.threshold)
+                                       vad=hello.vad, threshold=hello.threshold,
+                                       threads=self.settings.threads)
         except EmovoxError as exc:
             raise ClientError(str(exc), 1003) from None
 

@@ -53,7 +53,8 @@ def check_model_params(name: str, params: dict[str, Any], where: str = "model.pa
         raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
                           f"accepted: {accepted}")
     try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
-        build_model(name, 2048, 2, **params)
+        # (3840 input columns: wider than any branch split, divisible by common layer counts)
+        build_model(name, 3840, 2, **params)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 

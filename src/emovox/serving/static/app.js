@@ -100,6 +100,12 @@ function onEvent(event) {
     case "decision":
       showDecision(event);
       break;
+    case "no_speech":
+      $("decision").dataset.state = "listening";
+      $("decision-label").textContent = "no speech";
+      $("decision-label").style.color = "";
+      $("decision-detail").textContent = "nothing to decide on: silence or noise";
+      break;
     case "error":
       status(`Server: ${event.error}`, true);
       break;

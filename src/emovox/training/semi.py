@@ -1,0 +1,309 @@
+"""Training the DCGAN family (Chang & Scherer 2017) on word-centred spectrogram crops.
+
+One *pass* draws as many labelled crops as there are labelled utterances, with under-represented
+valence classes oversampled (sampling weights 1 / class count, with replacement). Each step
+trains, in order, the discriminator (real = labelled and unlabelled crops, BCE), the generator
+(−log D(G(z))), the valence head and the arousal head (cross-entropy against fuzzy labels), each
+back-propagating its own loss through the shared trunk. Supervised variants train the heads
+only. After every pass the validation utterances are scored (crop predictions averaged); the
+best pass is kept, training stops after ``patience`` passes without a new best and the best
+weights are restored. A collapsed or diverged GAN (discriminator loss ≈ 0 for many steps, a
+non-finite loss) raises :class:`GANFailure` instead of returning numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from emovox.corpora.manifest import Word
+from emovox.errors import EmovoxError
+from emovox.evaluation.valence import rating_metrics
+from emovox.models.dcgan import VARIANTS, Discriminator, Generator
+from emovox.training.checkpoint import Checkpoint
+from emovox.training.trainer import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+class GANFailure(EmovoxError):
+    """The adversarial game collapsed or diverged; the run's numbers must not be reported."""
+
+
+@dataclass
+class SemiConfig:
+    variant: str = "multitask_dcgan"
+    width: int = 64
+    kernel: int = 6
+    filters: int = 88
+    batch_size: int = 128
+    lr: float = 1e-4
+    gen_filters: int = 32
+    #: Crops per step for the real/fake task (None: batch_size); smaller bounds the GAN's cost.
+    adversarial_batch: int | None = None
+    max_passes: int = 60
+    patience: int = 5
+    select_on: str = "ua3"          # validation metric that picks the pass: ua3 | ua5 | pearson_r
+    collapse_steps: int = 100       # D loss below collapse_loss this many steps in a row → stop
+    collapse_loss: float = 1e-3
+    threads: int = 2
+
+
+@dataclass
+class CropSet:
+    """Normalised spectrograms [T, 128] in [-1, 1] and, per utterance, the segments a crop may
+    be centred in: one frame array per word, or one array of voiced frames."""
+
+    specs: list[np.ndarray]
+    centres: list[list[np.ndarray]]
+    valence: np.ndarray | None = None   # [N, 5] fuzzy labels
+    arousal: np.ndarray | None = None
+    means: np.ndarray | None = None     # [N] mean valence ratings (for Pearson r)
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+
+@dataclass
+class History:
+    passes: list[dict] = field(default_factory=list)
+    best_pass: int = -1
+    best_score: float = -np.inf
+    seconds: float = 0.0
+
+
+# ---- where crops may be centred ---------------------------------------------------------
+def frame_of(seconds: float, hop_s: float, win_s: float) -> int:
+    """Index of the frame whose window centre is nearest ``seconds``."""
+    return max(0, int(round((seconds - win_s / 2) / hop_s)))
+
+
+def word_centres(words: list[Word], n_frames: int, hop_s: float, win_s: float
+                 ) -> list[np.ndarray]:
+    """The frames of each word (a crop is centred on a random point of a random word)."""
+    spans = [(frame_of(w.start, hop_s, win_s), frame_of(w.end, hop_s, win_s)) for w in words]
+    return [np.arange(a, min(max(b, a + 1), n_frames)) for a, b in spans if a < n_frames]
+
+
+def voiced_centres(wave: np.ndarray, n_frames: int, hop_s: float, win_s: float,
+                   aggressiveness: int = 2, sample_rate: int = 16000) -> list[np.ndarray]:
+    """Frames whose centre falls in a 30 ms block webrtcvad calls speech (the fallback when an
+    utterance has no word timings); all frames when it finds none."""
+    import webrtcvad
+
+    vad = webrtcvad.Vad(aggressiveness)
+    block = int(0.03 * sample_rate)
+    pcm = (np.clip(wave, -1, 1) * 32767).astype(np.int16)
+    speech = np.array([vad.is_speech(pcm[i:i + block].tobytes(), sample_rate)
+                       for i in range(0, len(pcm) - block + 1, block)], dtype=bool)
+    centre_s = np.arange(n_frames) * hop_s + win_s / 2
+    idx = np.minimum((centre_s / 0.03).astype(int), max(len(speech) - 1, 0))
+    keep = np.flatnonzero(speech[idx]) if len(speech) else np.zeros(0, dtype=np.int64)
+    return [keep if len(keep) else np.arange(n_frames)]
+
+
+def crop(spec: np.ndarray, centre: int, width: int) -> np.ndarray:
+    """A [width, 128] window centred on ``centre``, shifted to stay inside the utterance;
+    utterances shorter than ``width`` are padded with silence (-1)."""
+    if len(spec) < width:
+        out = np.full((width, spec.shape[1]), -1.0, dtype=np.float32)
+        start = (width - len(spec)) // 2
+        out[start:start + len(spec)] = spec
+        return out
+    start = int(np.clip(centre - width // 2, 0, len(spec) - width))
+    return spec[start:start + width]
+
+
+def draw_crops(data: CropSet, index: np.ndarray, width: int, rng: np.random.Generator
+               ) -> torch.Tensor:
+    """Random crops [B, 128, width], one per index, centred on a random frame of a random
+    segment (word)."""
+    out = []
+    for i in index:
+        segments = [s for s in data.centres[i] if len(s)]
+        centre = (int(rng.choice(segments[rng.integers(len(segments))])) if segments
+                  else int(rng.integers(len(data.specs[i]))))
+        out.append(crop(data.specs[i], centre, width).T)
+    return torch.from_numpy(np.stack(out))
+
+
+def eval_crops(spec: np.ndarray, centres: list[np.ndarray], width: int) -> np.ndarray:
+    """Deterministic crops for inference: windows every width/2 frames, those holding at least
+    one allowed centre (all of them when none does)."""
+    starts = list(range(0, max(len(spec) - width, 0) + 1, width // 2))
+    if len(spec) > width and starts[-1] != len(spec) - width:
+        starts.append(len(spec) - width)
+    allowed = {int(f) for segment in centres for f in segment}
+    keep = [s for s in starts if any(f in allowed for f in range(s, s + width))] or starts
+    return np.stack([crop(spec, s + width // 2, width).T for s in keep])
+
+
+def balanced_draw(valence: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n indices drawn with replacement, each valence class (argmax of the fuzzy label) equally
+    likely: oversampling of the under-represented classes."""
+    key = valence.argmax(1)
+    counts = np.bincount(key, minlength=valence.shape[1])
+    weights = 1.0 / counts[key]
+    return rng.choice(len(key), size=n, replace=True, p=weights / weights.sum())
+
+
+# ---- normalisation ---------------------------------------------------------------------
+@dataclass
+class SpecScaler:
+    """Per-row z-score with training statistics, divided by 3 and clipped to [-1, 1] (the
+    generator's tanh range)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, specs: list[np.ndarray]) -> SpecScaler:
+        frames = np.concatenate(specs)
+        return cls(frames.mean(0), frames.std(0) + 1e-5)
+
+    def __call__(self, spec: np.ndarray) -> np.ndarray:
+        return np.clip((spec - self.mean) / (3 * self.std), -1, 1).astype(np.float32)
+
+
+# ---- training --------------------------------------------------------------------------
+class Trained:
+    """A trained discriminator (with heads) and generator, and how they were trained."""
+
+    def __init__(self, config: SemiConfig, disc: Discriminator, gen: Generator | None,
+                 history: History):
+        self.config, self.disc, self.gen, self.history = config, disc, gen, history
+
+    @torch.no_grad()
+    def predict(self, data: CropSet) -> tuple[np.ndarray, np.ndarray]:
+        """Valence and arousal distributions [N, 5] per utterance: crop predictions averaged."""
+        self.disc.eval()
+        val, aro = [], []
+        for spec, centres in zip(data.specs, data.centres, strict=True):
+            x = torch.from_numpy(eval_crops(spec, centres, self.config.width))
+            v, a = self.disc.heads(self.disc.features(x))
+            val.append(torch.softmax(v, -1).mean(0).numpy())
+            aro.append(torch.softmax(a, -1).mean(0).numpy())
+        return np.stack(val), np.stack(aro)
+
+
+def build(config: SemiConfig) -> tuple[Discriminator, Generator | None]:
+    variant = VARIANTS[config.variant]
+    disc = Discriminator(config.width, config.filters, config.kernel)
+    gen = Generator(config.width, config.gen_filters) if variant.adversarial else None
+    return disc, gen
+
+
+def soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -(target * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: CropSet | None,
+             seed: int = 0, work_dir: Path | None = None, progress: bool = False) -> Trained:
+    """Train one variant; resumable from ``work_dir/semi_checkpoint.pt`` (saved after every
+    pass; the runner deletes it once the fold is done)."""
+    if config.variant not in VARIANTS:
+        raise EmovoxError(f"unknown DCGAN variant {config.variant!r}; choose from "
+                          f"{sorted(VARIANTS)}")
+    variant = VARIANTS[config.variant]
+    if variant.adversarial and (unlabelled is None or len(unlabelled) == 0):
+        raise EmovoxError(f"{config.variant}: the adversarial variants need unlabelled audio")
+    torch.set_num_threads(config.threads)
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    disc, gen = build(config)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999)) if gen else None
+    history, best_state, bad, low_d = History(), None, 0, 0
+    parts = {"disc": disc, "opt_d": opt_d} | ({"gen": gen, "opt_g": opt_g} if gen else {})
+    saver = Checkpoint(work_dir / "semi_checkpoint.pt" if work_dir else None, **parts)
+    progress = saver.restore()
+    if progress:
+        history, best_state, bad = History(**progress["history"]), progress["best"], progress["bad"]
+        rng.bit_generator.state = progress["rng"]
+    start = time.perf_counter() - history.seconds
+    bce = torch.nn.BCEWithLogitsLoss()
+    steps = max(1, -(-len(train) // config.batch_size))
+    while len(history.passes) < config.max_passes and bad < config.patience:
+        disc.train()
+        if gen:
+            gen.train()
+        order = balanced_draw(train.valence, steps * config.batch_size, rng)
+        sums: dict[str, float] = {}
+        for step in range(steps):
+            index = order[step * config.batch_size:(step + 1) * config.batch_size]
+            x = draw_crops(train, index, config.width, rng)
+            losses = {}
+            if gen:
+                # The pool holds every training utterance (labelled or not) and the extra
+                # unlabelled audio, so labelled speech reaches the real/fake task through it.
+                n_adv = config.adversarial_batch or len(index)
+                pool = rng.integers(len(unlabelled), size=n_adv)
+                real = draw_crops(unlabelled, pool, config.width, rng)
+                fake = gen.sample(n_adv)
+                opt_d.zero_grad()
+                d_real = disc.real_fake(disc.features(real)).squeeze(1)
+                d_fake = disc.real_fake(disc.features(fake.detach())).squeeze(1)
+                loss_d = (bce(d_real, torch.ones_like(d_real))
+                          + bce(d_fake, torch.zeros_like(d_fake)))
+                loss_d.backward()
+                opt_d.step()
+                opt_g.zero_grad()
+                d_gen = disc.real_fake(disc.features(fake)).squeeze(1)
+                loss_g = bce(d_gen, torch.ones_like(d_gen))  # −log D(G(z))
+                loss_g.backward()
+                opt_g.step()
+                losses.update(d=loss_d.item(), g=loss_g.item())
+                low_d = low_d + 1 if losses["d"] < config.collapse_loss else 0
+                if low_d >= config.collapse_steps:
+                    raise GANFailure(f"{config.variant}: discriminator loss below "
+                                     f"{config.collapse_loss} for {low_d} steps (pass "
+                                     f"{len(history.passes) + 1}): the generator collapsed; "
+                                     "no numbers reported")
+            heads = [("valence", train.valence, 0)]
+            if variant.arousal:
+                heads.append(("arousal", train.arousal, 1))
+            for name, labels, which in heads:
+                opt_d.zero_grad()
+                logits = disc.heads(disc.features(x))[which]
+                loss = soft_ce(logits, torch.from_numpy(labels[index]).float())
+                loss.backward()
+                opt_d.step()
+                losses[name] = loss.item()
+            if not all(np.isfinite(v) for v in losses.values()):
+                raise GANFailure(f"{config.variant}: non-finite loss {losses} at pass "
+                                 f"{len(history.passes) + 1}, step {step}: training diverged; "
+                                 "no numbers reported")
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v / steps
+        trained = Trained(config, disc, gen, history)
+        val_p, aro_p = trained.predict(valid)
+        metrics = {k: v for k, v in rating_metrics(valid.valence, val_p, valid.means).items()
+                   if not k.startswith("confusion")}
+        score = float(metrics[config.select_on])
+        record = {"pass": len(history.passes) + 1, **{f"loss_{k}": v for k, v in sums.items()},
+                  **{f"valid_{k}": v for k, v in metrics.items()}}
+        history.passes.append(record)
+        if np.isfinite(score) and score > history.best_score:
+            history.best_score, history.best_pass, bad = score, record["pass"], 0
+            best_state = {"disc": copy.deepcopy(disc.state_dict()),
+                          "gen": copy.deepcopy(gen.state_dict()) if gen else None}
+        else:
+            bad += 1
+        history.seconds = time.perf_counter() - start
+        if progress:
+            log.warning("%s pass %d %s", config.variant, record["pass"],
+                        {k: round(v, 3) for k, v in record.items() if k != "pass"})
+        saver.save({"history": asdict(history), "best": best_state, "bad": bad,
+                    "rng": rng.bit_generator.state})
+    if best_state is not None:
+        disc.load_state_dict(best_state["disc"])
+        if gen:
+            gen.load_state_dict(best_state["gen"])
+    return Trained(config, disc, gen, history)
