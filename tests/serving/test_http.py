@@ -370,20 +370,25 @@ def test_origin_check(stream_model_dir, emodb):
                                                     "host": "[::1]:8765"})
 
 
-def test_client_that_stops_reading_is_dropped(stream_model_dir):
+def test_client_that_stops_reading_is_dropped(stream_model_dir, emodb):
     """A send that cannot complete (the client's buffers are full) ends the stream and frees
     its slot, instead of queueing events without bound."""
     from emovox.serving.websocket import StreamService, StreamSlots
 
+    speech = pcm(emodb, "03a01Wa") * 3
+
     class StuckSocket:
         def __init__(self):
             self.inbox = [{"type": "websocket.receive", "text": json.dumps(HELLO)}] + [
-                {"type": "websocket.receive", "bytes": b"\x10\x00" * 16000}] * 5
+                {"type": "websocket.receive", "bytes": speech[i : i + 32000]}
+                for i in range(0, len(speech), 32000)]
 
         async def accept(self, subprotocol=None):
             pass
 
         async def receive(self):
+            if not self.inbox:
+                await asyncio.Event().wait()  # a silent client: only the send timeout ends it
             return self.inbox.pop(0)
 
         async def send_text(self, text):
@@ -394,7 +399,7 @@ def test_client_that_stops_reading_is_dropped(stream_model_dir):
         import tempfile
 
         slot_dir = stack.enter_context(tempfile.TemporaryDirectory())
-        settings = Settings(send_timeout=0.3, max_streams=1)
+        settings = Settings(send_timeout=0.3, max_streams=1, idle_timeout=60)
         service = StreamService(Recognizer(stream_model_dir), settings,
                                 StreamSlots(slot_dir, 1))
         t = time.monotonic()
