@@ -105,3 +105,9 @@ def test_atomic_write_honours_the_umask(tmp_path):
         assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_lock_kept_alive_by_a_traceback_does_not_block_the_same_process(tmp_path):
+    stale = run_lock(tmp_path)  # e.g. the frame of a run that raised, held by its traceback
+    with run_lock(tmp_path):
+        assert stale.fd is None

@@ -27,7 +27,7 @@ from emovox.evaluation.report import write_reports
 from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
 from emovox.experiments.protocols import Fold, make_folds, write_folds
-from emovox.io import atomic_write_json, atomic_write_text
+from emovox.io import atomic_write_json, atomic_write_text, run_lock
 from emovox.models import build_model
 from emovox.parallel import imap
 from emovox.training import fit, predict
@@ -183,6 +183,7 @@ def check_same_config(path: Path, config: ExperimentConfig) -> None:
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
                    progress: bool = True) -> dict:
     """Run (or resume) every fold of every seed and write the report; returns metrics.json."""
+    _lock = run_lock(out)  # held until return: one run (and its workers) per directory
     out.mkdir(parents=True, exist_ok=True)
     check_same_config(out / "config.yaml", config)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -20,7 +20,7 @@ gives the same decisions (a test checks it).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -329,11 +329,6 @@ class StreamingRecognizer:
         self.max_samples = int(gate.max_utterance_s * sample_rate)
         self.frame = frame
         self.reset()
-
-    def settings(self) -> dict:
-        """The gate and stream settings in force (for logs and the ``ready`` handshake)."""
-        return {**asdict(self.gate_config), "vad": self.vad, "step_ms": self.step_ms,
-                "pause_ms": self.pause_frames * FRAME_MS, "threshold": self.threshold}
 
     # ---- policy -------------------------------------------------------------------------
     def should_stop(self, state: torch.Tensor, proba: np.ndarray) -> bool:
