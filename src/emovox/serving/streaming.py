@@ -5,16 +5,17 @@ Every 30 ms frame passes a speech gate (:class:`SpeechGate`: webrtcvad, an absol
 a margin over the tracked noise floor, and a pure-tone check). An utterance starts at a speech
 onset with a short pre-roll (shorter than the decision step, so the first step hears mostly
 speech), non-speech inside it is held back and only fed to the model when speech resumes, and it
-ends after a pause (``pause_ms``), at ``max_utterance_s`` or at the end of the stream; then its
-state is reset. Per utterance the recogniser carries the feature extractor's state
-(:class:`StreamingFeatures`), the frame stacker and the GRU's hidden state and running mean, so a
-chunk costs the same however much audio came before. Every decision step (``step_ms`` of audio)
-it emits the running class probabilities; the agent (EmoRL) or a confidence threshold
-(``gru_baseline``) chooses when to emit the single ``decision`` of the utterance, allowed only
-once the utterance holds ``min_speech_ms`` of speech; an utterance that ends undecided gets a
-forced decision, or ``no_speech`` when it never held enough speech (noise bursts). A stream with
-no onset at all ends with one ``no_speech`` event. Offline inference on the utterance's audio
-gives the same decisions (a test checks it).
+ends after a pause (``pause_ms``; ``false_start_ms`` while it holds less than ``min_speech_ms``
+of speech), at ``max_utterance_s`` or at the end of the stream; then its state is reset. Per
+utterance the recogniser carries the feature extractor's state (:class:`StreamingFeatures`), the
+frame stacker and the GRU's hidden state and running mean, so a chunk costs the same however
+much audio came before. Every decision step (``step_ms`` of audio) it emits the running class
+probabilities; the agent (EmoRL) or a confidence threshold (``gru_baseline``) chooses when to
+emit the single ``decision`` of the utterance, allowed only once the utterance holds
+``min_speech_ms`` of speech; an utterance that ends undecided gets a forced decision, or
+``no_speech`` when it never held enough speech (noise bursts). A stream with no onset at all ends
+with one ``no_speech`` event. Offline inference on the utterance's audio gives the same
+decisions (a test checks it).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class GateConfig:
     energy_floor_db: float = -50.0
     #: A speech frame is at least this far above the noise floor, the quietest frame of the
     #: last ``floor_window_ms`` (stationary noise and steady tones never clear it).
-    margin_db: float = 10.0
+    margin_db: float = 6.0
     floor_window_ms: float = 1500.0
     #: Share of a frame's power within two FFT bins of its peak above which it is a pure tone.
     tone_fraction: float = 0.99
@@ -94,6 +95,9 @@ class GateConfig:
     pause_ms: float | None = None
     #: Speech an utterance must hold before any decision (else it ends with ``no_speech``).
     min_speech_ms: float = 500.0
+    #: The shorter pause that ends an utterance still short of ``min_speech_ms``: a click or a
+    #: bark that opened the gate is dropped before it can colour the speech that follows.
+    false_start_ms: float = 300.0
     #: An utterance reaching this length is decided (forced if need be) and the state reset.
     max_utterance_s: float = 15.0
 
@@ -111,6 +115,7 @@ class GateConfig:
             ("pause_ms", self.pause_ms is None or FRAME_MS <= self.pause_ms <= 60_000,
              "[30, 60000] ms"),
             ("min_speech_ms", 0 <= self.min_speech_ms <= 10_000, "[0, 10000] ms"),
+            ("false_start_ms", FRAME_MS <= self.false_start_ms <= 60_000, "[30, 60000] ms"),
             ("max_utterance_s", 0.5 <= self.max_utterance_s <= 3600, "[0.5, 3600] s"),
         ]
         for key, ok, allowed in checks:
@@ -325,6 +330,8 @@ class StreamingRecognizer:
         self.postroll_samples = int(gate.postroll_ms * ms)
         pause = gate.pause_ms if gate.pause_ms is not None else (600.0 if vad else 1500.0)
         self.pause_frames = max(1, int(pause // FRAME_MS))
+        self.false_start_frames = min(self.pause_frames, max(1, int(gate.false_start_ms //
+                                                                     FRAME_MS)))
         self.min_speech_samples = int(gate.min_speech_ms * ms)
         self.max_samples = int(gate.max_utterance_s * sample_rate)
         self.frame = frame
@@ -398,9 +405,11 @@ class StreamingRecognizer:
             self.held = []
         else:
             self.held.append(frame)
-            if len(self.held) < self.pause_frames:
-                return []
-            return self._close("pause")
+            if len(self.held) >= self.pause_frames:
+                return self._close("pause")
+            if len(self.held) >= self.false_start_frames and not utterance.enough_speech:
+                return self._close("false_start")
+            return []
         if utterance.samples >= self.max_samples:
             events += self._close("max_length")
         return events
