@@ -97,7 +97,7 @@ class GateConfig:
     min_speech_ms: float = 500.0
     #: A run of speech resumes a paused utterance only within this many dB of the utterance's
     #: mean speech level (a tap or a fan behind a pause is not the speaker going on).
-    resume_db: float = 20.0
+    resume_db: float = 15.0
     #: The shorter pause that ends an utterance still short of ``min_speech_ms``: a click or a
     #: bark that opened the gate is dropped before it can colour the speech that follows.
     false_start_ms: float = 300.0
