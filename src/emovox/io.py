@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -48,7 +49,7 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 #: Set in worker processes' environment while a run holds its directory (see run_lock).
 WORKERS_LOCK_ENV = "EMOVOX_WORKERS_LOCK"
-_HELD: dict[str, RunLock] = {}  # lock file → this process's live lock on it
+_HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()  # by lock file
 
 
 class RunLock:
