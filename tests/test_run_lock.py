@@ -105,3 +105,19 @@ def test_atomic_write_honours_the_umask(tmp_path):
         assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_lock_kept_alive_by_a_traceback_does_not_block_the_same_process(tmp_path):
+    stale = run_lock(tmp_path)  # e.g. the frame of a run that raised, held by its traceback
+    with run_lock(tmp_path):
+        assert stale.fd is None
+
+
+def test_a_dropped_lock_is_released(tmp_path):
+    lock = run_lock(tmp_path)
+    del lock  # e.g. run_experiment returned: its local lock goes with the frame
+    other = subprocess.run([sys.executable, "-c", "import sys; from emovox.io import run_lock; "
+                            "run_lock(sys.argv[1], wait_s=0)", str(tmp_path)],
+                           env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True)
+    assert other.returncode == 0, other.stderr
+    assert "EMOVOX_WORKERS_LOCK" not in os.environ

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +56,7 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 #: Set in worker processes' environment while a run holds its directory (see run_lock).
 WORKERS_LOCK_ENV = "EMOVOX_WORKERS_LOCK"
+_HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()  # by lock file
 
 
 class RunLock:
@@ -70,6 +72,11 @@ class RunLock:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / ".emovox.lock"
+        # An earlier lock of this process on the same directory belongs to a run that has
+        # returned or raised (a traceback can keep its frame, and so its lock, alive): drop it.
+        earlier = _HELD.pop(str(self.path.resolve()), None)
+        if earlier is not None:
+            earlier.close()
         self.workers_path = directory / ".emovox-workers.lock"
         self.fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
@@ -85,6 +92,7 @@ class RunLock:
         self._wait_for_workers(directory, wait_s)
         self.previous_env = os.environ.get(WORKERS_LOCK_ENV)
         os.environ[WORKERS_LOCK_ENV] = str(self.workers_path)
+        _HELD[str(self.path.resolve())] = self
 
     def _wait_for_workers(self, directory: Path, wait_s: float) -> None:
         fd = os.open(self.workers_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -106,6 +114,8 @@ class RunLock:
 
     def close(self) -> None:
         if self.fd is not None:
+            if _HELD.get(str(self.path.resolve())) is self:
+                del _HELD[str(self.path.resolve())]
             os.close(self.fd)
             self.fd = None
             if WORKERS_LOCK_ENV in os.environ and hasattr(self, "previous_env"):

@@ -25,7 +25,7 @@ from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
 from emovox.experiments.methods.base import FoldResult, Split, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
 from emovox.experiments.report import write_reports
-from emovox.io import atomic_write_json, atomic_write_text
+from emovox.io import atomic_write_json, atomic_write_text, run_lock
 from emovox.parallel import imap
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def check_same_config(path: Path, config: ExperimentConfig) -> None:
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
                    progress: bool = True) -> dict:
     """Run (or resume) every fold of every seed and write the report; returns metrics.json."""
+    _lock = run_lock(out)  # held until return: one run (and its workers) per directory
     out.mkdir(parents=True, exist_ok=True)
     check_same_config(out / "config.yaml", config)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -5,22 +5,23 @@ Every 30 ms frame passes a speech gate (:class:`SpeechGate`: webrtcvad, an absol
 a margin over the tracked noise floor, and a pure-tone check). An utterance starts at a speech
 onset with a short pre-roll (shorter than the decision step, so the first step hears mostly
 speech), non-speech inside it is held back and only fed to the model when speech resumes, and it
-ends after a pause (``pause_ms``), at ``max_utterance_s`` or at the end of the stream; then its
-state is reset. Per utterance the recogniser carries the feature extractor's state
-(:class:`StreamingFeatures`), the frame stacker and the GRU's hidden state and running mean, so a
-chunk costs the same however much audio came before. Every decision step (``step_ms`` of audio)
-it emits the running class probabilities; the agent (EmoRL) or a confidence threshold
-(``gru_baseline``) chooses when to emit the single ``decision`` of the utterance, allowed only
-once the utterance holds ``min_speech_ms`` of speech; an utterance that ends undecided gets a
-forced decision, or ``no_speech`` when it never held enough speech (noise bursts). A stream with
-no onset at all ends with one ``no_speech`` event. Offline inference on the utterance's audio
-gives the same decisions (a test checks it).
+ends after a pause (``pause_ms``; ``false_start_ms`` while it holds less than ``min_speech_ms``
+of speech), at ``max_utterance_s`` or at the end of the stream; then its state is reset. Per
+utterance the recogniser carries the feature extractor's state (:class:`StreamingFeatures`), the
+frame stacker and the GRU's hidden state and running mean, so a chunk costs the same however
+much audio came before. Every decision step (``step_ms`` of audio) it emits the running class
+probabilities; the agent (EmoRL) or a confidence threshold (``gru_baseline``) chooses when to
+emit the single ``decision`` of the utterance, allowed only once the utterance holds
+``min_speech_ms`` of speech; an utterance that ends undecided gets a forced decision, or
+``no_speech`` when it never held enough speech (noise bursts). A stream with no onset at all ends
+with one ``no_speech`` event. Offline inference on the utterance's audio gives the same
+decisions (a test checks it).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,7 @@ class GateConfig:
     energy_floor_db: float = -50.0
     #: A speech frame is at least this far above the noise floor, the quietest frame of the
     #: last ``floor_window_ms`` (stationary noise and steady tones never clear it).
-    margin_db: float = 10.0
+    margin_db: float = 6.0
     floor_window_ms: float = 1500.0
     #: Share of a frame's power within two FFT bins of its peak above which it is a pure tone.
     tone_fraction: float = 0.99
@@ -96,6 +97,12 @@ class GateConfig:
     pause_ms: float | None = None
     #: Speech an utterance must hold before any decision (else it ends with ``no_speech``).
     min_speech_ms: float = 500.0
+    #: A run of speech resumes a paused utterance only within this many dB of the utterance's
+    #: mean speech level (a tap or a fan behind a pause is not the speaker going on).
+    resume_db: float = 15.0
+    #: The shorter pause that ends an utterance still short of ``min_speech_ms``: a click or a
+    #: bark that opened the gate is dropped before it can colour the speech that follows.
+    false_start_ms: float = 300.0
     #: An utterance reaching this length is decided (forced if need be) and the state reset.
     max_utterance_s: float = 15.0
 
@@ -113,6 +120,8 @@ class GateConfig:
             ("pause_ms", self.pause_ms is None or FRAME_MS <= self.pause_ms <= 60_000,
              "[30, 60000] ms"),
             ("min_speech_ms", 0 <= self.min_speech_ms <= 10_000, "[0, 10000] ms"),
+            ("resume_db", 0 < self.resume_db <= 120, "(0, 120] dB"),
+            ("false_start_ms", FRAME_MS <= self.false_start_ms <= 60_000, "[30, 60000] ms"),
             ("max_utterance_s", 0.5 <= self.max_utterance_s <= 3600, "[0.5, 3600] s"),
         ]
         for key, ok, allowed in checks:
@@ -135,13 +144,15 @@ class SpeechGate:
         self.n_fft = 1 << (self.frame - 1).bit_length()
         self.window = np.hanning(self.frame)
         self.levels: deque[float] = deque(maxlen=int(config.floor_window_ms // FRAME_MS))
+        self.level = -120.0  # dBFS of the last frame
 
     def reset(self) -> None:
         self.levels.clear()
 
     def __call__(self, frame: np.ndarray) -> bool:
         cfg = self.config
-        level = 10 * np.log10(float(np.mean(np.square(frame, dtype=np.float64))) + 1e-12)
+        self.level = level = 10 * np.log10(float(np.mean(np.square(frame, dtype=np.float64)))
+                                           + 1e-12)
         self.levels.append(level)
         if level < cfg.energy_floor_db or level < min(self.levels) + cfg.margin_db:
             return False
@@ -170,6 +181,11 @@ class _Utterance:
         self.decided_frames = 0
         self.samples = 0
         self.speech_samples = 0  # gate frames judged speech
+        self.levels: list[float] = []  # their dBFS
+
+    def heard_speech(self, levels: list[float], samples: int) -> None:
+        self.speech_samples += samples
+        self.levels += levels
 
     @property
     def enough_speech(self) -> bool:
@@ -324,15 +340,12 @@ class StreamingRecognizer:
         self.postroll_samples = int(gate.postroll_ms * ms)
         pause = gate.pause_ms if gate.pause_ms is not None else (600.0 if vad else 1500.0)
         self.pause_frames = max(1, int(pause // FRAME_MS))
+        self.false_start_frames = min(self.pause_frames, max(1, int(gate.false_start_ms //
+                                                                     FRAME_MS)))
         self.min_speech_samples = int(gate.min_speech_ms * ms)
         self.max_samples = int(gate.max_utterance_s * sample_rate)
         self.frame = frame
         self.reset()
-
-    def settings(self) -> dict:
-        """The gate and stream settings in force (for logs and the ``ready`` handshake)."""
-        return {**asdict(self.gate_config), "vad": self.vad, "step_ms": self.step_ms,
-                "pause_ms": self.pause_frames * FRAME_MS, "threshold": self.threshold}
 
     # ---- policy -------------------------------------------------------------------------
     def should_stop(self, state: torch.Tensor, proba: np.ndarray) -> bool:
@@ -352,8 +365,9 @@ class StreamingRecognizer:
         self.position = 0  # samples the gate has judged
         self.rest = np.zeros(0, dtype=np.float32)  # less than one gate frame
         self.history: deque[np.ndarray] = deque(maxlen=self.preroll_frames + self.start_frames)
-        self.run = 0  # consecutive speech frames while no utterance is open
-        self.held: list[np.ndarray] = []  # non-speech since the utterance's last speech
+        self.run = 0  # consecutive speech frames while no utterance is open, or in a pause
+        self.run_levels: list[float] = []  # their dBFS
+        self.held: list[np.ndarray] = []  # audio of the pause since the utterance's speech
         self.utterance: _Utterance | None = None
         self.utterances = 0
         self.gate.reset()
@@ -385,29 +399,45 @@ class StreamingRecognizer:
         utterance = self.utterance
         if utterance is None:
             self.history.append(frame)
-            self.run = self.run + 1 if speech else 0
+            self._count(speech)
             if self.run < self.start_frames:
                 return []
             audio = list(self.history)[-(self.run + self.preroll_frames):]
             start = self.now - len(audio) * self.frame / self.sample_rate
             self.utterance = utterance = _Utterance(self, start)
-            utterance.speech_samples = self.run * self.frame
+            utterance.heard_speech(self.run_levels, self.run * self.frame)
             self.utterances += 1
             self.history.clear()
-            self.run = 0
+            self.run, self.run_levels = 0, []
             events = [Event("utterance_start", start)] + utterance.push(np.concatenate(audio))
-        elif speech:
-            utterance.speech_samples += len(frame)
-            events = utterance.push(np.concatenate([*self.held, frame]))
-            self.held = []
-        else:
+        elif speech and not self.held:
+            utterance.heard_speech([self.gate.level], len(frame))
+            events = utterance.push(frame)
+        else:  # in a pause: only a run of speech (as at an onset) resumes the utterance
             self.held.append(frame)
-            if len(self.held) < self.pause_frames:
+            self._count(speech)
+            resumes = self.run >= self.start_frames and np.mean(self.run_levels) >= \
+                np.mean(utterance.levels) - self.gate_config.resume_db
+            if not resumes:
+                if len(self.held) >= self.pause_frames:
+                    return self._close("pause")
+                if len(self.held) >= self.false_start_frames and not utterance.enough_speech:
+                    return self._close("false_start")
                 return []
-            return self._close("pause")
+            utterance.heard_speech(self.run_levels, self.run * self.frame)
+            events = utterance.push(np.concatenate(self.held))
+            self.held, self.run, self.run_levels = [], 0, []
         if utterance.samples >= self.max_samples:
             events += self._close("max_length")
         return events
+
+    def _count(self, speech: bool) -> None:
+        """Track the current run of consecutive speech frames and their levels."""
+        if speech:
+            self.run += 1
+            self.run_levels.append(self.gate.level)
+        else:
+            self.run, self.run_levels = 0, []
 
     def _close(self, reason: str, tail: np.ndarray | None = None) -> list[Event]:
         """End the open utterance: feed the post-roll (``tail``: the end of the stream's audio
