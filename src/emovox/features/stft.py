@@ -17,6 +17,8 @@ from emovox.features.spectral import FramedExtractor
 
 @EXTRACTORS.register
 class StftSpectrogram(FramedExtractor):
+    """Log STFT spectrogram, 1024-sample windows, 128 rows over 0–8 kHz (the DCGAN input)."""
+
     name = "stft_spectrogram"
     defaults = {"n_fft": 1024, "rows": 128, "hop_ms": 10.0}
 
