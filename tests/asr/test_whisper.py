@@ -98,6 +98,7 @@ def test_concat_and_progressive(speech):
     assert sum(p.numel() for p in mp.parameters()) == 384 * 4 + 4  # only the classifier
 
 
+@pytest.mark.e2e
 def test_analyse_layers_cli(emodb, tmp_path, capsys):
     from emovox.cli import main
 
@@ -154,6 +155,7 @@ def test_deepspeech2_recipe_on_librispeech_fixture(emodb_manifest, tmp_path, cap
     assert abs(len(feats) - len(wave) / 320) <= 2  # 50 frames per second
 
 
+@pytest.mark.e2e
 def test_local_hugging_face_checkpoints(tmp_path):
     """A user's own Whisper or wav2vec2 directory: every hidden state, through the extractor."""
     transformers = pytest.importorskip("transformers")

@@ -47,6 +47,15 @@ def test_reward_table_and_latency():
     assert r.tolist() == pytest.approx([2 + 1, 1 + 1 / 2, -3 + 1 / 4, -4 + 1, -5 + 1 / 5])
 
 
+def test_latency_cost_can_start_later():
+    cfg = EmoRLConfig(latency_weight=1.0, latency_delay_steps=2)
+    y = torch.tensor([0, 0, 0, 0])
+    step = torch.tensor([0, 2, 3, 5])
+    r = episode_rewards(cfg, y, y, step, torch.zeros(4, dtype=torch.bool), 0, 2)
+    # steps 0..2 all earn the full bonus; after that it decays as 1 / (step − 2 + 1)
+    assert r.tolist() == pytest.approx([2.0, 2.0, 1.5, 1.25])
+
+
 def test_decide_first_stop_or_forced():
     proba = np.tile(np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]]), (2, 1, 1))
     stop = np.array([[False, True, True], [False, False, False]])

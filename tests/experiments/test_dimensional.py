@@ -69,6 +69,7 @@ def test_dimensional_experiment_writes_ccc_and_violins(emodb, tmp_path):
                       "pred_valence")
 
 
+@pytest.mark.e2e
 def test_augmented_training_set_only(emodb, tmp_path):
     config = small_config(emodb, tmp_path, "augment.copies=2",
                           f"augment.transforms={{gain: {{}}, noise: {{directory: {NOISE}}}}}")
@@ -87,6 +88,7 @@ def test_augmented_training_set_only(emodb, tmp_path):
     assert len(draws) > 1  # each epoch draws a version afresh
 
 
+@pytest.mark.e2e
 def test_study_runs_variants_with_test_set(emodb, tmp_path):
     study = {
         "name": "tiny",

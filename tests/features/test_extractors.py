@@ -126,3 +126,13 @@ def test_stereo_file_through_extractor(tmp_path):
     path = write_tone(tmp_path / "st.wav", rate=22050, channels=2)
     feats = make_extractor("mfcc_prosody")(load_audio(path))
     assert np.median(feats[20:-20, 45]) == pytest.approx(220, rel=0.01)
+
+
+@pytest.mark.parametrize("name", ["mfcc_prosody", "mfcc_pitch", "log_mel"])
+def test_long_recordings_extract_in_chunks_exactly(name, emodb):
+    """``predict`` on long files extracts chunk by chunk (bounded memory), identically."""
+    files = sorted((emodb / "wav").glob("*.wav"))[:40]
+    wave = np.concatenate([load_audio(f) for f in files])
+    extractor = make_extractor(name)
+    np.testing.assert_array_equal(extractor.extract_long(wave, chunk_frames=1500),
+                                  extractor(wave))

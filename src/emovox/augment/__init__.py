@@ -1,5 +1,6 @@
 """Training-time augmentation: composable waveform transforms and seeded augmented versions."""
 
+from emovox.augment.padding import NoiseFloor, PadSilence
 from emovox.augment.transforms import (
     TRANSFORMS,
     BackgroundNoise,
@@ -13,6 +14,6 @@ from emovox.augment.transforms import (
 )
 from emovox.augment.variants import AugmentConfig, Variant, variants
 
-__all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "RoomReverb",
-           "TimeStretch", "Transform", "Variant", "build_augmentation", "check_transforms",
-           "variants"]
+__all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "NoiseFloor",
+           "PadSilence", "RoomReverb", "TimeStretch", "Transform", "Variant", "build_augmentation",
+           "check_transforms", "variants"]

@@ -28,7 +28,7 @@ from emovox.augment.rooms import (
 from emovox.errors import ConfigError
 from emovox.registry import Registry
 
-TRANSFORMS: Registry[type[Transform]] = Registry("augmentation")
+TRANSFORMS: Registry[type[Transform]] = Registry("augmentation", ("emovox.augment.padding",))
 
 
 def rms(x: np.ndarray) -> float:

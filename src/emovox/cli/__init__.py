@@ -12,6 +12,7 @@ import logging
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from emovox.errors import EmovoxError
@@ -76,13 +77,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from emovox.serving.model_dir import Recognizer
+    from emovox.serving.model_dir import Recognizer, default_model_dir
 
-    recognizer = Recognizer(args.model)
+    recognizer = Recognizer(args.model or default_model_dir())
     failed = 0
     for path in args.audio:
         try:
-            _emit(recognizer.predict_file(path))
+            _emit(recognizer.predict_file(path, max_seconds=args.max_seconds))
         except EmovoxError as exc:
             failed += 1
             _emit({"path": path, "error": str(exc)})
@@ -194,11 +195,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
     import numpy as np
 
     from emovox.audio import load_audio
-    from emovox.serving.streaming import StreamingRecognizer
+    from emovox.errors import ConfigError
+    from emovox.serving.model_dir import default_model_dir
+    from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
-    stream = StreamingRecognizer(args.model, vad=args.vad, threshold=args.threshold)
-    chunk = int(stream.sample_rate * args.chunk_ms / 1000)
-    wanted = {"decision", "utterance_start", "utterance_end"} | ({"step"} if args.steps else set())
+    if not 0 < args.chunk_ms <= 60_000:
+        raise ConfigError(f"--chunk-ms {args.chunk_ms:g}: allowed (0, 60000] ms")
+    if args.rate <= 0:
+        raise ConfigError(f"--rate {args.rate}: must be > 0 Hz")
+    gate = GateConfig(pause_ms=args.pause_ms, max_utterance_s=args.max_utterance_s,
+                      min_speech_ms=args.min_speech_ms, energy_floor_db=args.energy_floor_db)
+    stream = StreamingRecognizer(args.model or default_model_dir(), vad=args.vad,
+                                 threshold=args.threshold, gate=gate, threads=args.threads)
+    chunk = max(1, int(stream.sample_rate * args.chunk_ms / 1000))
+    wanted = {"decision", "no_speech", "utterance_start", "utterance_end"} | \
+        ({"step"} if args.steps else set())
 
     def emit(events) -> None:
         for event in events:
@@ -217,7 +228,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             carry = block[usable:]
             emit(stream.push(block[:usable]))
     else:
-        wave = load_audio(args.audio, stream.sample_rate)
+        wave = load_audio(args.audio, stream.sample_rate, allow_silent=True)  # → no_speech
         for start in range(0, len(wave), chunk):
             emit(stream.push(np.ascontiguousarray(wave[start : start + chunk])))
     emit(stream.end())
@@ -227,9 +238,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
+    from emovox.serving.model_dir import default_model_dir
     from emovox.serving.websocket import EmotionServer
 
-    server = EmotionServer(args.model, max_frame_bytes=args.max_frame_bytes)
+    server = EmotionServer(args.model or default_model_dir(), max_frame_bytes=args.max_frame_bytes)
     try:
         asyncio.run(server.run(args.host, args.port))
     except OSError as exc:
@@ -257,6 +269,36 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, description in registries[kind].describe().items():
             _emit({"kind": kind, "name": name, "description": description})
     return EXIT_OK
+
+
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type for numbers > 0 (a bad value is a one-line usage error, exit 2)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        return value
+
+    return parse
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import os
+
+    from emovox.serving.catalog import list_models
+
+    roots = args.paths or [Path(p) for p in os.environ.get("EMOVOX_MODELS", "models").split(
+        os.pathsep) if Path(p).exists()]
+    found = list_models([Path(p) for p in roots])
+    for line in found:
+        _emit(line)
+    return EXIT_PARTIAL if any("error" in line for line in found) else EXIT_OK
 
 
 
@@ -300,25 +342,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="label audio files with a trained model (JSON lines)")
     p.add_argument("audio", nargs="+")
-    p.add_argument("--model", required=True, help="model directory from `emovox train`")
+    p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
+                   "model, see `emovox models`)")
+    p.add_argument("--max-seconds", type=_positive(float), default=600.0,
+                   help="refuse longer files (default 600 s; memory stays bounded: frame "
+                        "features are extracted in 60 s chunks)")
     p.set_defaults(run=cmd_predict)
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
     p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
-    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--model", help="emorl or gru_baseline model directory (default: the "
+                   "bundled model)")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="push size (default 100 ms)")
     p.add_argument("--rate", type=int, default=16000, help="sample rate of stdin PCM")
-    p.add_argument("--vad", action="store_true", help="cut a continuous stream into utterances")
+    p.add_argument("--vad", action="store_true",
+                   help="end utterances after 600 ms of non-speech instead of 1500 ms")
     p.add_argument("--threshold", type=float, help="gru_baseline: decide once confidence ≥ this")
     p.add_argument("--steps", action="store_true", help="also print every decision step")
+    p.add_argument("--pause-ms", type=float, help="non-speech that ends an utterance")
+    p.add_argument("--max-utterance-s", type=float, default=15.0,
+                   help="decide and reset when an utterance reaches this (default 15 s)")
+    p.add_argument("--min-speech-ms", type=float, default=500.0,
+                   help="speech an utterance needs before a decision (default 500 ms)")
+    p.add_argument("--energy-floor-db", type=float, default=-50.0,
+                   help="frames quieter than this (dBFS) are never speech (default -50)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("serve", help="WebSocket streaming service")
-    p.add_argument("--model", required=True, help="emorl or gru_baseline model directory")
+    p.add_argument("--model", help="emorl or gru_baseline model directory (default: the "
+                   "bundled model)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
     p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("models", help="list the bundled model and model directories "
+                       "(JSON lines)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="model directories or folders holding them (default: $EMOVOX_MODELS, "
+                   "else ./models if present)")
+    p.set_defaults(run=cmd_models)
 
     p = sub.add_parser("asr", help="speech recogniser recipes")
     asr_sub = p.add_subparsers(dest="asr_command", required=True)

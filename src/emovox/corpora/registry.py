@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 Loader = Callable[..., Manifest]
 CORPORA: Registry[Loader] = Registry("corpus format", providers=(
     "emovox.corpora.emodb", "emovox.corpora.iemocap", "emovox.corpora.ravdess",
-    "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech"))
+    "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech",
+    "emovox.corpora.nemo", "emovox.corpora.combined", "emovox.corpora.meld"))
 
 #: What to do with a bad file: "skip" (warn, record in ``manifest.problems``) or "stop".
 POLICIES = ("skip", "stop")
@@ -32,10 +33,14 @@ def problem(message: str, policy: str, problems: list[str]) -> None:
 
 
 def check_audio(manifest: Manifest, policy: str = "skip") -> Manifest:
-    """Open every file's header; drop (or stop on) missing, corrupt and empty files."""
+    """Open every file's header; drop (or stop on) missing, corrupt and empty files.
+    Text-only utterances (empty ``path``, e.g. MELD) have no audio to check."""
     kept = []
     problems = list(manifest.problems)
     for utt in manifest:
+        if not utt.path:
+            kept.append(utt)
+            continue
         try:
             info = audio_info(utt.path)
             if info.frames == 0:

@@ -48,6 +48,9 @@ class EmoRLConfig:
     r_fn: float = -1.0
     r_no_decision: float = -1.0
     latency_weight: float = 1.0
+    #: Steps that cost no latency: the latency bonus is latency_weight / (max(0, step −
+    #: delay) + 1), so an agent may listen this many steps before waiting starts to cost.
+    latency_delay_steps: int = bounded(0, ge=0)
     #: The positive class of the reward table (default: the first label).
     positive: str | None = None
     lr: float = bounded(1e-4, gt=0)
@@ -79,7 +82,8 @@ def episode_rewards(config: EmoRLConfig, y: torch.Tensor, pred: torch.Tensor,
                     n_classes: int) -> torch.Tensor:
     r_acc = accuracy_rewards(config, y, pred, positive, n_classes)
     r_acc = torch.where(forced, torch.full_like(r_acc, config.r_no_decision), r_acc)
-    return r_acc + config.latency_weight / (step.to(r_acc.dtype) + 1)
+    late = (step - config.latency_delay_steps).clamp(min=0).to(r_acc.dtype)
+    return r_acc + config.latency_weight / (late + 1)
 
 
 class RunningStats:
@@ -147,11 +151,11 @@ def train_emorl(agent: EmoRL, train: SequenceSet, valid: SequenceSet, config: Em
                                  weight_decay=config.weight_decay)
     stats = RunningStats(config.advantage_momentum)
     saver = Checkpoint(checkpoint, agent=agent, optimiser=optimiser, stats=stats)
-    progress = saver.restore() or {
+    state = saver.restore() or {
         "history": [], "episodes": 0, "update": 0,
         "best": {"reward": -np.inf, "state": copy.deepcopy(agent.state_dict()), "episodes": 0}}
-    history, best, episodes, update = (progress["history"], progress["best"],
-                                       progress["episodes"], progress["update"])
+    history, best, episodes, update = (state["history"], state["best"], state["episodes"],
+                                       state["update"])
     bar = tqdm(total=config.episodes, initial=episodes, desc="EmoRL episodes", leave=False,
                disable=not progress)
     while episodes < config.episodes:

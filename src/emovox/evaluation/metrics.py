@@ -37,6 +37,15 @@ def macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
     return float(np.nanmean(f1))
 
 
+def weighted_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> float:
+    """F1 per class weighted by its support (MELD's usual metric)."""
+    matrix = confusion(y_true, y_pred, n_classes)
+    tp = np.diag(matrix).astype(float)
+    support, predicted = matrix.sum(1), matrix.sum(0)
+    f1 = 2 * tp / np.maximum(support + predicted, 1)
+    return float((f1 * support).sum() / max(support.sum(), 1))
+
+
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     """UAR, WA, macro-F1 (and ROC-AUC for two classes) from class probabilities."""
     y_true = np.asarray(y_true)

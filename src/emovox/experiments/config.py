@@ -147,6 +147,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
 
 def _check(hint: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
+        return value
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
             try:
@@ -242,6 +246,7 @@ def check_components(config: ExperimentConfig) -> None:
     if not dataclasses.is_dataclass(config.method.params):
         config.method.params = build_params(method.Params, config.method.params,
                                             "method.params")
+    method(config)  # a method checks how its parameters combine when it is built
     check_model_params(config.model.name, config.model.params)
     make_extractor(config.features.name, **config.features.params)
     check_transforms(config.augment.transforms)

@@ -106,8 +106,9 @@ def _load_manifest(corpus: CorpusConfig) -> Manifest:
 def load_dataset(config: ExperimentConfig, progress: bool = True) -> Dataset:
     manifest = _load_manifest(config.corpus)
     extractor = make_extractor(config.features.name, **config.features.params)
-    feats = _features(config, manifest, extractor, progress)
-    manifest = manifest.filter(lambda u: u.id in feats)
+    audio = manifest.filter(lambda u: bool(u.path))  # text-only corpora (MELD) have none
+    feats = _features(config, audio, extractor, progress) if len(audio) else {}
+    manifest = manifest.filter(lambda u: u.id in feats or not u.path)
     labels = list(config.corpus.labels) if config.corpus.labels else manifest.labels
     if len(labels) < 2 and config.task.kind == "categorical":
         raise CorpusError(f"{config.corpus.path}: need at least two labels, found {labels}")

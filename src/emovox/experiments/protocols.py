@@ -82,6 +82,17 @@ def speaker_kfold(speakers: list[str], k: int = 5, seed: int = 0, **_: object) -
     return [_fold(i, sorted(speakers), groups[(i + 1) % k], groups[i]) for i in range(k)]
 
 
+@PROTOCOLS.register("split")
+def predefined_split(speakers: list[str], sessions: dict[str, str], **_: object) -> list[Fold]:
+    """A corpus's own split (MELD): speakers whose session is ``train``, ``dev`` or ``test``
+    train, validate and test; one fold. Speaker-independent only if the corpus's split is."""
+    roles: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for s in sorted(speakers):
+        if sessions.get(s) not in roles:
+            raise ConfigError(f"split protocol: speaker {s} has session {sessions.get(s)!r}, "
+                              "not train/dev/test")
+        roles[sessions[s]].append(s)
+    return [_fold(0, sorted(speakers), roles["dev"], roles["test"])]
 
 
 def make_folds(manifest: Manifest, protocol: str, seed: int = 0, k: int = 5) -> list[Fold]:

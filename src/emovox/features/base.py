@@ -49,6 +49,11 @@ class Extractor:
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.compute(np.asarray(wave, dtype=np.float32)), np.float32)
 
+    def extract_long(self, wave: np.ndarray) -> np.ndarray:
+        """The same features as ``self(wave)``, in bounded memory on long recordings where the
+        extractor allows it (frame-local extractors compute chunk by chunk)."""
+        return self(wave)
+
     def settings(self) -> dict[str, Any]:
         """Everything needed to rebuild this extractor (saved in model directories)."""
         return {"name": self.name, "params": dict(self.params)}

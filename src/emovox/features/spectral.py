@@ -31,6 +31,22 @@ class FramedExtractor(Extractor):
             extra = -(-int(self.sample_rate * p["pitch_win_ms"] / 1000 - self.win) // self.hop)
         return context + extra + (1 if context or extra else 0)
 
+    def extract_long(self, wave: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
+        """Chunks of ``chunk_frames`` frames, each computed with enough frames of context on both
+        sides (the centred windows' reach) to equal the whole-recording features."""
+        total = dsp.n_frames(len(wave), self.win, self.hop)
+        if total <= 2 * chunk_frames:
+            return self(wave)
+        context = self.lookahead_frames + 1
+        parts = []
+        for first in range(0, total, chunk_frames):
+            last = min(total, first + chunk_frames)
+            a, b = max(0, first - context), min(total, last + context)
+            end = len(wave) if b == total else (b - 1) * self.hop + self.win
+            feats = self(wave[a * self.hop : end])
+            parts.append(feats[first - a : last - a])
+        return np.concatenate(parts)
+
     def frames(self, wave: np.ndarray, size: int | None = None) -> np.ndarray:
         """Frames of ``size`` samples (default: the window) starting every hop; the frame count
         is always that of the analysis window, so tracks of different widths line up."""

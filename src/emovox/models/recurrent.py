@@ -81,6 +81,32 @@ class MeanPool(SequenceModel):
         return masked_mean(x, lengths)
 
 
+@MODELS.register("layer_mix")
+class LayerMix(SequenceModel):
+    """SUPERB's weighted sum of a frozen recogniser's layers: the input holds ``n_layers``
+    equally wide layers side by side (``whisper_layers`` with ``layers: all``); a softmax over
+    learned layer weights mixes them, the mix is pooled over time (mean or mean + std), then
+    dropout and softmax. Learns *which* layers carry emotion instead of picking one by hand."""
+
+    def __init__(self, input_dim: int, n_outputs: int, n_layers: int = 5,
+                 dropout: float = 0.25, pool: str = "mean"):
+        if n_layers < 1 or input_dim % n_layers:
+            raise ConfigError(f"layer_mix: {input_dim} input columns do not split into "
+                              f"n_layers={n_layers} equal layers")
+        super().__init__(input_dim // n_layers * POOLED_WIDTH[pool], n_outputs, dropout)
+        self.n_layers = n_layers
+        self.layer_logits = nn.Parameter(torch.zeros(n_layers))
+        self.pool = pooling(pool)
+
+    def layer_weights(self) -> torch.Tensor:
+        return torch.softmax(self.layer_logits, 0)
+
+    def encode(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        layers = x.reshape(*x.shape[:2], self.n_layers, -1)
+        mixed = (layers * self.layer_weights()[:, None]).sum(2)
+        return self.pool(mixed, lengths)
+
+
 @MODELS.register("progressive")
 class Progressive(SequenceModel):
     """Progressive net-x: the frozen recogniser branch (the first ``recogniser_dim`` input

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.audio import load_audio
+from emovox.audio import MAX_SECONDS, load_audio
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.config import ExperimentConfig, build_config, to_dict
@@ -25,6 +25,16 @@ from emovox.io import atomic_write_json
 
 #: Bumped when the directory layout changes; older directories fail with how to convert.
 FORMAT_VERSION = 1
+
+
+def default_model_dir() -> Path:
+    """The model bundled with the package (``emovox models`` describes it), used when no
+    ``--model`` is given."""
+    path = Path(__file__).with_name("default_model")
+    if not (path / "model.json").exists():
+        raise EmovoxError(f"{path}: the bundled default model is missing from this "
+                          "installation; pass --model DIR")
+    return path
 
 
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
@@ -106,14 +116,7 @@ class Recognizer:
     def proba(self, wave: np.ndarray) -> np.ndarray:
         return self.method.predict_wave(self.trained, wave)
 
-    def predict_file(self, path: str | Path) -> dict:
-        proba = self.proba(load_audio(path, self.sample_rate))
-        if hasattr(self.method, "describe"):
-            return {"path": str(path), **self.method.describe(proba)}
-        return {
-            "path": str(path),
-            "label": self.labels[int(proba.argmax())],
-            "confidence": round(float(proba.max()), 6),
-            "probabilities": {k: round(float(v), 6) for k, v in zip(self.labels, proba,
-                                                                     strict=True)},
-        }
+    def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
+        """One file's record; longer files than ``max_seconds`` are refused (one line)."""
+        proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
+        return {"path": str(path), **self.method.describe(proba, self.labels)}

@@ -1,29 +1,38 @@
 """``StreamingRecognizer(model).push(pcm_chunk) -> list[Event]``: emotion decisions while audio
-is still arriving.
+is still arriving, on speech only.
 
-Per utterance it carries the feature extractor's state (:class:`StreamingFeatures`), the frame
-stacker and the GRU's hidden state and running mean, so a chunk costs the same however much audio
-came before. Every decision step (``step_ms`` of audio) it emits the running class probabilities;
-the agent (EmoRL) or a confidence threshold (``gru_baseline``) chooses when to emit the single
-``decision`` of the utterance; an utterance that ends undecided gets a forced decision. With
-``vad=True`` a continuous stream is cut into utterances by webrtcvad and the state is reset
-between them. Offline inference on the same audio gives the same decisions (a test checks it).
+Every 30 ms frame passes a speech gate (:class:`SpeechGate`: webrtcvad, an absolute energy floor,
+a margin over the tracked noise floor, and a pure-tone check). An utterance starts at a speech
+onset with a short pre-roll (shorter than the decision step, so the first step hears mostly
+speech), non-speech inside it is held back and only fed to the model when speech resumes, and it
+ends after a pause (``pause_ms``), at ``max_utterance_s`` or at the end of the stream; then its
+state is reset. Per utterance the recogniser carries the feature extractor's state
+(:class:`StreamingFeatures`), the frame stacker and the GRU's hidden state and running mean, so a
+chunk costs the same however much audio came before. Every decision step (``step_ms`` of audio)
+it emits the running class probabilities; the agent (EmoRL) or a confidence threshold
+(``gru_baseline``) chooses when to emit the single ``decision`` of the utterance, allowed only
+once the utterance holds ``min_speech_ms`` of speech; an utterance that ends undecided gets a
+forced decision, or ``no_speech`` when it never held enough speech (noise bursts). A stream with
+no onset at all ends with one ``no_speech`` event. Offline inference on the utterance's audio
+gives the same decisions (a test checks it).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from emovox.errors import EmovoxError
+from emovox.errors import ConfigError, EmovoxError
 from emovox.features.incremental import StreamingFeatures
 from emovox.models.emorl import TERMINATE, EmoRL
 from emovox.models.recurrent import GruBaseline
 
-EVENT_TYPES = ("utterance_start", "step", "decision", "utterance_end")
+EVENT_TYPES = ("utterance_start", "step", "decision", "no_speech", "utterance_end")
+FRAME_MS = 30  # webrtcvad's longest frame
 
 
 @dataclass
@@ -44,6 +53,104 @@ def pcm16_to_float(chunk: bytes) -> np.ndarray:
     return np.frombuffer(chunk, dtype="<i2").astype(np.float32) / 32768.0
 
 
+_THREADS: int | None = None
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op and the BLAS pools' threads for this process. A chunk is many tiny
+    operations: extra threads cost more in synchronisation than they save, and they steal the
+    cores that other streams (or worker processes) need."""
+    global _THREADS
+    if threads == _THREADS:
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    threadpool_limits(threads)
+    _THREADS = threads
+
+
+@dataclass
+class GateConfig:
+    """When a 30 ms frame counts as speech, and how a stream is cut into utterances."""
+
+    #: webrtcvad aggressiveness, 0 (permissive) to 3.
+    aggressiveness: int = 2
+    #: Frames quieter than this (RMS, dBFS) are never speech.
+    energy_floor_db: float = -50.0
+    #: A speech frame is at least this far above the noise floor, the quietest frame of the
+    #: last ``floor_window_ms`` (stationary noise and steady tones never clear it).
+    margin_db: float = 10.0
+    floor_window_ms: float = 1500.0
+    #: Share of a frame's power within two FFT bins of its peak above which it is a pure tone.
+    tone_fraction: float = 0.99
+    #: Consecutive speech that opens an utterance.
+    start_ms: float = 90.0
+    #: Audio kept before the onset; must be shorter than the decision step.
+    preroll_ms: float = 60.0
+    #: Non-speech kept after the last speech frame when an utterance ends on a pause.
+    postroll_ms: float = 150.0
+    #: Non-speech that ends an utterance (None: 600 ms with ``vad``, 1500 ms without).
+    pause_ms: float | None = None
+    #: Speech an utterance must hold before any decision (else it ends with ``no_speech``).
+    min_speech_ms: float = 500.0
+    #: An utterance reaching this length is decided (forced if need be) and the state reset.
+    max_utterance_s: float = 15.0
+
+    def validate(self, step_ms: float) -> None:
+        checks = [
+            ("aggressiveness", self.aggressiveness in (0, 1, 2, 3), "0, 1, 2 or 3"),
+            ("energy_floor_db", -120 <= self.energy_floor_db <= 0, "[-120, 0] dBFS"),
+            ("margin_db", 0 <= self.margin_db <= 60, "[0, 60] dB"),
+            ("floor_window_ms", FRAME_MS <= self.floor_window_ms <= 60_000, "[30, 60000] ms"),
+            ("tone_fraction", 0 < self.tone_fraction <= 1, "(0, 1]"),
+            ("start_ms", FRAME_MS <= self.start_ms <= 1000, "[30, 1000] ms"),
+            ("preroll_ms", 0 <= self.preroll_ms < step_ms,
+             f"[0, {step_ms:g}) ms (shorter than the decision step)"),
+            ("postroll_ms", 0 <= self.postroll_ms <= 1000, "[0, 1000] ms"),
+            ("pause_ms", self.pause_ms is None or FRAME_MS <= self.pause_ms <= 60_000,
+             "[30, 60000] ms"),
+            ("min_speech_ms", 0 <= self.min_speech_ms <= 10_000, "[0, 10000] ms"),
+            ("max_utterance_s", 0.5 <= self.max_utterance_s <= 3600, "[0.5, 3600] s"),
+        ]
+        for key, ok, allowed in checks:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not ok:
+                raise ConfigError(f"streaming {key}={value!r}: allowed {allowed}")
+
+
+class SpeechGate:
+    """Is this 30 ms frame speech? webrtcvad, and loud enough (absolute floor and margin over
+    the tracked noise floor), and not a pure tone (webrtcvad calls steady tones speech)."""
+
+    def __init__(self, config: GateConfig, sample_rate: int):
+        import webrtcvad
+
+        self.config = config
+        self.vad = webrtcvad.Vad(config.aggressiveness)
+        self.sample_rate = sample_rate
+        self.frame = sample_rate * FRAME_MS // 1000
+        self.n_fft = 1 << (self.frame - 1).bit_length()
+        self.window = np.hanning(self.frame)
+        self.levels: deque[float] = deque(maxlen=int(config.floor_window_ms // FRAME_MS))
+
+    def reset(self) -> None:
+        self.levels.clear()
+
+    def __call__(self, frame: np.ndarray) -> bool:
+        cfg = self.config
+        level = 10 * np.log10(float(np.mean(np.square(frame, dtype=np.float64))) + 1e-12)
+        self.levels.append(level)
+        if level < cfg.energy_floor_db or level < min(self.levels) + cfg.margin_db:
+            return False
+        power = np.abs(np.fft.rfft(frame * self.window, self.n_fft)) ** 2
+        peak = int(power.argmax())
+        if power[max(0, peak - 2) : peak + 3].sum() >= cfg.tone_fraction * power.sum():
+            return False
+        pcm = (np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes()
+        return self.vad.is_speech(pcm, self.sample_rate)
+
+
 class _Utterance:
     """Streaming state of one utterance."""
 
@@ -60,21 +167,34 @@ class _Utterance:
         self.decided = False
         self.decided_frames = 0
         self.samples = 0
+        self.speech_samples = 0  # gate frames judged speech
+
+    @property
+    def enough_speech(self) -> bool:
+        return self.speech_samples >= self.owner.min_speech_samples
 
     def push(self, samples: np.ndarray) -> list[Event]:
         self.samples += len(samples)
         return self._frames(self.features.push(samples), final=False)
 
-    def finish(self) -> list[Event]:
+    def finish(self, reason: str) -> list[Event]:
         events = self._frames(self.features.finish(), final=True)
         owner = self.owner
         if self.count and self.count % owner.step and self.steps_done < owner.max_steps:
             events += self._step(final=True)
-        if not self.decided and self.last is not None:
-            events.append(self._decision(*self.last, forced=True))
-        events.append(Event("utterance_end", self.start + self.samples / owner.sample_rate, {
-            "duration": round(self.samples / owner.sample_rate, 4),
+        if not self.decided:
+            if self.enough_speech and self.last is not None:
+                events.append(self._decision(*self.last, forced=True))
+            else:
+                events.append(Event("no_speech", self.start, {
+                    "speech": round(self.speech_samples / owner.sample_rate, 4)}))
+        seconds = self.samples / owner.sample_rate
+        events.append(Event("utterance_end", self.start + seconds, {
+            "start": round(self.start, 4),
+            "duration": round(seconds, 4),
+            "speech": round(self.speech_samples / owner.sample_rate, 4),
             "frames": self.count,
+            "reason": reason,
             "fraction_at_decision": round(self.decided_frames / max(self.count, 1), 4)
             if self.decided else None,
         }))
@@ -115,7 +235,8 @@ class _Utterance:
         with torch.no_grad():
             proba = torch.softmax(owner.classifier(state), -1).numpy()
             stop = owner.should_stop(state, proba)
-        heard = self.count / owner.frame_rate
+        # The last stacked frame is padded: never claim more audio than there was.
+        heard = min(self.count / owner.frame_rate, self.samples / owner.sample_rate)
         k = self.steps_done
         self.steps_done += 1
         self.last = (proba, heard)
@@ -124,7 +245,7 @@ class _Utterance:
             "probabilities": owner.probabilities(proba),
             "action": "terminate" if stop else "wait",
         })]
-        if self.decided:
+        if self.decided or not self.enough_speech:
             return events
         if stop or (self.steps_done >= owner.max_steps):
             events.append(self._decision(proba, heard, forced=not stop))
@@ -139,7 +260,8 @@ class _Utterance:
             "confidence": round(float(proba.max()), 6),
             "probabilities": owner.probabilities(proba),
             "forced": forced,
-            "emitted_at": round(self.start + self.samples / owner.sample_rate, 4),
+            "start": round(self.start, 4),
+            "emitted_at": round(owner.now, 4),
         })
 
 
@@ -147,15 +269,24 @@ class StreamingRecognizer:
     """Streams a trained ``emorl`` or ``gru_baseline`` model directory.
 
     ``threshold`` (gru_baseline only): decide at the first step whose top probability reaches
-    it; by default a gru_baseline decides at the end of the utterance.
+    it; by default a gru_baseline decides at the end of the utterance. ``vad`` only shortens the
+    pause that ends an utterance (see :class:`GateConfig`); every mode decides on speech only.
+    ``threads``: torch/BLAS threads of this process (:func:`set_threads`; None leaves them).
     """
 
     def __init__(self, model, sample_rate: int = 16_000, vad: bool = False,
-                 vad_aggressiveness: int = 2, threshold: float | None = None,
-                 max_steps: int | None = None):
+                 threshold: float | None = None, max_steps: int | None = None,
+                 gate: GateConfig | None = None, threads: int | None = 1):
         from emovox.early.reinforce import EmoRLConfig, step_frames
         from emovox.serving.model_dir import Recognizer
 
+        _check_number("threshold", threshold, 0.0, 1.0, "(0, 1]", low_open=True)
+        _check_number("max_steps", max_steps, 1, 10**6, "an integer >= 1", integer=True)
+        _check_number("threads", threads, 1, 1024, "an integer >= 1", integer=True)
+        _check_number("sample_rate", sample_rate, 1, 10**6, "an integer > 0", integer=True,
+                      optional=False)
+        if threads is not None:
+            set_threads(threads)
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
         trained = rec.trained
@@ -185,8 +316,26 @@ class StreamingRecognizer:
         self.step_ms = emorl_cfg.step_ms
         self.max_steps = max_steps or emorl_cfg.max_steps or 10**9
         self.threshold = threshold
-        self.vad = _Vad(sample_rate, vad_aggressiveness) if vad else None
+        self.vad = vad
+        self.gate_config = gate = gate or GateConfig()
+        gate.validate(self.step_ms)
+        self.gate = SpeechGate(gate, sample_rate)
+        frame = self.gate.frame
+        ms = sample_rate // 1000
+        self.start_frames = max(1, int(gate.start_ms // FRAME_MS))
+        self.preroll_frames = int(gate.preroll_ms // FRAME_MS)
+        self.postroll_samples = int(gate.postroll_ms * ms)
+        pause = gate.pause_ms if gate.pause_ms is not None else (600.0 if vad else 1500.0)
+        self.pause_frames = max(1, int(pause // FRAME_MS))
+        self.min_speech_samples = int(gate.min_speech_ms * ms)
+        self.max_samples = int(gate.max_utterance_s * sample_rate)
+        self.frame = frame
         self.reset()
+
+    def settings(self) -> dict:
+        """The gate and stream settings in force (for logs and the ``ready`` handshake)."""
+        return {**asdict(self.gate_config), "vad": self.vad, "step_ms": self.step_ms,
+                "pause_ms": self.pause_frames * FRAME_MS, "threshold": self.threshold}
 
     # ---- policy -------------------------------------------------------------------------
     def should_stop(self, state: torch.Tensor, proba: np.ndarray) -> bool:
@@ -202,10 +351,20 @@ class StreamingRecognizer:
 
     # ---- stream -------------------------------------------------------------------------
     def reset(self) -> None:
-        self.stream_samples = 0
-        self.utterance: _Utterance | None = None if self.vad else _Utterance(self, 0.0)
-        if self.vad:
-            self.vad.reset()
+        """Forget the stream: no utterance, empty gate history, stream time 0."""
+        self.position = 0  # samples the gate has judged
+        self.rest = np.zeros(0, dtype=np.float32)  # less than one gate frame
+        self.history: deque[np.ndarray] = deque(maxlen=self.preroll_frames + self.start_frames)
+        self.run = 0  # consecutive speech frames while no utterance is open
+        self.held: list[np.ndarray] = []  # non-speech since the utterance's last speech
+        self.utterance: _Utterance | None = None
+        self.utterances = 0
+        self.gate.reset()
+
+    @property
+    def now(self) -> float:
+        """Stream time (s) of the audio judged so far."""
+        return self.position / self.sample_rate
 
     def push(self, chunk: bytes | np.ndarray) -> list[Event]:
         """Feed 16-bit PCM bytes or float samples; returns the events they caused."""
@@ -213,77 +372,84 @@ class StreamingRecognizer:
             np.asarray(chunk, dtype=np.float32)
         if samples.ndim != 1:
             raise EmovoxError("streamed audio must be mono")
+        if not np.isfinite(samples).all():
+            raise EmovoxError("streamed audio contains NaN or infinite samples")
+        audio = np.concatenate([self.rest, samples]) if len(self.rest) else samples
+        n = len(audio) // self.frame
         events: list[Event] = []
-        if self.vad is None:
-            assert self.utterance is not None
-            events = self.utterance.push(samples)
-        else:
-            for kind, piece in self.vad.feed(samples):
-                events += self._vad_event(kind, piece)
-        self.stream_samples += len(samples)
+        for i in range(n):
+            events += self._frame(audio[i * self.frame : (i + 1) * self.frame])
+        self.rest = audio[n * self.frame :].copy()
         return events
 
-    def _vad_event(self, kind: str, piece: np.ndarray) -> list[Event]:
-        now = self.stream_samples / self.sample_rate
-        if kind == "start":
-            self.utterance = _Utterance(self, now)
-            return [Event("utterance_start", now)] + self.utterance.push(piece)
-        if self.utterance is None:
-            return []
-        if kind == "speech":
-            return self.utterance.push(piece)
-        events = self.utterance.push(piece) + self.utterance.finish()  # kind == "end"
+    def _frame(self, frame: np.ndarray) -> list[Event]:
+        speech = self.gate(frame)
+        self.position += len(frame)
+        utterance = self.utterance
+        if utterance is None:
+            self.history.append(frame)
+            self.run = self.run + 1 if speech else 0
+            if self.run < self.start_frames:
+                return []
+            audio = list(self.history)[-(self.run + self.preroll_frames):]
+            start = self.now - len(audio) * self.frame / self.sample_rate
+            self.utterance = utterance = _Utterance(self, start)
+            utterance.speech_samples = self.run * self.frame
+            self.utterances += 1
+            self.history.clear()
+            self.run = 0
+            events = [Event("utterance_start", start)] + utterance.push(np.concatenate(audio))
+        elif speech:
+            utterance.speech_samples += len(frame)
+            events = utterance.push(np.concatenate([*self.held, frame]))
+            self.held = []
+        else:
+            self.held.append(frame)
+            if len(self.held) < self.pause_frames:
+                return []
+            return self._close("pause")
+        if utterance.samples >= self.max_samples:
+            events += self._close("max_length")
+        return events
+
+    def _close(self, reason: str, tail: np.ndarray | None = None) -> list[Event]:
+        """End the open utterance: feed the post-roll (``tail``: the end of the stream's audio
+        after the last speech), decide or report ``no_speech``, reset its state."""
+        assert self.utterance is not None
+        if tail is None:
+            tail = np.concatenate(self.held)[: self.postroll_samples] if self.held else \
+                np.zeros(0, dtype=np.float32)
+        events = self.utterance.push(tail) if len(tail) else []
+        events += self.utterance.finish(reason)
+        self.history.extend(self.held)
+        self.held = []
         self.utterance = None
         return events
 
     def end(self) -> list[Event]:
-        """End of stream: finish the current utterance (forced decision if undecided)."""
+        """End of stream: finish the open utterance (forced decision if undecided and it held
+        enough speech); ``no_speech`` if the stream never had an utterance. Then reset."""
         events: list[Event] = []
-        if self.utterance is not None and self.utterance.samples:
-            events = self.utterance.finish()
+        self.position += len(self.rest)
+        if self.utterance is not None:
+            if self.held:  # in a pause: keep the post-roll only
+                tail = np.concatenate([*self.held, self.rest])[: self.postroll_samples]
+            else:  # mid-speech: the partial frame belongs to it
+                tail = self.rest
+            events = self._close("end", tail)
+        elif not self.utterances:
+            events = [Event("no_speech", self.now, {"speech": 0.0})]
         self.reset()
         return events
 
 
-class _Vad:
-    """webrtcvad over 30 ms frames: an utterance starts after ``start_ms`` of speech (with
-    ``preroll_ms`` of audio before it) and ends after ``end_ms`` of non-speech."""
-
-    def __init__(self, sample_rate: int, aggressiveness: int, start_ms: int = 90,
-                 end_ms: int = 600, preroll_ms: int = 300):
-        import webrtcvad
-
-        self.vad = webrtcvad.Vad(aggressiveness)
-        self.sample_rate = sample_rate
-        self.frame = sample_rate * 30 // 1000
-        self.start_frames, self.end_frames = start_ms // 30, end_ms // 30
-        self.preroll = preroll_ms // 30
-        self.reset()
-
-    def reset(self) -> None:
-        self.rest = np.zeros(0, dtype=np.float32)
-        self.history: list[np.ndarray] = []
-        self.in_speech, self.voiced_run, self.silent_run = False, 0, 0
-
-    def feed(self, samples: np.ndarray) -> list[tuple[str, np.ndarray]]:
-        self.rest = np.concatenate([self.rest, samples])
-        out: list[tuple[str, np.ndarray]] = []
-        while len(self.rest) >= self.frame:
-            frame, self.rest = self.rest[: self.frame], self.rest[self.frame :]
-            pcm = (np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes()
-            voiced = self.vad.is_speech(pcm, self.sample_rate)
-            if not self.in_speech:
-                self.history = (self.history + [frame])[-(self.preroll + self.start_frames):]
-                self.voiced_run = self.voiced_run + 1 if voiced else 0
-                if self.voiced_run >= self.start_frames:
-                    self.in_speech, self.silent_run = True, 0
-                    out.append(("start", np.concatenate(self.history)))
-                    self.history = []
-            else:
-                self.silent_run = 0 if voiced else self.silent_run + 1
-                if self.silent_run >= self.end_frames:
-                    self.in_speech, self.voiced_run = False, 0
-                    out.append(("end", frame))
-                else:
-                    out.append(("speech", frame))
-        return out
+def _check_number(key: str, value, low: float, high: float, allowed: str,
+                  integer: bool = False, low_open: bool = False, optional: bool = True) -> None:
+    """One-line ConfigError unless ``value`` is a number within [low, high] (or None)."""
+    if value is None and optional:
+        return
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kinds) and not isinstance(value, bool)
+    ok = ok and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        raise ConfigError(f"{key}={value!r}: allowed {allowed}")

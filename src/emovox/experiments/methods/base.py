@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 METHODS: Registry[type[Method]] = Registry("method", providers=(
     "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
-    "emovox.experiments.methods.emorl",
+    "emovox.experiments.methods.emorl", "emovox.experiments.methods.multimodal",
     "emovox.experiments.methods.dcgan"))
 
 
@@ -116,6 +116,14 @@ class Method:
 
     def score(self, trained: Any, dataset: Dataset, manifest: Manifest) -> Scores:
         return scores_from_outputs(dataset, manifest, self.outputs(trained, dataset, manifest))
+
+    def describe(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
+        """``emovox predict``'s record of one utterance's outputs: by default the label, its
+        confidence and every class probability."""
+        return {"label": labels[int(outputs.argmax())],
+                "confidence": round(float(outputs.max()), 6),
+                "probabilities": {k: round(float(v), 6)
+                                  for k, v in zip(labels, outputs, strict=True)}}
 
     def predict_wave(self, trained: Any, wave: np.ndarray) -> np.ndarray:
         """Probabilities (or values) for one new 16 kHz mono utterance (``emovox predict``)."""

@@ -412,7 +412,7 @@ class DCGANMethod(Method):
         val, aro = trained.model.predict(CropSet([spec], [centres]))
         return np.concatenate([val[0], aro[0]])
 
-    def describe(self, values: np.ndarray) -> dict[str, Any]:
+    def describe(self, values: np.ndarray, labels: list[str]) -> dict[str, Any]:
         """``emovox predict``'s record: expected valence/arousal on 1–5, the 3-class valence
         and both distributions."""
         val, aro = values[:5], values[5:]

@@ -53,7 +53,8 @@ def check_model_params(name: str, params: dict[str, Any], where: str = "model.pa
         raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
                           f"accepted: {accepted}")
     try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
-        build_model(name, 2048, 2, **params)
+        # (3840 input columns: wider than any branch split, divisible by common layer counts)
+        build_model(name, 3840, 2, **params)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 
@@ -113,7 +114,7 @@ class Supervised(Method):
         return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
 
     def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
-        feats = trained.sequences([trained.extractor(wave)])
+        feats = trained.sequences([trained.extractor.extract_long(wave)])
         return self.outputs_of(trained, SequenceSet(feats, np.zeros(1, dtype=np.int64)))[0]
 
     # -- model directories ----------------------------------------------------------------

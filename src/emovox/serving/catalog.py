@@ -1,0 +1,82 @@
+"""What model directories are at hand: the bundled default and a user's own, for
+``emovox models``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emovox.corpora.combined import part_of
+from emovox.errors import EmovoxError
+from emovox.serving.model_dir import default_model_dir
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def describe(path: Path, bundled: bool = False) -> dict:
+    """One model directory in a line: model, features, labels, whether it streams, size."""
+    from emovox.serving.streaming import StreamingRecognizer
+
+    meta_path = path / "model.json"
+    if not meta_path.exists():
+        raise EmovoxError(f"{path}: not a model directory (no model.json)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        config = meta.get("config", {})
+        corpus = config.get("corpus", {})
+        names = [p.get("name") or p["format"] for p in corpus.get("options", {}).get("parts")
+                 or [{"format": corpus.get("format")}]]
+        if corpus.get("speakers") and len(names) > 1:  # a combined corpus cut to some parts
+            names = [n for n in names if n in {part_of(s) for s in corpus["speakers"]}]
+        try:
+            StreamingRecognizer(path)
+            streams = True
+        except EmovoxError:
+            streams = False
+        return {
+            "path": str(path),
+            "bundled": bundled,
+            "name": config.get("name", path.name),
+            "model": meta["model"]["name"],
+            "features": meta["features"]["name"],
+            "labels": meta["labels"],
+            "trained_on": names,
+            "streams": streams,
+            "valid_metrics": meta.get("valid_metrics"),
+            "size_bytes": _size(path),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EmovoxError(f"{path}: unreadable model.json ({exc})") from None
+
+
+def model_dirs(root: Path) -> list[Path]:
+    """``root`` itself if it is a model directory, else the model directories below it."""
+    if (root / "model.json").exists():
+        return [root]
+    return sorted(p.parent for p in root.rglob("model.json"))
+
+
+def list_models(paths: list[Path]) -> list[dict]:
+    """The bundled model first, then every model directory given or found under ``paths``;
+    an unreadable one is listed with its ``error``."""
+    found: list[dict] = []
+    try:
+        found.append(describe(default_model_dir(), bundled=True))
+    except EmovoxError as exc:
+        found.append({"path": str(Path(__file__).with_name("default_model")), "bundled": True,
+                      "error": str(exc)})
+    for root in paths:
+        if not root.exists():
+            found.append({"path": str(root), "error": f"{root}: not found"})
+            continue
+        dirs = model_dirs(root)
+        if not dirs:
+            found.append({"path": str(root), "error": f"{root}: no model directory found"})
+        for path in dirs:
+            try:
+                found.append(describe(path))
+            except EmovoxError as exc:
+                found.append({"path": str(path), "error": str(exc)})
+    return found
