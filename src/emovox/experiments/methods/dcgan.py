@@ -165,6 +165,7 @@ def plot_losses(passes: list[dict], title: str, path: Path) -> None:
     ax.set_ylabel("mean loss")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
