@@ -143,7 +143,8 @@ def summarise_runs(runs_path: Path, out: Path) -> None:
 
         cells = [f"{m:.3f} ± {s:.3f}" for m, s in (ms("ua5"), ms("ua3"), ms("pearson_r"))]
         # Valence-only variants never train the arousal head: no arousal number for them.
-        cells.append("—" if not VARIANTS[variant].arousal else "%.3f ± %.3f" % ms("arousal_ua3"))
+        aro_m, aro_s = ms("arousal_ua3")
+        cells.append(f"{aro_m:.3f} ± {aro_s:.3f}" if VARIANTS[variant].arousal else "—")
         secs = np.mean([r["seconds"] for r in ok])
         lines.append(f"| {variant} | {fraction:.0%} | {len(ok)} | {len(rs) - len(ok)} | "
                      + " | ".join(cells) + f" | {secs:.0f} |")
