@@ -2,8 +2,7 @@
 
 1. per-chunk processing time (p50, p99) of ``StreamingRecognizer.push`` on one core;
 2. streaming vs recomputing features and GRU from the start when a chunk arrives at 2, 5, 10 s;
-3. how many concurrent real-time WebSocket streams one server process sustains here, with
-   loopback clients (bounded: each level streams 8 s of audio per client).
+(the service's capacity, with event latency per concurrency level: benchmarks/service_load.py).
 
     .venv/bin/python benchmarks/streaming.py --model MODEL_DIR
 
@@ -14,12 +13,7 @@ MODEL_DIR is an ``emorl`` model directory, e.g. from
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -61,7 +55,7 @@ def chunk_times(rec: Recognizer, wave: np.ndarray) -> np.ndarray:
 
 def recompute_time(rec: Recognizer, wave: np.ndarray, repeats: int = 5) -> float:
     """Cost of answering at the end of ``wave`` by recomputing everything from the start."""
-    net = rec.model[0]
+    net = rec.trained.members[0]
     best = np.inf
     for _ in range(repeats):
         t = time.perf_counter()
@@ -72,79 +66,9 @@ def recompute_time(rec: Recognizer, wave: np.ndarray, repeats: int = 5) -> float
     return best
 
 
-async def _client(url: str, pcm: bytes, results: list) -> None:
-    from websockets.asyncio.client import connect
-
-    chunk = 32 * CHUNK_MS
-    try:
-        async with connect(url, max_queue=None) as ws:
-            await ws.send(json.dumps({"sample_rate": 16000, "encoding": "pcm_s16le"}))
-            await ws.recv()
-            start = time.perf_counter()
-            lag = 0.0
-            for i, offset in enumerate(range(0, len(pcm), chunk)):
-                due = start + i * CHUNK_MS / 1000
-                now = time.perf_counter()
-                if now < due:
-                    await asyncio.sleep(due - now)
-                lag = max(lag, time.perf_counter() - due)
-                await ws.send(pcm[offset : offset + chunk])
-            sent = time.perf_counter()
-            await ws.send(json.dumps({"type": "end"}))
-            while json.loads(await ws.recv())["type"] != "done":
-                pass
-            results.append({"ok": True, "drain": time.perf_counter() - sent, "lag": lag})
-    except Exception as exc:  # a failed connection counts as a dropped stream
-        results.append({"ok": False, "error": repr(exc)})
-
-
-async def _load(url: str, n: int, pcm: bytes) -> list:
-    results: list = []
-    await asyncio.gather(*(_client(url, pcm, results) for _ in range(n)))
-    return results
-
-
-def capacity(model: str, levels: list[int], seconds: float) -> list[dict]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "emovox.cli", "serve", "--model", model,
-                               "--port", str(port)], stderr=subprocess.DEVNULL,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.3)
-        pcm = (long_audio(seconds) * 32767).astype("<i2").tobytes()
-        rows = []
-        for n in levels:
-            results = asyncio.run(_load(f"ws://127.0.0.1:{port}", n, pcm))
-            ok = [r for r in results if r["ok"]]
-            drain = max((r["drain"] for r in ok), default=float("nan"))
-            lag = max((r["lag"] for r in ok), default=float("nan"))
-            # Sustained: every stream completed and the server's backlog at the end stayed
-            # under one chunk plus a decision step.
-            sustained = len(ok) == n and drain < 0.4
-            rows.append({"streams": n, "completed": len(ok), "max_drain_s": drain,
-                         "max_client_lag_s": lag, "sustained": sustained})
-            print(rows[-1], flush=True)
-            if not sustained:
-                break
-        return rows
-    finally:
-        server.terminate()
-        server.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
-    parser.add_argument("--levels", type=int, nargs="*", default=[10, 25, 50, 75, 100, 150])
-    parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args()
     torch.set_num_threads(1)
     rec = Recognizer(args.model)
@@ -166,8 +90,6 @@ def main() -> None:
         rows.append((at, streaming * 1000, recompute * 1000))
         print(f"at {at} s: streaming {streaming * 1000:.2f} ms, "
               f"recompute {recompute * 1000:.2f} ms")
-    cap = capacity(args.model, args.levels, args.seconds)
-    best = max((r["streams"] for r in cap if r["sustained"]), default=0)
     lines = [
         "## Streaming",
         "",
@@ -185,15 +107,7 @@ def main() -> None:
         "|---|---|---|---|",
         *[f"| {at} s | {s:.2f} ms | {r:.2f} ms | {r / s:.1f}× |" for at, s, r in rows],
         "",
-        f"WebSocket capacity: one `emovox serve` process, loopback clients in one other process, "
-        f"each streaming {args.seconds:.0f} s in real time ({CHUNK_MS} ms chunks). Sustained = "
-        "every stream completed and the backlog when it ended was < 0.4 s. "
-        f"**Largest sustained level: {best} concurrent streams** (target ≥ 50).",
-        "",
-        "| streams | completed | max backlog at end | max client send lag | sustained |",
-        "|---|---|---|---|---|",
-        *[f"| {r['streams']} | {r['completed']} | {r['max_drain_s']:.3f} s | "
-          f"{r['max_client_lag_s']:.3f} s | {'yes' if r['sustained'] else 'no'} |" for r in cap],
+        "Service capacity (concurrent streams, event latency): `benchmarks/service_load.py`.",
     ]
     write_section("streaming", "\n".join(lines))
 

@@ -55,3 +55,33 @@ def synthetic_corpus(tmp_path_factory) -> Path:
                 rows.append(f"{name},{label},{speaker}")
     (root / "corpus.csv").write_text("\n".join(rows) + "\n")
     return root / "corpus.csv"
+
+
+@pytest.fixture(scope="session")
+def stream_model_dir(tmp_path_factory, emodb) -> Path:
+    """A small streamable EmoRL model (anger vs neutral, four real Emo-DB speakers), trained
+    once per test session with `emovox train`."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("stream_model")
+    config = {
+        "name": "service_test",
+        "corpus": {"format": "emodb", "path": str(emodb), "labels": ["anger", "neutral"],
+                   "speakers": ["03", "08", "09", "16"]},
+        "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
+                     "cache": str(root / "cache"), "workers": 1},
+        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
+        "training": {"epochs": 3, "lr": 0.005},
+        "method": {"name": "emorl", "params": {
+            "episodes": 600, "freeze_episodes": 200, "eval_every": 200, "latency_weight": -0.5,
+            "lr": 0.003}},
+    }
+    (root / "c.yaml").write_text(yaml.safe_dump(config))
+    out = root / "model"
+    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "-q", "train", str(root / "c.yaml"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return out

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 from emovox.corpora import Manifest, Utterance
 from emovox.errors import CorpusError
@@ -17,7 +18,6 @@ from emovox.experiments.methods.multimodal import MultimodalMethod, PairedSet
 from emovox.models.multimodal import MultimodalCMA
 from emovox.text import WordVectors, embed_texts, tokenize
 from emovox.training.trainer import TrainConfig
-from tests.conftest import ROOT
 
 MELD = ROOT.parent / "shared" / "data" / "meld_text"
 

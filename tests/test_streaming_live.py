@@ -93,9 +93,10 @@ def model7_dir(tmp_path_factory, emodb):
                    "speakers": TRAIN_SPEAKERS},
         "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
                      "cache": str(root / "cache"), "workers": 1},
-        "model": {"name": "emorl", "params": {"hidden": 48}},
+        "model": {"name": "gru_baseline", "params": {"hidden": 48}},
         "training": {"epochs": 12, "lr": 0.005, "patience": 4},
-        "emorl": {"episodes": 800, "freeze_episodes": 200, "eval_every": 200, "lr": 0.003},
+        "method": {"name": "emorl", "params": {"episodes": 800, "freeze_episodes": 200,
+                                               "eval_every": 200, "lr": 0.003}},
         "augment": {**shipped["augment"], "copies": 2},
     }
     (root / "c.yaml").write_text(yaml.safe_dump(config))

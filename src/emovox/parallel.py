@@ -56,10 +56,16 @@ def worker_init(parent: int) -> None:
         _held.append(fd)
 
 
-def imap(fn: Callable[[Any], Any], jobs: list, workers: int = 1, chunksize: int = 1,
+def imap(fn: Callable[[Any], Any], jobs: list, workers: int | dict = 1, chunksize: int = 1,
          min_jobs: int = 2) -> Iterator[Any]:
     """``fn`` over ``jobs`` in order: in ``workers`` processes, or in this one when
-    ``workers`` ≤ 1 or there are fewer than ``min_jobs`` jobs (not worth the start-up)."""
+    ``workers`` ≤ 1 or there are fewer than ``min_jobs`` jobs (not worth the start-up); a
+    mapping ``{backend: ray, ...}`` runs them as Ray tasks (:mod:`emovox.ray_executor`)."""
+    if isinstance(workers, dict):
+        from emovox.ray_executor import imap as ray_imap
+
+        yield from ray_imap(fn, jobs, workers, chunksize)
+        return
     if workers > 1 and len(jobs) >= min_jobs:
         pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                    initializer=worker_init, initargs=(os.getpid(),))

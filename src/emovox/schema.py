@@ -18,7 +18,7 @@ def range_error(value: Any, bounds: tuple) -> str | None:
     ge, gt, le, lt = bounds
     values = value if isinstance(value, list) else [value]
     for v in values:
-        if v is None:
+        if not isinstance(v, int | float):  # None, or e.g. a Ray workers mapping
             continue
         if ((ge is not None and v < ge) or (gt is not None and v <= gt)
                 or (le is not None and v > le) or (lt is not None and v >= lt)):

@@ -1,8 +1,7 @@
-"""Streaming agrees with offline inference; the stream CLI and the WebSocket service."""
+"""Streaming agrees with offline inference; the stream CLI (the service: test_http.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -87,7 +86,7 @@ def test_streaming_decisions_equal_offline(emorl_dir, emodb):
             first = round(span["start"] * 16000)
             heard = wave[first : first + round(span["duration"] * 16000)]
             assert first <= 0.2 * 16000 and len(heard) >= len(wave) - first - 0.2 * 16000
-            offline = greedy_decisions(rec.model[0], SequenceSet([rec.features(heard)],
+            offline = greedy_decisions(rec.trained.members[0], SequenceSet([rec.features(heard)],
                                                                  np.zeros(1, int)),
                                        probe.step, probe.frame_rate)
             d = [e for e in events if e.type == "decision"][0].to_dict()
@@ -150,104 +149,3 @@ def test_stream_cli_file_and_stdin(emorl_dir, emodb):
     proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", "-", "--rate", "8000",
                            "--model", str(emorl_dir)], input=b"", capture_output=True, timeout=60)
     assert proc.returncode == 2 and b"expects 16000 Hz" in proc.stderr
-
-
-# ---- WebSocket service over loopback ------------------------------------------------------
-
-async def _with_server(model_dir, body):
-    from emovox.serving.websocket import EmotionServer
-
-    server = EmotionServer(model_dir, max_frame_bytes=64_000)
-    ready, stop = asyncio.Event(), asyncio.Event()
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    task = asyncio.create_task(server.run("127.0.0.1", port, ready, stop))
-    await asyncio.wait_for(ready.wait(), 10)
-    try:
-        return await asyncio.wait_for(body(f"ws://127.0.0.1:{port}", server), 120)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-
-
-async def _client(url, pcm, chunk=3200, hello=None):
-    from websockets.asyncio.client import connect
-
-    async with connect(url) as ws:
-        await ws.send(json.dumps(hello or {"sample_rate": 16000, "encoding": "pcm_s16le"}))
-        ready = json.loads(await ws.recv())
-        assert ready["type"] == "ready"
-        for start in range(0, len(pcm), chunk):
-            await ws.send(pcm[start : start + chunk])
-        await ws.send(json.dumps({"type": "end"}))
-        events = []
-        while True:
-            event = json.loads(await ws.recv())
-            if event["type"] == "done":
-                return events
-            events.append(event)
-
-
-def test_server_many_clients_and_bad_ones(emorl_dir, emodb):
-    from websockets.asyncio.client import connect
-
-    waves = {n: load_audio(emodb / "wav" / f"{n}.wav") for n in FILES}
-    pcms = {n: (w * 32767).astype("<i2").tobytes() for n, w in waves.items()}
-    rec = Recognizer(emorl_dir)
-    expected = {}
-    for n, w in waves.items():
-        d = [e for e in _stream(StreamingRecognizer(rec), w, 1600) if e.type == "decision"][0]
-        expected[n] = d.data["label"]
-
-    async def bad(url, action):
-        async with connect(url) as ws:
-            await action(ws)
-            try:
-                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            except Exception as exc:  # closed without a message
-                return {"closed": type(exc).__name__}
-            return message
-
-    async def body(url, server):
-        goods = [_client(url, pcms[n]) for n in FILES for _ in range(3)]
-
-        async def wrong_rate(ws):
-            await ws.send(json.dumps({"sample_rate": 44100, "encoding": "pcm_s16le"}))
-
-        async def wrong_format(ws):
-            await ws.send(json.dumps({"sample_rate": 16000, "encoding": "opus"}))
-
-        async def malformed(ws):
-            await ws.send("{not json")
-
-        async def oversized(ws):
-            await ws.send(json.dumps({"sample_rate": 16000}))
-            await ws.recv()
-            await ws.send(b"\x00" * 100_000)
-
-        async def vanish(ws):
-            await ws.send(json.dumps({"sample_rate": 16000}))
-            await ws.recv()
-            await ws.send(pcms[FILES[0]][:8000])
-            ws.transport.abort()  # vanish without a closing handshake
-            raise ConnectionError("gone")
-
-        bads = [bad(url, a) for a in (wrong_rate, wrong_format, malformed, oversized)]
-        results = await asyncio.gather(*goods, *bads, bad(url, vanish), return_exceptions=True)
-        return results, server
-
-    results, server = asyncio.run(_with_server(emorl_dir, body))
-    goods, bads = results[: 3 * len(FILES)], results[3 * len(FILES) : -1]
-    for i, events in enumerate(goods):
-        name = FILES[i // 3]
-        decisions = [e for e in events if e["type"] == "decision"]
-        assert len(decisions) == 1 and decisions[0]["label"] == expected[name]
-    messages = [b.get("error", "") for b in bads]
-    assert "44100" in messages[0] and "expects 16000 Hz" in messages[0]
-    assert "unsupported encoding 'opus'" in messages[1]
-    assert "malformed JSON" in messages[2]
-    assert "exceeds 64000" in messages[3]
-    assert server.active == 0

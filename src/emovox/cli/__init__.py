@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -79,6 +80,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from emovox.serving.model_dir import Recognizer, default_model_dir
 
+    if args.runtime == "onnx":
+        from emovox.serving.onnx_runtime import OnnxRecognizer as Recognizer
+
     recognizer = Recognizer(args.model or default_model_dir())
     failed = 0
     for path in args.audio:
@@ -89,6 +93,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
             _emit({"path": path, "error": str(exc)})
             print(f"emovox: {exc}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from emovox.serving.onnx_export import export_onnx
+
+    frontend = export_onnx(args.model_dir, args.out)
+    _emit({"model_dir": args.model_dir, "format": args.format, "out": args.out,
+           "graphs": sorted(frontend["graphs"]), "streaming": frontend["streaming"] is not None,
+           "max_abs_diff": frontend["export_check_max_abs_diff"]})
+    return EXIT_OK
 
 
 def cmd_corpus_info(args: argparse.Namespace) -> int:
@@ -236,16 +250,22 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from emovox.serving.model_dir import default_model_dir
-    from emovox.serving.websocket import EmotionServer
+    from emovox.serving.server import serve
+    from emovox.serving.settings import Settings, check_bind, resolve_token
 
-    server = EmotionServer(args.model or default_model_dir(), max_frame_bytes=args.max_frame_bytes)
-    try:
-        asyncio.run(server.run(args.host, args.port))
-    except OSError as exc:
-        raise EmovoxError(f"cannot listen on {args.host}:{args.port} ({exc.strerror})") from None
+    token = resolve_token(args.token)
+    check_bind(args.host, token, args.insecure)
+    settings = Settings(token=token, threads=args.threads, max_streams=args.max_streams,
+                        max_upload_mb=args.max_upload_mb,
+                        max_stream_seconds=args.max_stream_seconds,
+                        idle_timeout=args.idle_timeout, max_frame_bytes=args.max_frame_bytes,
+                        allowed_origins=args.allowed_origins or [])
+    if args.workers < 1:
+        raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
+    serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,
+          on_ready=lambda url: _emit({"serving": url, "workers": args.workers,
+                                      "auth": token is not None}))
     return EXIT_OK
 
 
@@ -344,10 +364,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
                    "model, see `emovox models`)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the network with PyTorch or onnxruntime (--model: a directory "
+                        "from `emovox export`)")
     p.add_argument("--max-seconds", type=_positive(float), default=600.0,
                    help="refuse longer files (default 600 s; memory stays bounded: frame "
                         "features are extracted in 60 s chunks)")
     p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("export", help="export a trained model directory (ONNX graphs + front end)")
+    p.add_argument("model_dir", help="a trained model directory (from `emovox train`)")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
+    p.add_argument("--out", required=True, help="directory for model.onnx, step.onnx, *.json")
+    p.set_defaults(run=cmd_export)
 
     p = sub.add_parser("stream", help="decide emotions while audio arrives (JSON lines)")
     p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
@@ -369,12 +398,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.set_defaults(run=cmd_stream)
 
-    p = sub.add_parser("serve", help="WebSocket streaming service")
-    p.add_argument("--model", help="emorl or gru_baseline model directory (default: the "
-                   "bundled model)")
-    p.add_argument("--host", default="127.0.0.1")
+    p = sub.add_parser("serve", help="HTTP + WebSocket service and live microphone page")
+    p.add_argument("--model", help="model directory (default: the bundled model; streams "
+                   "need emorl or gru_baseline)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default loopback; others need --token or --insecure)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--max-frame-bytes", type=int, default=1 << 20)
+    p.add_argument("--token", help="require this bearer token (default: $EMOVOX_TOKEN)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a non-loopback address without a token")
+    p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4),
+                   help="worker processes (default: cores, at most 4)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--max-streams", type=int, default=200, help="concurrent streams (all workers)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest POST body")
+    p.add_argument("--max-stream-seconds", type=float, default=3600.0,
+                   help="close a stream after this long (code 4413)")
+    p.add_argument("--idle-timeout", type=float, default=30.0,
+                   help="close a stream that sent nothing for this long (code 4408)")
+    p.add_argument("--max-frame-bytes", type=int, default=64_000, help="largest PCM frame")
+    p.add_argument("--allowed-origins", nargs="+", metavar="ORIGIN",
+                   help="browser origins allowed to stream besides the service's own")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("models", help="list the bundled model and model directories "

@@ -46,7 +46,8 @@ class FeatureConfig:
     #: Feature cache directory: "auto" is $EMOVOX_CACHE/features (default
     #: ~/.cache/emovox/features); null computes on the fly.
     cache: str | None = "auto"
-    workers: int = bounded(2, ge=1)
+    #: Processes, or ``{backend: ray, address: ...}`` (emovox.ray_executor).
+    workers: int | dict[str, Any] = bounded(2, ge=1)
 
 
 @dataclass
@@ -115,8 +116,9 @@ class ExperimentConfig:
     #: How to learn from a fold; the model, features and training settings above are its
     #: ingredients.
     method: MethodConfig = field(default_factory=MethodConfig)
-    #: Folds trained in parallel processes (each with ``training.threads`` threads).
-    workers: int = bounded(1, ge=1)
+    #: Folds trained in parallel processes (each with ``training.threads`` threads), or
+    #: ``{backend: ray, address: auto|HOST:PORT|local}`` for Ray tasks (emovox.ray_executor).
+    workers: int | dict[str, Any] = bounded(1, ge=1)
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -117,6 +117,9 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
     bar = tqdm(total=len(jobs) + len(results), initial=len(results), desc=config.name,
                unit="fold", disable=not progress)
     for result in imap(_run_fold_job, jobs, config.workers):
+        done = out / "runs" / f"seed{result.seed}" / f"fold{result.fold}" / "result.json"
+        if not done.exists():  # the fold ran on another machine (Ray): keep it here too
+            atomic_write_json(done, result.to_json())
         results.append(result)
         bar.update()
     bar.close()

@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emovox.early.decisions import stop_rule
 from emovox.errors import ConfigError, EmovoxError
+from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
-from emovox.models.emorl import TERMINATE, EmoRL
+from emovox.models.emorl import EmoRL
 from emovox.models.recurrent import GruBaseline
 
 EVENT_TYPES = ("utterance_start", "step", "decision", "no_speech", "utterance_end")
@@ -205,16 +207,11 @@ class _Utterance:
         if len(frames):
             frames = owner.normalise(frames)
             self.pending = np.concatenate([self.pending, frames])
-        k = owner.stack
-        usable = len(self.pending) // k * k
-        rows = [self.pending[:usable].reshape(-1, k * owner.extractor.dim)]
+        # Whole groups of ``stack`` frames now; at the end the tail too, padded exactly as
+        # training pads it (the same function).
+        usable = len(self.pending) if final else len(self.pending) // owner.stack * owner.stack
+        x = stack_frames(self.pending[:usable], owner.stack)
         self.pending = self.pending[usable:]
-        if final and len(self.pending):
-            tail = np.concatenate([self.pending,
-                                   np.repeat(self.pending[-1:], k - len(self.pending), 0)])
-            rows.append(tail.reshape(1, -1))
-            self.pending = self.pending[:0]
-        x = np.concatenate(rows)
         if not len(x):
             return []
         with torch.no_grad():
@@ -339,9 +336,9 @@ class StreamingRecognizer:
 
     # ---- policy -------------------------------------------------------------------------
     def should_stop(self, state: torch.Tensor, proba: np.ndarray) -> bool:
-        if isinstance(self.net, EmoRL) and self.threshold is None:
-            return int(self.net.policy(state).argmax()) == TERMINATE
-        return self.threshold is not None and float(proba.max()) >= self.threshold
+        """The stop rule of offline evaluation and agent training (``early.decisions``)."""
+        actions = self.net.policy(state).numpy() if isinstance(self.net, EmoRL) else None
+        return bool(stop_rule(proba, self.threshold, actions))
 
     def normalise(self, frames: np.ndarray) -> np.ndarray:
         return self.recognizer.trained.normaliser.apply([frames])[0]

@@ -1,36 +1,53 @@
-"""WebSocket service: a JSON handshake, then binary 16-bit PCM chunks; events come back as JSON.
+"""The streaming protocol (version 1) over one WebSocket per stream.
 
-Protocol (one utterance stream per connection, or many with ``"vad": true``)::
+    client → {"sample_rate": 16000, "encoding": "pcm_s16le", "vad": false}   (JSON handshake)
+    server → {"type": "ready", "protocol": 1, "labels": [...], "step_ms": 300, ...}
+    client → <binary 16-bit PCM> ...        server → {"type": "step" | "decision" | ..., ...}
+    client → {"type": "end"}                server → remaining events, then {"type": "done"}
 
-    client → {"sample_rate": 16000, "encoding": "pcm_s16le", "vad": false}
-    server → {"type": "ready", "labels": [...], "step_ms": 300, "max_frame_bytes": N}
-    client → <binary PCM> ...            server → {"type": "step" | "decision" | ..., ...}
-    client → {"type": "end"}             server → remaining events, then {"type": "done"}
-
-A bad client (wrong rate or encoding, malformed JSON, oversized frame, audio before the
-handshake) gets ``{"type": "error", "error": ...}`` and its connection closed; other connections
-are unaffected. A client that vanishes simply has its state dropped.
+Handshake fields are typed and range-checked (``sample_rate`` int, ``encoding``
+``"pcm_s16le"``, ``vad`` bool, ``threshold`` number in (0, 1], ``version`` 1); anything else gets
+``{"type": "error", "error": ...}`` and a close, never a server traceback. Every limit of
+:class:`~emovox.serving.settings.Settings` is enforced here, per connection: the idle timeout,
+the maximum stream duration, the frame size, throttling of audio sent faster than real time and
+a timeout on clients that stop reading their events. Close codes are listed in ``CLOSE_CODES``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
-from pathlib import Path
+import os
+import random
+import time
+from typing import Annotated, Literal
 
-import websockets
-from websockets.asyncio.server import ServerConnection, serve
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from emovox.errors import EmovoxError
 from emovox.serving.model_dir import Recognizer
+from emovox.serving.settings import Settings
 from emovox.serving.streaming import StreamingRecognizer
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_BYTES = 1 << 20  # about 33 s of 16 kHz PCM in one message
-HANDSHAKE_TIMEOUT = 10.0
+PROTOCOL_VERSION = 1
+SUBPROTOCOL = "emovox.v1"
 ENCODINGS = ("pcm_s16le",)
+SLICE_BYTES = 3200  # large frames are pushed 100 ms at a time, yielding to other streams
+
+CLOSE_CODES = {
+    1003: "unsupported data (wrong encoding or sample rate, binary where JSON was expected)",
+    1007: "malformed JSON",
+    1008: "protocol violation (bad handshake field, unknown command, audio before handshake)",
+    1009: "frame larger than max_frame_bytes",
+    1013: "too many concurrent streams: try again later",
+    4408: "idle: nothing received for idle_timeout seconds",
+    4413: "stream reached max_stream_seconds",
+}
 
 
 class ClientError(Exception):
@@ -41,7 +58,36 @@ class ClientError(Exception):
         self.code = code
 
 
-def _json(message: str | bytes) -> dict:
+class Handshake(BaseModel):
+    """The first message of a stream."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    sample_rate: Annotated[int, Field(ge=8000, le=192_000)]
+    encoding: str = "pcm_s16le"
+    vad: bool = False
+    threshold: Annotated[float, Field(gt=0, le=1)] | None = None
+    version: Literal[1] = PROTOCOL_VERSION
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value not in ENCODINGS:
+            raise ValueError(f"unsupported encoding {value!r}; use one of {ENCODINGS}")
+        return value
+
+    @classmethod
+    def parse(cls, data: dict) -> Handshake:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "handshake"
+            code = 1003 if where == "encoding" else 1008
+            raise ClientError(f"handshake field {where!r}: {err['msg']}", code) from None
+
+
+def parse_json(message: str | bytes) -> dict:
     if isinstance(message, bytes):
         raise ClientError("expected a JSON text message, got binary data", 1003)
     try:
@@ -53,82 +99,167 @@ def _json(message: str | bytes) -> dict:
     return data
 
 
-class EmotionServer:
-    def __init__(self, model_dir: str | Path, max_frame_bytes: int = MAX_FRAME_BYTES):
-        self.recognizer = Recognizer(model_dir)
-        StreamingRecognizer(self.recognizer)  # fail at start-up, not per client
-        self.max_frame_bytes = max_frame_bytes
-        self.active = 0
+class StreamSlots:
+    """How many streams are open, over all worker processes: one lock file per slot. A stream
+    holds an ``flock`` on a free slot; the kernel releases it if the worker dies."""
 
-    def open_stream(self, hello: dict) -> StreamingRecognizer:
-        rate = hello.get("sample_rate")
-        encoding = hello.get("encoding", "pcm_s16le")
-        if encoding not in ENCODINGS:
-            raise ClientError(f"unsupported encoding {encoding!r}; use one of {ENCODINGS}", 1003)
-        if not isinstance(rate, int):
-            raise ClientError("handshake must give an integer sample_rate", 1008)
+    def __init__(self, directory: str, n: int):
+        self.fds = [os.open(os.path.join(directory, f"slot-{i}"), os.O_RDWR | os.O_CREAT, 0o600)
+                    for i in range(n)]
+        self.held: set[int] = set()
+
+    def acquire(self) -> int | None:
+        n = len(self.fds)
+        start = random.randrange(n)
+        for k in range(n):
+            i = (start + k) % n
+            if i in self.held:
+                continue
+            try:
+                fcntl.flock(self.fds[i], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            self.held.add(i)
+            return i
+        return None
+
+    def release(self, i: int) -> None:
+        fcntl.flock(self.fds[i], fcntl.LOCK_UN)
+        self.held.discard(i)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds, self.held = [], set()
+
+
+class StreamService:
+    """Opens and runs streams for one worker process."""
+
+    def __init__(self, recognizer: Recognizer, settings: Settings, slots: StreamSlots):
+        self.recognizer = recognizer
+        self.settings = settings
+        self.slots = slots
+        try:  # a model that cannot stream still serves predictions
+            probe = StreamingRecognizer(recognizer, threads=settings.threads)
+            self.step_ms: int | None = probe.step_ms
+            self.stream_error: str | None = None
+        except EmovoxError as exc:
+            self.step_ms, self.stream_error = None, str(exc)
+
+    @property
+    def active(self) -> int:
+        return len(self.slots.held)
+
+    def open_stream(self, hello: Handshake) -> StreamingRecognizer:
         try:
-            return StreamingRecognizer(self.recognizer, sample_rate=rate,
-                                       vad=bool(hello.get("vad", False)),
-                                       threshold=hello.get("threshold"))
+            return StreamingRecognizer(self.recognizer, sample_rate=hello.sample_rate,
+                                       vad=hello.vad, threshold=hello.threshold,
+                                       threads=self.settings.threads)
         except EmovoxError as exc:
             raise ClientError(str(exc), 1003) from None
 
-    async def handle(self, ws: ServerConnection) -> None:
-        self.active += 1
+    async def handle(self, ws: WebSocket, subprotocol: str | None) -> None:
+        """Run one stream; authentication and the Origin check happened before."""
+        slot = self.slots.acquire()
         try:
-            hello = _json(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
-            stream = self.open_stream(hello)
-            await ws.send(json.dumps({"type": "ready", "labels": stream.labels,
-                                      "step_ms": stream.step_ms, "sample_rate": stream.sample_rate,
-                                      "max_frame_bytes": self.max_frame_bytes}))
-            async for message in ws:
-                if isinstance(message, bytes):
-                    if len(message) > self.max_frame_bytes:
-                        raise ClientError(f"frame of {len(message)} bytes exceeds "
-                                          f"{self.max_frame_bytes}", 1009)
-                    try:
-                        events = stream.push(message)
-                    except EmovoxError as exc:
-                        raise ClientError(str(exc), 1003) from None
-                else:
-                    command = _json(message)
-                    if command.get("type") != "end":
-                        raise ClientError(f"unknown command {command.get('type')!r}", 1008)
-                    events = stream.end()
-                for event in events:
-                    await ws.send(json.dumps(event.to_dict()))
-                if not isinstance(message, bytes):
-                    await ws.send(json.dumps({"type": "done"}))
+            await ws.accept(subprotocol=subprotocol)
+            if self.stream_error is not None:
+                await _close(ws, 1003, self.stream_error)
+            elif slot is None:
+                await _close(ws, 1013, f"server busy: {self.settings.max_streams} streams "
+                                       "open; try again later")
+            else:
+                await _Connection(self, ws).run()
+        finally:
+            if slot is not None:
+                self.slots.release(slot)
+
+
+class _Connection:
+    def __init__(self, service: StreamService, ws: WebSocket):
+        self.service, self.ws, self.settings = service, ws, service.settings
+        self.opened = time.monotonic()
+        self.deadline = self.opened + self.settings.max_stream_seconds
+
+    async def receive(self, timeout: float) -> str | bytes:
+        now = time.monotonic()
+        try:
+            message = await asyncio.wait_for(self.ws.receive(), min(timeout, self.deadline - now))
+        except TimeoutError:
+            if time.monotonic() >= self.deadline - 1e-3:
+                raise ClientError(f"stream reached the {self.settings.max_stream_seconds:g} s "
+                                  "limit", 4413) from None
+            raise ClientError(f"idle for {timeout:g} s", 4408) from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if message.get("bytes") is not None:
+            return message["bytes"]
+        return message.get("text") or ""
+
+    async def send(self, data: dict) -> None:
+        await asyncio.wait_for(self.ws.send_text(json.dumps(data)), self.settings.send_timeout)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
         except ClientError as exc:
             log.info("client error: %s", exc)
-            try:
-                await ws.send(json.dumps({"type": "error", "error": str(exc)}))
-                await ws.close(exc.code, str(exc)[:120])
-            except websockets.ConnectionClosed:
-                pass
-        except TimeoutError:
-            await ws.close(1008, "no handshake")
-        except websockets.ConnectionClosed:
+            await _close(self.ws, exc.code, str(exc))
+        except TimeoutError:  # a send timed out: the client stopped reading its events
+            log.info("client stopped reading; dropping its stream")
+        except (WebSocketDisconnect, RuntimeError):
             pass  # the client vanished: nothing to clean up but its state
-        finally:
-            self.active -= 1
 
-    async def run(self, host: str, port: int, ready: asyncio.Event | None = None,
-                  stop: asyncio.Event | None = None) -> None:
-        """Serve until ``stop`` is set (or forever); then close every connection, waiting at
-        most a few seconds for handlers to finish."""
-        # The library's own limit sits above ours so that we can answer oversized frames.
-        server = await serve(self.handle, host, port, max_size=2 * self.max_frame_bytes + 1024,
-                             ping_interval=20)
-        if ready is not None:
-            ready.set()
-        log.warning("emovox serving on ws://%s:%d", host, port)
-        try:
-            await (stop.wait() if stop is not None else server.serve_forever())
-        finally:
-            server.close(close_connections=True)
-            try:
-                await asyncio.wait_for(server.wait_closed(), 5)
-            except TimeoutError:
-                log.warning("some connections did not close within 5 s")
+    async def _run(self) -> None:
+        settings = self.settings
+        hello = Handshake.parse(parse_json(await self.receive(settings.handshake_timeout)))
+        stream = self.service.open_stream(hello)
+        await self.send({"type": "ready", "protocol": PROTOCOL_VERSION, "labels": stream.labels,
+                         "step_ms": stream.step_ms, "sample_rate": stream.sample_rate,
+                         "max_frame_bytes": settings.max_frame_bytes,
+                         "max_stream_seconds": settings.max_stream_seconds,
+                         "idle_timeout": settings.idle_timeout})
+        started = time.monotonic()
+        audio_seconds = 0.0
+        bytes_per_second = 2 * stream.sample_rate
+        while True:
+            message = await self.receive(settings.idle_timeout)
+            if isinstance(message, bytes):
+                if len(message) > settings.max_frame_bytes:
+                    raise ClientError(f"frame of {len(message)} bytes exceeds "
+                                      f"{settings.max_frame_bytes}", 1009)
+                if len(message) % 2:
+                    raise ClientError("PCM frame has an odd number of bytes; expected 16-bit "
+                                      "samples", 1003)
+                for start in range(0, len(message), SLICE_BYTES):
+                    if start:
+                        await asyncio.sleep(0)
+                    try:
+                        events = stream.push(message[start : start + SLICE_BYTES])
+                    except EmovoxError as exc:
+                        raise ClientError(str(exc), 1003) from None
+                    for event in events:
+                        await self.send(event.to_dict())
+                # Faster than real time beyond the burst: stop reading until time catches up.
+                audio_seconds += len(message) / bytes_per_second
+                ahead = audio_seconds - (time.monotonic() - started) - settings.burst_seconds
+                if ahead > 0:
+                    await asyncio.sleep(min(ahead, max(self.deadline - time.monotonic(), 0)))
+                continue
+            command = parse_json(message)
+            if command.get("type") != "end":
+                raise ClientError(f"unknown command {command.get('type')!r}", 1008)
+            for event in stream.end():
+                await self.send(event.to_dict())
+            await self.send({"type": "done"})
+
+
+async def _close(ws: WebSocket, code: int, message: str) -> None:
+    try:
+        await asyncio.wait_for(ws.send_text(json.dumps({"type": "error", "error": message,
+                                                        "code": code})), 2)
+        await asyncio.wait_for(ws.close(code, message.encode()[:120].decode(errors="ignore")),
+                               2)
+    except (TimeoutError, WebSocketDisconnect, RuntimeError):
+        pass

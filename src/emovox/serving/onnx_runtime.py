@@ -1,0 +1,231 @@
+"""Run an ONNX export (``emovox export``) with onnxruntime instead of PyTorch.
+
+:class:`OnnxRecognizer` labels whole utterances with ``model.onnx``; :class:`OnnxStream` steps
+``step.onnx`` through an utterance as it arrives, carrying the four arrays a runtime in any
+language would carry (hidden state, running sum, frame count, frames not yet stepped). The
+front end (extractor, z-score, stacking) is emovox's own numpy code, driven by the export's
+``frontend.json`` and ``normaliser.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emovox.errors import EmovoxError
+from emovox.experiments.config import build_config
+from emovox.experiments.methods.base import make_method
+from emovox.experiments.methods.supervised import SequenceModels
+from emovox.features import Normaliser, make_extractor
+from emovox.features.incremental import StreamingFeatures
+from emovox.serving.model_dir import Recognizer
+from emovox.serving.onnx_export import FORMAT
+
+
+def _session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own (pybind) exception types
+        raise EmovoxError(f"{path}: not a usable ONNX graph "
+                          f"({str(exc).strip().splitlines()[0][:200]})") from None
+
+
+def _run(session, path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """``session.run`` with every input's rank and fixed sizes checked first, so a wrong shape is
+    one line that names the graph, the input and the shape it wants."""
+    for spec in session.get_inputs():
+        value = feeds[spec.name]
+        want = spec.shape
+        if value.ndim != len(want) or any(isinstance(w, int) and w != v
+                                          for w, v in zip(want, value.shape, strict=True)):
+            shown = ", ".join(str(w) for w in want)
+            raise EmovoxError(f"{path.name}: input {spec.name!r} must have shape [{shown}], got "
+                              f"{list(value.shape)}")
+        if value.ndim and 0 in value.shape:
+            raise EmovoxError(f"{path.name}: input {spec.name!r} is empty {list(value.shape)}")
+    try:
+        return session.run(None, feeds)
+    except Exception as exc:
+        raise EmovoxError(f"{path.name}: {str(exc).strip().splitlines()[0][:200]}") from None
+
+
+class OnnxRecognizer(Recognizer):
+    """A :class:`Recognizer` whose network is an exported ``model.onnx`` run by onnxruntime
+    (``threads``: intra-op threads, default onnxruntime's choice)."""
+
+    def __init__(self, export_dir: str | Path, threads: int | None = None):
+        export_dir = Path(export_dir)
+        meta_path = export_dir / "frontend.json"
+        if not meta_path.exists():
+            hint = (f"; it is a model directory: export it with `emovox export {export_dir} "
+                    "--format onnx --out DIR` and pass DIR"
+                    if (export_dir / "model.json").exists() else "")
+            raise EmovoxError(f"{export_dir}: not an ONNX export (no frontend.json){hint}")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            norm = json.loads((export_dir / "normaliser.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise EmovoxError(f"{export_dir}: unreadable ONNX export ({exc})") from None
+        if self.meta.get("format") != FORMAT:
+            raise EmovoxError(f"{export_dir}: ONNX export format {self.meta.get('format')!r}; "
+                              f"this emovox reads format {FORMAT} — export the model again")
+        self.labels = self.meta["labels"]
+        try:  # the method formats predict's records (Method.describe)
+            self.method = make_method(build_config(self.meta["config"]))
+        except (KeyError, EmovoxError) as exc:
+            raise EmovoxError(f"{meta_path}: no usable config ({exc}); export the model "
+                              "again") from None
+        self.extractor = make_extractor(self.meta["features"]["name"],
+                                        **self.meta["features"]["params"])
+        self.normaliser = Normaliser.from_state(norm)
+        #: the front end, as the PyTorch model directory runs it (z-score, stacking)
+        self.frontend = SequenceModels([], self.normaliser, None, self.extractor,
+                                       int(self.meta.get("stack", 1)))
+        self.path = export_dir / "model.onnx"
+        self.session = _session(self.path, threads)
+        width = self.extractor.dim * self.frontend.stack
+        declared = self.session.get_inputs()[0].shape[-1]
+        if declared != width:
+            raise EmovoxError(f"{self.path}: the graph takes {declared} features per frame but "
+                              f"the front end makes {width} ({self.meta['features']['name']} "
+                              f"× stack {self.meta.get('stack', 1)})")
+        step = export_dir / "step.onnx"
+        self.step_path = step
+        self.step_session = _session(step, threads) if self.meta.get("streaming") else None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.extractor.sample_rate
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """Normalised, stacked features of one utterance: the graphs' input."""
+        return self.frontend.sequences([self.extractor.extract_long(wave)])[0]
+
+    def run(self, feats: np.ndarray) -> np.ndarray:
+        """Probabilities of normalised, stacked features: [frames, dim] → [K], or
+        [batch, frames, dim] → [batch, K] (rows of equal length)."""
+        feats = np.asarray(feats, dtype=np.float32)
+        single = feats.ndim == 2
+        out = _run(self.session, self.path, {"features": feats[None] if single else feats})[0]
+        return out[0] if single else out
+
+    def proba(self, wave: np.ndarray) -> np.ndarray:
+        """What ``emovox predict`` answers: the agent's early decision (EmoRL) or the whole
+        utterance's probabilities."""
+        feats = self.features(wave)
+        if self.meta.get("predict") == "decision":
+            stream = OnnxStream(self)
+            stream.push_rows(feats, final=True)
+            return stream.decision.probabilities
+        return self.run(feats)
+
+
+@dataclass
+class Step:
+    step: int
+    seconds: float  # audio read at this step
+    probabilities: np.ndarray
+    stop: bool  # the agent's action (emorl) or the confidence threshold (gru_baseline)
+
+
+class OnnxStream:
+    """One utterance streamed through ``step.onnx``: the same steps and decision as
+    :class:`emovox.serving.streaming.StreamingRecognizer` on the same model.
+
+    Feed audio with :meth:`push` (or normalised, stacked rows with :meth:`push_rows`), then
+    :meth:`finish`; ``decision`` is the first step that stops, or the last one (forced).
+    """
+
+    def __init__(self, rec: OnnxRecognizer, threshold: float | None = None,
+                 max_steps: int | None = None):
+        info = rec.meta.get("streaming")
+        if rec.step_session is None or not info:
+            raise EmovoxError(f"{rec.path.parent}: model {rec.meta['model']['name']!r} has no "
+                              "step.onnx; only a single gru_baseline or emorl model streams")
+        self.rec = rec
+        self.step_frames = int(info["step_frames"])
+        self.max_steps = max_steps or info["max_steps"] or 10**9
+        self.agent = info["policy"] == "agent" and threshold is None
+        self.threshold = threshold
+        self.hidden_size = rec.step_session.get_inputs()[2].shape[0]
+        self.reset()
+
+    def reset(self) -> None:
+        rec = self.rec
+        self.features = StreamingFeatures(rec.extractor)
+        self.pending = np.zeros((0, rec.extractor.dim), dtype=np.float32)
+        self.rows = np.zeros((0, rec.meta["input_dim"]), dtype=np.float32)
+        self.hidden = np.zeros((1, 1, self.hidden_size), dtype=np.float32)
+        self.total = np.zeros(self.hidden_size, dtype=np.float32)
+        self.count = np.zeros(1, dtype=np.int64)
+        self.steps: list[Step] = []
+        self.decision: Step | None = None
+        self.forced = False
+
+    def push(self, samples: np.ndarray) -> list[Step]:
+        return self._frames(self.features.push(samples), final=False)
+
+    def finish(self) -> list[Step]:
+        """End of the utterance: the remaining frames, a last partial step, the decision."""
+        return self._frames(self.features.finish(), final=True)
+
+    def _frames(self, frames: np.ndarray, final: bool) -> list[Step]:
+        """Normalise and stack ``k`` frames per row as offline (the tail repeats the last)."""
+        k = self.rec.frontend.stack
+        if len(frames):
+            self.pending = np.concatenate([self.pending,
+                                           self.rec.normaliser.apply([frames])[0]])
+        usable = len(self.pending) // k * k
+        rows = [self.pending[:usable].reshape(-1, k * self.rec.extractor.dim)]
+        self.pending = self.pending[usable:]
+        if final and len(self.pending):
+            tail = np.concatenate([self.pending,
+                                   np.repeat(self.pending[-1:], k - len(self.pending), 0)])
+            rows.append(tail.reshape(1, -1))
+            self.pending = self.pending[:0]
+        return self.push_rows(np.concatenate(rows), final)
+
+    def push_rows(self, rows: np.ndarray, final: bool = False) -> list[Step]:
+        """Normalised, stacked rows; a step runs every ``step_frames`` rows (and on the rest
+        when ``final``)."""
+        rows = np.asarray(rows, dtype=np.float32)
+        if rows.ndim != 2 or rows.shape[1] != self.rows.shape[1]:
+            raise EmovoxError(f"{self.rec.step_path.name}: input 'frames' must have shape "
+                              f"[n, {self.rows.shape[1]}], got {list(rows.shape)}")
+        self.rows = np.concatenate([self.rows, rows])
+        steps = []
+        while len(self.rows) >= self.step_frames and len(self.steps) < self.max_steps:
+            steps.append(self._step(self.rows[: self.step_frames]))
+            self.rows = self.rows[self.step_frames :]
+        if len(self.steps) >= self.max_steps:  # decided: later audio changes nothing
+            self.rows = self.rows[:0]
+        if final:
+            if len(self.rows) and len(self.steps) < self.max_steps:
+                steps.append(self._step(self.rows))
+            self.rows = self.rows[:0]
+            if self.decision is None and self.steps:
+                self.decision, self.forced = self.steps[-1], True
+        return steps
+
+    def _step(self, frames: np.ndarray) -> Step:
+        out = _run(self.rec.step_session, self.rec.step_path, {
+            "frames": np.ascontiguousarray(frames), "hidden": self.hidden, "total": self.total,
+            "count": self.count})
+        self.hidden, self.total, self.count, proba = out[:4]
+        stop = bool(out[4][0]) if self.agent else (
+            self.threshold is not None and float(proba.max()) >= self.threshold)
+        step = Step(len(self.steps), int(self.count[0]) / self.rec.meta["frame_rate"], proba,
+                    stop)
+        self.steps.append(step)
+        if self.decision is None and (stop or len(self.steps) >= self.max_steps):
+            self.decision, self.forced = step, not stop
+        return step
