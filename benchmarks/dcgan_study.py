@@ -26,6 +26,7 @@ from emovox.experiments.methods.base import Split
 from emovox.experiments.methods.dcgan import DCGANMethod, plot_grid, plot_losses
 from emovox.experiments.protocols import leave_one_speaker_out
 from emovox.features import FeatureCache, extract_all, make_extractor
+from emovox.models.dcgan import VARIANTS
 
 
 def main() -> None:
@@ -140,8 +141,10 @@ def summarise_runs(runs_path: Path, out: Path) -> None:
             v = np.array([r["metrics"][key] for r in ok], dtype=float)
             return float(np.nanmean(v)), float(np.nanstd(v))
 
-        cells = [f"{m:.3f} ± {s:.3f}" for m, s in (ms("ua5"), ms("ua3"), ms("pearson_r"),
-                                                   ms("arousal_ua3"))]
+        cells = [f"{m:.3f} ± {s:.3f}" for m, s in (ms("ua5"), ms("ua3"), ms("pearson_r"))]
+        # Valence-only variants never train the arousal head: no arousal number for them.
+        aro_m, aro_s = ms("arousal_ua3")
+        cells.append(f"{aro_m:.3f} ± {aro_s:.3f}" if VARIANTS[variant].arousal else "—")
         secs = np.mean([r["seconds"] for r in ok])
         lines.append(f"| {variant} | {fraction:.0%} | {len(ok)} | {len(rs) - len(ok)} | "
                      + " | ".join(cells) + f" | {secs:.0f} |")

@@ -195,7 +195,7 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
 
     seen = {}
 
-    def fake_fit(config, train, valid, unlab, seed=0, work_dir=None):
+    def fake_fit(config, train, valid, unlab, seed=0, work_dir=None, **_):
         seen["n_unlab"] = len(unlab)
         raise RuntimeError("stop after the data is built")
 
@@ -298,7 +298,7 @@ def test_random_search_is_bounded_resumable_and_scored_on_validation(tmp_path, m
 
     calls = []
 
-    def fake_fit(config, train, valid, unlab, seed=0, work_dir=None):
+    def fake_fit(config, train, valid, unlab, seed=0, work_dir=None, **_):
         calls.append(config)
         assert valid is valid_set  # trials are scored on the validation speakers only
         h = History(best_score=config.filters / 100)

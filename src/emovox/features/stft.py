@@ -17,7 +17,7 @@ from emovox.features.spectral import FramedExtractor
 
 @EXTRACTORS.register
 class StftSpectrogram(FramedExtractor):
-    """The DCGAN paper's input: log power STFT (1024-sample window), ``rows`` bins over 0–8 kHz."""
+    """Log STFT spectrogram, 1024-sample windows, 128 rows over 0–8 kHz (the DCGAN input)."""
 
     name = "stft_spectrogram"
     defaults = {"n_fft": 1024, "rows": 128, "hop_ms": 10.0}

@@ -1,14 +1,15 @@
 """Training the DCGAN family (Chang & Scherer 2017) on word-centred spectrogram crops.
 
-One *pass* draws as many labelled crops as there are labelled utterances, with under-represented
-valence classes oversampled (sampling weights 1 / class count, with replacement). Each step
-trains, in order, the discriminator (real = labelled and unlabelled crops, BCE), the generator
-(−log D(G(z))), the valence head and the arousal head (cross-entropy against fuzzy labels), each
-back-propagating its own loss through the shared trunk. Supervised variants train the heads
-only. After every pass the validation utterances are scored (crop predictions averaged); the
-best pass is kept, training stops after ``patience`` passes without a new best and the best
-weights are restored. A collapsed or diverged GAN (discriminator loss ≈ 0 for many steps, a
-non-finite loss) raises :class:`GANFailure` instead of returning numbers.
+One *pass* draws as many labelled crops as there are training utterances (labelled or not),
+with under-represented valence classes oversampled (weights 1 / class count, with replacement).
+Each step trains, in order, the discriminator (real = unlabelled-pool crops, which include every
+training utterance; BCE), the generator (−log D(G(z))), the valence head and the arousal head
+(cross-entropy against fuzzy labels), each back-propagating its own loss through the shared
+trunk. Supervised variants train the heads only. After every pass the validation utterances are
+scored (crop predictions averaged); the best pass is kept, training stops after ``patience``
+passes without a new best and the best weights are restored. A collapsed or diverged GAN
+(discriminator loss ≈ 0 for many steps, a non-finite loss) raises :class:`GANFailure` instead
+of returning numbers.
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ def soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: CropSet | None,
-             seed: int = 0, work_dir: Path | None = None, progress: bool = False) -> Trained:
+             seed: int = 0, work_dir: Path | None = None, progress: bool = False,
+             pass_size: int | None = None) -> Trained:
     """Train one variant; resumable from ``work_dir/semi_checkpoint.pt`` (saved after every
     pass; the runner deletes it once the fold is done)."""
     if config.variant not in VARIANTS:
@@ -229,7 +231,9 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         rng.bit_generator.state = progress["rng"]
     start = time.perf_counter() - history.seconds
     bce = torch.nn.BCEWithLogitsLoss()
-    steps = max(1, -(-len(train) // config.batch_size))
+    # A pass covers the whole training set, labelled or not (``pass_size``), so models with
+    # 10 % of the labels take as many steps between validations as those with all of them.
+    steps = max(1, -(-(pass_size or len(train)) // config.batch_size))
     while len(history.passes) < config.max_passes and bad < config.patience:
         disc.train()
         if gen:

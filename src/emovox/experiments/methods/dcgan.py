@@ -165,6 +165,7 @@ def plot_losses(passes: list[dict], title: str, path: Path) -> None:
     ax.set_ylabel("mean loss")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    fig.tight_layout()
     save_figure(fig, path)
 
 
@@ -273,16 +274,19 @@ class DCGANMethod(Method):
         unlab = crop_set(list(split.train) + pool, feats, scaler, ex, None, self._vad)
         info = {"labelled": len(labelled), "unlabelled_train": len(rest), "pool": len(pool)}
         if p.search_trials:
-            config, search = self.search(train, valid, unlab, split.seed, work_dir)
+            config, search = self.search(train, valid, unlab, split.seed, work_dir,
+                                         len(split.train))
             info["search"] = search
         else:
             config = self.semi_config()
-        trained = fit_semi(config, train, valid, unlab, split.seed, work_dir)
+        trained = fit_semi(config, train, valid, unlab, split.seed, work_dir,
+                           pass_size=len(split.train))
         info.update(semi=asdict(config), history=asdict(trained.history))
         return DCGANModel(trained, scaler, ex), info
 
     def search(self, train: CropSet, valid: CropSet, unlab: CropSet, seed: int,
-               work_dir: Path | None) -> tuple[SemiConfig, list[dict]]:
+               work_dir: Path | None, pass_size: int | None = None
+               ) -> tuple[SemiConfig, list[dict]]:
         """Random search on the validation speakers, ``search_trials`` draws of at most
         ``search_passes`` passes each; finished trials are read back from ``search.json``."""
         p = self.params
@@ -292,7 +296,7 @@ class DCGANMethod(Method):
         draws = [sample_space(rng) for _ in range(p.search_trials)]
         for i, draw in enumerate(draws[len(done):], start=len(done)):
             config = self.semi_config(**draw, max_passes=p.search_passes)
-            trained = fit_semi(config, train, valid, unlab, seed)
+            trained = fit_semi(config, train, valid, unlab, seed, pass_size=pass_size)
             done.append({"trial": i, **draw, "valid": trained.history.best_score,
                          "passes": len(trained.history.passes)})
             if path:
