@@ -1,6 +1,6 @@
 """Cross-corpus emotion recognition on Emo-DB and nEMO's five common emotions.
 
-For every model of the config (``configs/cross_corpus.yaml``): train on one corpus (all its
+For every model of the config (``benchmarks/cross_corpus.yaml``): train on one corpus (all its
 speakers but ``valid_speakers`` validation speakers, as ``emovox train`` does) and score every
 utterance of the other; then, trained on both, ``both_protocol`` over all speakers of the two
 corpora, the UAR per corpus taken over that corpus's test speakers. Every cell is saved as it
@@ -32,15 +32,16 @@ from emovox.experiments.runner import run_experiment, score_test
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.serving.model_dir import Recognizer, train_and_save
 
+ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("features", "model", "training", "augment")
 NAMES = {"emodb": "Emo-DB", "nemo": "nEMO"}
 
 
 def model_config(spec: dict, base: dict, name: str) -> dict:
-    """The base (corpus, protocol) with the model's sections; ``from: FILE`` takes them from
-    another config (the default model's)."""
+    """The base (corpus, protocol) with the model's sections; ``from: FILE`` (relative to the
+    repository) takes them from another config (the default model's)."""
     data = copy.deepcopy(base)
-    source = read_yaml(spec["from"]) if "from" in spec else spec
+    source = read_yaml(ROOT / spec["from"]) if "from" in spec else spec
     data.update({k: copy.deepcopy(source[k]) for k in SECTIONS if k in source})
     data["name"] = name
     return data
@@ -178,7 +179,7 @@ def table(rows: list[tuple[str, dict]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/cross_corpus.yaml")
+    parser.add_argument("--config", default="benchmarks/cross_corpus.yaml")
     parser.add_argument("--out", default="runs/cross_corpus")
     parser.add_argument("--only", nargs="*", help="model names of the config to run")
     parser.add_argument("--skip-both", action="store_true",
