@@ -73,4 +73,5 @@ def test_cross_corpus_config_builds_every_model():
         config = build_config(model_config(model, spec["base"], name))
         assert config.corpus.labels == COMMON and config.corpus.format == "combined"
     augmented = build_config(model_config(spec["models"]["gru_augmented"], spec["base"], "x"))
-    assert augmented.augment.copies == load_config(ROOT / "configs" / "default_model.yaml").augment.copies
+    default = load_config(ROOT / "configs" / "default_model.yaml")
+    assert augmented.augment.copies == default.augment.copies
