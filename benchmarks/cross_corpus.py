@@ -201,7 +201,7 @@ def main() -> None:
         cells = {f"{a}_to_{b}": cross(config, speakers, a, b, out / name,
                                       spec.get("valid_speakers", 1))
                  for a, b in (("emodb", "nemo"), ("nemo", "emodb"))}
-        if not args.skip_both:
+        if not args.skip_both or (out / name / "both.json").exists():  # reported once done
             protocol = model.get("both_protocol", spec["both_protocol"])
             cells["both"] = both(config, protocol, out / name)
         rows.append((name, cells))
