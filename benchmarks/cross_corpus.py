@@ -32,15 +32,16 @@ from emovox.experiments.runner import run_experiment, score_test
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.serving.model_dir import Recognizer, train_and_save
 
+ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("features", "model", "training", "augment")
 NAMES = {"emodb": "Emo-DB", "nemo": "nEMO"}
 
 
 def model_config(spec: dict, base: dict, name: str) -> dict:
-    """The base (corpus, protocol) with the model's sections; ``from: FILE`` takes them from
-    another config (the default model's)."""
+    """The base (corpus, protocol) with the model's sections; ``from: FILE`` (relative to the
+    repository) takes them from another config (the default model's)."""
     data = copy.deepcopy(base)
-    source = read_yaml(spec["from"]) if "from" in spec else spec
+    source = read_yaml(ROOT / spec["from"]) if "from" in spec else spec
     data.update({k: copy.deepcopy(source[k]) for k in SECTIONS if k in source})
     data["name"] = name
     return data
@@ -200,7 +201,7 @@ def main() -> None:
         cells = {f"{a}_to_{b}": cross(config, speakers, a, b, out / name,
                                       spec.get("valid_speakers", 1))
                  for a, b in (("emodb", "nemo"), ("nemo", "emodb"))}
-        if not args.skip_both:
+        if not args.skip_both or (out / name / "both.json").exists():  # reported once done
             protocol = model.get("both_protocol", spec["both_protocol"])
             cells["both"] = both(config, protocol, out / name)
         rows.append((name, cells))
