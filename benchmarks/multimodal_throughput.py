@@ -1,6 +1,6 @@
-"""Cross-modal attention throughput on real Emo-DB audio, 2 threads: training and inference
-utterances per second of the full model (raw waveform and spectrogram input, the utterances'
-own lengths and the paper's 10 s padding), where the time of a training step goes, and the
+"""Cross-modal attention throughput on real Emo-DB audio (2 threads by default): training and
+inference utterances per second of the full model (raw waveform and spectrogram input, the
+utterances' own lengths and the paper's 10 s padding), where the time of a training step goes, and the
 real-time factor of transcription (Whisper tiny.en, and base when installed as a directory
 faster-whisper can read).
 
@@ -102,8 +102,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1 on a machine crowded by other jobs: two threads "
+                             "that wait for each other at every operation are slower there)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     paths = sorted((EMODB / "wav").glob("*.wav"))[:: max(1, 535 // args.files)][: args.files]
     waves = [load_audio(p) for p in paths]
     seconds = sum(len(w) for w in waves) / 16000
@@ -120,7 +123,7 @@ def main() -> None:
     audio_s = sum(len(w) for w in waves[:16]) / 16000
     for model in ("tiny.en", "base"):
         try:
-            tr = Transcriber(model, threads=2, cache=None)
+            tr = Transcriber(model, threads=args.threads, cache=None)
             tr.transcribe(waves[0])
         except ConfigError as exc:
             print(f"{model}: skipped ({exc})")
@@ -137,13 +140,14 @@ def main() -> None:
         "",
         f"Full model (audio + text, CMA-1 and CMA-2), {len(waves)} real Emo-DB files "
         f"({seconds:.0f} s; each ≤ 2 s in this copy), the same German sentence's GloVe vectors, "
-        f"batches of {BATCH}, Adam, 2 threads; {machine()}; the machine was shared with other "
-        "jobs, so absolute rates are lower bounds. Estimated time of one epoch of an nEMO fold "
+        f"batches of {BATCH}, Adam, {args.threads} thread(s); {machine()}; the machine was shared "
+        "with other jobs (load ≈ 20 on 2 cores), so absolute rates are lower bounds. "
+        "Estimated time of one epoch of an nEMO fold "
         f"(~{NEMO_FOLD_UTTS} training utterances of about 2.5 s) from the own-length rows.",
         "",
         "```",
         f".venv/bin/python benchmarks/multimodal_throughput.py --files {args.files} "
-        f"--batches {args.batches}",
+        f"--batches {args.batches} --threads {args.threads}",
         "```",
         "",
         "| audio input | training utt/s | inference utt/s | training vs raw own length | "
@@ -155,7 +159,7 @@ def main() -> None:
         *[f"Forward pass, {n}: the three convolution blocks take {share:.0%} of the time."
           for n, share in parts],
         "",
-        "| transcription | real-time factor (2 threads, int8, greedy) |",
+        f"| transcription | real-time factor ({args.threads} thread(s), int8, greedy) |",
         "|---|---|",
         *[f"| Whisper {m} | {r:.3f} |" for m, r in transcribe],
     ]
