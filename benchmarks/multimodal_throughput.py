@@ -1,8 +1,9 @@
-"""Cross-modal attention throughput on real Emo-DB audio (2 threads by default): training and
-inference utterances per second of the full model (raw waveform and spectrogram input, the
-utterances' own lengths and the paper's 10 s padding), where the time of a training step goes, and the
-real-time factor of transcription (Whisper tiny.en, and base when installed as a directory
-faster-whisper can read).
+"""Cross-modal attention throughput on real Emo-DB audio (2 threads by default).
+
+Training and inference utterances per second of the full model (raw waveform and spectrogram
+input; the utterances' own lengths and the paper's 10 s padding), the share of a forward pass
+spent in the convolution blocks, and the real-time factor of transcription (Whisper tiny.en,
+and base when installed as a directory faster-whisper can read).
 
     .venv/bin/python benchmarks/multimodal_throughput.py [--files 64] [--batches 4]
 """
