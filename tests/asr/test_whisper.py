@@ -144,7 +144,7 @@ def test_deepspeech2_recipe_on_librispeech_fixture(emodb_manifest, tmp_path, cap
                  "--lr", "0.003"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["epochs"] == 3 and 0 <= line["best_valid_cer"] <= 1.5
-    saved = torch.load(out / "checkpoint.pt", weights_only=False)["state"]["history"]
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)["progress"]["history"]
     assert saved[-1]["train_ctc"] < saved[0]["train_ctc"]  # CTC loss goes down
     model, _ = load_deepspeech2(str(out / "deepspeech2.pt"))
     extractor = make_extractor("deepspeech2_layers", checkpoint=str(out / "deepspeech2.pt"),

@@ -303,7 +303,7 @@ class StreamingRecognizer:
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
         trained = rec.trained
-        members = trained.members
+        members = getattr(trained, "members", [None])  # utterance-level methods have none
         net = members[0]
         if len(members) > 1 or not isinstance(net, EmoRL | GruBaseline):
             raise EmovoxError(f"model {rec.config.model.name!r} cannot stream: streaming "
