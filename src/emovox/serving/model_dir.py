@@ -85,7 +85,9 @@ def read_meta(model_dir: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelDirError(path, f"not valid JSON ({exc})") from None
     version = meta.get("format_version", 0) if isinstance(meta, dict) else None
-    if version != FORMAT_VERSION:
+    if version == 0 and isinstance(meta, dict) and "model" in meta:
+        meta = upgrade_format0(meta)
+    elif version != FORMAT_VERSION:
         raise ModelDirError(path, f"model directory format {version} (this emovox reads "
                             f"format {FORMAT_VERSION}); convert by retraining: emovox train "
                             "CONFIG --out DIR (the old model.json holds its config)")
@@ -93,6 +95,23 @@ def read_meta(model_dir: Path) -> dict[str, Any]:
     if missing:
         raise ModelDirError(path, f"lacks {missing}")
     return meta
+
+
+#: Format 0 (before methods): the model name said how it was trained.
+FORMAT0_METHODS = {"emorl": "emorl", "svm_functionals": "svm"}
+
+
+def upgrade_format0(meta: dict[str, Any]) -> dict[str, Any]:
+    """A format-0 ``model.json`` (written before methods existed) in format 1: its weights and
+    normaliser files are unchanged, only the config names its method (EmoRL's rewards move from
+    the ``emorl`` section to ``method.params``)."""
+    config = dict(meta["config"])
+    emorl = config.pop("emorl", {})
+    name = FORMAT0_METHODS.get(meta["model"]["name"], "supervised")
+    config["method"] = {"name": name, "params": emorl if name == "emorl" else {}}
+    if name == "emorl":
+        config["model"] = {**config["model"], "name": "gru_baseline"}
+    return {**meta, "format_version": FORMAT_VERSION, "method": name, "config": config}
 
 
 class Recognizer:
