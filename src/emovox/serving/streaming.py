@@ -368,6 +368,9 @@ class StreamingRecognizer:
         self.run = 0  # consecutive speech frames while no utterance is open, or in a pause
         self.run_levels: list[float] = []  # their dBFS
         self.held: list[np.ndarray] = []  # audio of the pause since the utterance's speech
+        #: Speech frames of this push not yet fed to the utterance: fed in one call per chunk,
+        #: so features and the GRU run once per chunk, not once per 30 ms gate frame.
+        self.speech: list[np.ndarray] = []
         self.utterance: _Utterance | None = None
         self.utterances = 0
         self.gate.reset()
@@ -391,7 +394,14 @@ class StreamingRecognizer:
         for i in range(n):
             events += self._frame(audio[i * self.frame : (i + 1) * self.frame])
         self.rest = audio[n * self.frame :].copy()
-        return events
+        return events + self._feed()
+
+    def _feed(self) -> list[Event]:
+        """Feed the speech frames gathered so far to the open utterance."""
+        if not self.speech:
+            return []
+        audio, self.speech = np.concatenate(self.speech), []
+        return self.utterance.push(audio)
 
     def _frame(self, frame: np.ndarray) -> list[Event]:
         speech = self.gate(frame)
@@ -412,20 +422,24 @@ class StreamingRecognizer:
             events = [Event("utterance_start", start)] + utterance.push(np.concatenate(audio))
         elif speech and not self.held:
             utterance.heard_speech([self.gate.level], len(frame))
-            events = utterance.push(frame)
+            self.speech.append(frame)
+            events = []
+            if utterance.samples + len(self.speech) * self.frame >= self.max_samples:
+                events = self._feed()
         else:  # in a pause: only a run of speech (as at an onset) resumes the utterance
+            events = self._feed()
             self.held.append(frame)
             self._count(speech)
             resumes = self.run >= self.start_frames and np.mean(self.run_levels) >= \
                 np.mean(utterance.levels) - self.gate_config.resume_db
             if not resumes:
                 if len(self.held) >= self.pause_frames:
-                    return self._close("pause")
+                    return events + self._close("pause")
                 if len(self.held) >= self.false_start_frames and not utterance.enough_speech:
-                    return self._close("false_start")
-                return []
+                    return events + self._close("false_start")
+                return events
             utterance.heard_speech(self.run_levels, self.run * self.frame)
-            events = utterance.push(np.concatenate(self.held))
+            events += utterance.push(np.concatenate(self.held))
             self.held, self.run, self.run_levels = [], 0, []
         if utterance.samples >= self.max_samples:
             events += self._close("max_length")
@@ -443,10 +457,11 @@ class StreamingRecognizer:
         """End the open utterance: feed the post-roll (``tail``: the end of the stream's audio
         after the last speech), decide or report ``no_speech``, reset its state."""
         assert self.utterance is not None
+        events = self._feed()
         if tail is None:
             tail = np.concatenate(self.held)[: self.postroll_samples] if self.held else \
                 np.zeros(0, dtype=np.float32)
-        events = self.utterance.push(tail) if len(tail) else []
+        events += self.utterance.push(tail) if len(tail) else []
         events += self.utterance.finish(reason)
         self.history.extend(self.held)
         self.held = []
