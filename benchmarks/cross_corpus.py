@@ -28,7 +28,7 @@ import numpy as np
 from emovox.corpora.combined import part_of
 from emovox.experiments.config import apply_overrides, build_config, read_yaml
 from emovox.experiments.dataset import load_dataset
-from emovox.experiments.runner import run_experiment, score_test
+from emovox.experiments.runner import run_experiment
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.serving.model_dir import Recognizer, train_and_save
 
@@ -80,16 +80,15 @@ def heldout(model_dir: Path) -> dict:
     """Score a model directory on the speakers of its combined corpus that its config left
     out of training and validation, per corpus."""
     recognizer = Recognizer(model_dir)
-    config = apply_overrides(copy.deepcopy(recognizer.config), {"augment.copies": 0})
+    config = apply_overrides(copy.deepcopy(recognizer.meta["config"]), {"augment.copies": 0})
     trained = set(config["corpus"]["speakers"] or ())
     every = [s for ss in parts(apply_overrides(copy.deepcopy(config),
                                                {"corpus.speakers": None})).values() for s in ss]
     held = [s for s in every if s not in trained]
     dataset = load_dataset(build_config(apply_overrides(config, {"corpus.speakers": held})))
-    scored = score_test(dataset, recognizer.model, recognizer.normaliser, None,
-                        dataset.manifest)
+    scored = recognizer.method.score(recognizer.trained, dataset, dataset.manifest)
     by_corpus: dict[str, list[dict]] = defaultdict(list)
-    for p in scored["predictions"]:
+    for p in scored.predictions:
         by_corpus[part_of(p["id"])].append(p)
     return {"model_dir": str(model_dir), "heldout_speakers": held,
             "valid_speakers": recognizer.meta["valid_speakers"],
@@ -110,16 +109,16 @@ def cross(config: dict, speakers: dict[str, list[str]], train: str, test: str, o
                        model_dir, n_valid=n_valid)
     trained = time.time() - start
     recognizer = Recognizer(model_dir)
-    recognizer.normaliser.mode = recognizer.meta["normalise"]  # speaker statistics of test
+    # per-speaker normalisation uses the test speakers' own statistics (never their labels)
+    recognizer.trained.normaliser.mode = recognizer.meta["config"]["features"]["normalise"]
     test_config = build_config(apply_overrides(copy.deepcopy(config), {
         "corpus.speakers": speakers[test], "augment.copies": 0}))
     dataset = load_dataset(test_config)
-    scored = score_test(dataset, recognizer.model, recognizer.normaliser, None,
-                        dataset.manifest)
+    scored = recognizer.method.score(recognizer.trained, dataset, dataset.manifest)
     counts = np.bincount(dataset.targets(dataset.manifest), minlength=len(dataset.labels))
     result = {
-        "train": train, "test": test, "metrics": scored["metrics"],
-        "per_speaker_uar": per_speaker_uar(scored["predictions"], dataset.labels),
+        "train": train, "test": test, "metrics": scored.metrics,
+        "per_speaker_uar": per_speaker_uar(scored.predictions, dataset.labels),
         "valid_speakers": recognizer.meta["valid_speakers"],
         "n_test": len(dataset.manifest), "chance_uar": 1 / len(dataset.labels),
         "chance_wa": float(counts.max() / counts.sum()),

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from emovox.corpora.combined import part_of
 from emovox.errors import EmovoxError
-from emovox.serving.model_dir import default_model_dir
+from emovox.serving.model_dir import default_model_dir, read_meta
 
 
 def _size(path: Path) -> int:
@@ -23,7 +22,7 @@ def describe(path: Path, bundled: bool = False) -> dict:
     if not meta_path.exists():
         raise EmovoxError(f"{path}: not a model directory (no model.json)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = read_meta(path)
         config = meta.get("config", {})
         corpus = config.get("corpus", {})
         names = [p.get("name") or p["format"] for p in corpus.get("options", {}).get("parts")
@@ -39,7 +38,8 @@ def describe(path: Path, bundled: bool = False) -> dict:
             "path": str(path),
             "bundled": bundled,
             "name": config.get("name", path.name),
-            "model": meta["model"]["name"],
+            "method": meta["method"],
+            "model": config["model"]["name"],
             "features": meta["features"]["name"],
             "labels": meta["labels"],
             "trained_on": names,

@@ -13,7 +13,7 @@ from emovox.corpora.combined import part_of
 from emovox.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
 from emovox.errors import CorpusError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 NEMO = DATA / "nemo"
 COMMON = ["anger", "fear", "happiness", "neutral", "sadness"]
 HEADER = "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"

@@ -28,8 +28,8 @@ def test_bundled_model_is_small_streams_and_matches_its_config():
     assert (path / "MODEL_CARD.md").read_text().count("CC BY-NC-SA 4.0") >= 1
     rec = Recognizer(path)
     assert rec.labels == COMMON
-    assert rec.config["corpus"]["format"] == "combined"
-    assert rec.config["augment"]["copies"] > 0
+    assert rec.config.corpus.format == "combined"
+    assert rec.config.augment.copies > 0
     assert load_config(ROOT / "configs" / "default_model.yaml").corpus.labels == COMMON
     assert StreamingRecognizer(path).labels == COMMON
 
