@@ -43,32 +43,39 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for module in self.providers:
-                importlib.import_module(module)
+    def _load(self, until: str | None = None) -> None:
+        """Import the providers (all of them, or only until ``until`` is registered: a
+        command pays only for the plug-ins it uses)."""
+        for module in self.providers:
+            if until is not None and until in self._items:
+                return
+            importlib.import_module(module)
+        self._loaded = True  # every provider is imported now
 
     def get(self, name: str) -> T:
-        self._load()
+        if name not in self._items and not self._loaded:
+            self._load(until=name)
         if name not in self._items:
             raise ConfigError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
         return self._items[name]
 
     def names(self) -> list[str]:
-        self._load()
+        if not self._loaded:
+            self._load()
         return sorted(self._items)
 
     def __contains__(self, name: object) -> bool:
-        self._load()
-        return name in self._items
+        try:
+            self.get(name)  # type: ignore[arg-type]
+        except ConfigError:
+            return False
+        return True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def describe(self) -> dict[str, str]:
         """name → the first line of its docstring."""
-        self._load()
         return {name: _summary(self._items[name]) for name in self.names()}
 
 

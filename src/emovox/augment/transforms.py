@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import oaconvolve
 
 from emovox.audio import SAMPLE_RATE, load_audio
 from emovox.augment.rooms import (
@@ -185,6 +184,8 @@ class RoomReverb(Transform):
 
     def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         bank = self.bank()
+        from scipy.signal import oaconvolve  # scipy.signal takes 0.6 s to import
+
         wet = oaconvolve(wave, bank[rng.integers(len(bank))])[: len(wave)]
         level = rms(wet)
         return wet * np.float32(rms(wave) / level) if level > 0 else wave

@@ -283,6 +283,9 @@ def _registries() -> dict:
             "protocols": PROTOCOLS, "augmentations": TRANSFORMS, "channels": CHANNELS}
 
 
+KINDS = ("methods", "models", "features", "corpora", "protocols", "augmentations", "channels")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     registries = _registries()
     for kind in [args.kind] if args.kind else registries:
@@ -329,12 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    registries = _registries()
-    corpus_formats = registries["corpora"].names()
+    from emovox.corpora import CORPORA  # cheap; the other registries load when a command needs them
+
+    corpus_formats = CORPORA.names()
 
     p = sub.add_parser("list", help="what is registered: methods, models, features, corpora, "
                        "protocols, augmentations, channels (JSON lines)")
-    p.add_argument("kind", nargs="?", choices=list(registries))
+    p.add_argument("kind", nargs="?", choices=KINDS)
     p.set_defaults(run=cmd_list)
 
     p = sub.add_parser("experiment", help="run a cross-validated experiment from a YAML config")
@@ -469,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         "degrade", help="write a copy of a corpus played through a simulated channel")
     degrade.add_argument("path")
     degrade.add_argument("--format", required=True, choices=corpus_formats)
-    degrade.add_argument("--channel", default="robot", choices=registries["channels"].names())
+    degrade.add_argument("--channel", default="robot",
+                         help="a registered channel (`emovox list channels`; default robot)")
     degrade.add_argument("--out", required=True, help="directory for wav/, manifest.jsonl")
     degrade.add_argument("--seed", type=int, default=0)
     degrade.add_argument("--workers", type=int, default=1)

@@ -237,7 +237,6 @@ def check_components(config: ExperimentConfig) -> None:
     """Each component's parameters against the component itself, and the settings that only
     make sense together. Imports the registries lazily: the schema above stays light."""
     from emovox.augment import check_transforms
-    from emovox.channels import CHANNELS
     from emovox.corpora import check_corpus_options
     from emovox.experiments.methods.base import METHODS
     from emovox.experiments.methods.supervised import check_model_params
@@ -264,6 +263,8 @@ def check_components(config: ExperimentConfig) -> None:
     for name, test in config.test_sets.items():
         check_corpus_options(test.format, test.options, f"test_sets.{name}.options")
         if test.channel:
+            from emovox.channels import CHANNELS
+
             channel = CHANNELS.get(test.channel)
             build_params(channel.config_class, test.channel_params,
                          f"test_sets.{name}.channel_params")
