@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-import yaml
 
 from emovox.audio import load_audio
 from emovox.early.reinforce import greedy_decisions
@@ -24,28 +23,10 @@ FILES = ["03a01Wa", "08a02Na", "16b10Wb", "11b03Nb"]
 
 
 @pytest.fixture(scope="module")
-def emorl_dir(tmp_path_factory, emodb):
-    """A small EmoRL model trained on three real Emo-DB speakers (anger vs neutral)."""
-    root = tmp_path_factory.mktemp("emorl")
-    config = {
-        "name": "stream_test",
-        "corpus": {"format": "emodb", "path": str(emodb), "labels": ["anger", "neutral"],
-                   "speakers": ["03", "08", "09", "16"]},
-        "features": {"name": "mfcc_prosody", "normalise": "global", "stack": 3,
-                     "cache": str(root / "cache"), "workers": 1},
-        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
-        "training": {"epochs": 3, "lr": 0.005},
-        # A negative latency weight keeps the agent listening, so decisions fall mid-utterance.
-        "method": {"name": "emorl", "params": {
-            "episodes": 600, "freeze_episodes": 200, "eval_every": 200, "latency_weight": -0.5,
-            "lr": 0.003}},
-    }
-    (root / "c.yaml").write_text(yaml.safe_dump(config))
-    out = root / "model"
-    proc = subprocess.run([sys.executable, "-m", "emovox.cli", "-q", "train", str(root / "c.yaml"),
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def emorl_dir(stream_model_dir):
+    """The session's small EmoRL model (``stream_model_dir`` in tests/conftest.py; a negative
+    latency weight keeps the agent listening, so decisions fall mid-utterance)."""
+    return stream_model_dir
 
 
 def _stream(stream, wave, chunk):
