@@ -34,7 +34,6 @@ from emovox.features.incremental import StreamingFeatures
 from emovox.models.emorl import EmoRL
 from emovox.models.recurrent import GruBaseline
 
-EVENT_TYPES = ("utterance_start", "step", "decision", "no_speech", "utterance_end")
 FRAME_MS = 30  # webrtcvad's longest frame
 
 
