@@ -189,11 +189,12 @@ class EmoRLMethod(Supervised):
 
     # -- model directories ----------------------------------------------------------------
     def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:
+        base = super().load(model_dir, meta)
+        return EmoRLModels(base.members, base.normaliser, base.task, base.extractor, base.stack)
+
+    def load_members(self, model_dir: Path, meta: dict[str, Any]) -> list[Any]:
         """``weights.pt`` holds the agent (the baseline's GRU and head live inside it)."""
         from emovox.errors import ModelDirError
-        from emovox.experiments.methods.supervised import load_normaliser
-        from emovox.features import make_extractor
-        from emovox.training.tasks import Classification
 
         path = model_dir / "weights.pt"
         states = load_torch(path)
@@ -203,7 +204,4 @@ class EmoRLMethod(Supervised):
             agent.load_state_dict(states[0])
         except (KeyError, IndexError, RuntimeError) as exc:
             raise ModelDirError(path, f"not an EmoRL agent's weights ({exc})") from None
-        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
-        return EmoRLModels([agent.eval()], load_normaliser(model_dir / "normaliser.npz"),
-                           Classification(len(meta["labels"])), extractor,
-                           int(meta.get("stack", 1)))
+        return [agent.eval()]

@@ -119,18 +119,28 @@ class Supervised(Method):
 
     # -- model directories ----------------------------------------------------------------
     def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
-        buf = io.BytesIO()
-        torch.save([m.state_dict() for m in trained.members], buf)
-        atomic_write(out / "weights.pt", lambda fh: fh.write(buf.getvalue()))
+        self.save_members(trained.members, out)
         save_normaliser(trained.normaliser, out / "normaliser.npz")
         return {"input_dim": trained.extractor.dim * trained.stack, "stack": trained.stack}
 
     def load(self, model_dir: Path, meta: dict[str, Any]) -> SequenceModels:
         from emovox.features import make_extractor
 
-        states = load_torch(model_dir / "weights.pt")
+        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
+        return SequenceModels(self.load_members(model_dir, meta),
+                              load_normaliser(model_dir / "normaliser.npz"),
+                              Classification(len(meta["labels"])), extractor,
+                              int(meta.get("stack", 1)))
+
+    def save_members(self, members: list[Any], out: Path) -> None:
+        """``weights.pt``: the members' state dicts."""
+        buf = io.BytesIO()
+        torch.save([m.state_dict() for m in members], buf)
+        atomic_write(out / "weights.pt", lambda fh: fh.write(buf.getvalue()))
+
+    def load_members(self, model_dir: Path, meta: dict[str, Any]) -> list[Any]:
         members = []
-        for state in states:
+        for state in load_torch(model_dir / "weights.pt"):
             member = build_model(self.config.model.name, meta["input_dim"], len(meta["labels"]),
                                  **self.config.model.params)
             try:
@@ -139,10 +149,7 @@ class Supervised(Method):
                 raise ModelDirError(model_dir / "weights.pt",
                                     f"weights do not fit the model ({exc})") from None
             members.append(member.eval())
-        task = Classification(len(meta["labels"]))
-        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
-        return SequenceModels(members, load_normaliser(model_dir / "normaliser.npz"), task,
-                              extractor, int(meta.get("stack", 1)))
+        return members
 
 
 def save_normaliser(normaliser: Normaliser, path: Path) -> None:

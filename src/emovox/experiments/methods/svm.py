@@ -12,12 +12,7 @@ import numpy as np
 from emovox.errors import ConfigError, ModelDirError
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, Split
-from emovox.experiments.methods.supervised import (
-    SequenceModels,
-    Supervised,
-    load_normaliser,
-    save_normaliser,
-)
+from emovox.experiments.methods.supervised import SequenceModels, Supervised
 from emovox.io import atomic_write
 from emovox.training import SequenceSet
 
@@ -43,24 +38,15 @@ class Svm(Supervised):
     def member_outputs(self, member: Any, data: SequenceSet, task) -> np.ndarray:
         return member.predict_proba(data.feats)
 
-    def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
-        atomic_write(out / "model.pkl", lambda fh: pickle.dump(trained.members, fh))
-        save_normaliser(trained.normaliser, out / "normaliser.npz")
-        return {"input_dim": trained.extractor.dim * trained.stack, "stack": trained.stack}
+    def save_members(self, members: list[Any], out: Path) -> None:
+        atomic_write(out / "model.pkl", lambda fh: pickle.dump(members, fh))
 
-    def load(self, model_dir: Path, meta: dict[str, Any]) -> SequenceModels:
-        from emovox.features import make_extractor
-        from emovox.training.tasks import Classification
-
+    def load_members(self, model_dir: Path, meta: dict[str, Any]) -> list[Any]:
         path = model_dir / "model.pkl"
         try:
             with open(path, "rb") as fh:
-                members = pickle.load(fh)
+                return pickle.load(fh)
         except FileNotFoundError:
             raise ModelDirError(path, "missing") from None
         except Exception as exc:  # noqa: BLE001  (unpickling a damaged file raises anything)
             raise ModelDirError(path, f"damaged or cut off ({type(exc).__name__})") from None
-        extractor = make_extractor(meta["features"]["name"], **meta["features"]["params"])
-        return SequenceModels(members, load_normaliser(model_dir / "normaliser.npz"),
-                              Classification(len(meta["labels"])), extractor,
-                              int(meta.get("stack", 1)))
