@@ -148,6 +148,17 @@ class Method:
         raise NotImplementedError
 
 
+def fold_dir(out: Path, seed: int, fold: int) -> Path:
+    """Where the runner keeps one fold's checkpoints and ``result.json``."""
+    return out / "runs" / f"seed{seed}" / f"fold{fold}"
+
+
+def shared_dir(work_dir: Path) -> Path:
+    """A place for artefacts that runs written side by side (a study's variants, in
+    ``OUT/<variant>/``) may share: ``OUT/shared``, beside the runs' own directories."""
+    return work_dir.parents[3] / "shared"
+
+
 def scores_from_outputs(dataset: Dataset, manifest: Manifest, outputs: np.ndarray) -> Scores:
     """The shared metrics and per-utterance rows of class probabilities or dimensional values."""
     targets = dataset.targets(manifest)
