@@ -105,6 +105,12 @@ class Method:
         self.config = config
         self.params = config.method.params
 
+    @property
+    def model_name(self) -> str:
+        """What reports and the service call the model: ``model.name``, unless the method
+        builds its own network and ignores ``model:``."""
+        return self.config.model.name
+
     # -- training and scoring -------------------------------------------------------------
     def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
         """Train on ``split.train``, select on ``split.valid``; checkpoint under ``work_dir``
