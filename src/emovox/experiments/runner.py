@@ -93,7 +93,8 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
     dataset = load_dataset(config, progress)
     test_sets = load_test_sets(config, dataset, progress)
     folds_by_seed = {
-        seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k)
+        seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k,
+                         config.protocol.train_only)
         for seed in config.protocol.seeds
     }
     n_folds = min(len(f) for f in folds_by_seed.values())
