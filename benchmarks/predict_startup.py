@@ -81,7 +81,7 @@ def main() -> None:
         ".venv/bin/python benchmarks/predict_startup.py",
         "```",
         "",
-        "| runtime | one file (1.9 s of audio) | ten files | per further file | min / max one file |",
+        "| runtime | one file (1.9 s of audio) | ten files | per further file | min / max, one |",
         "|---|---|---|---|---|",
     ]
     for runtime, what in RUNTIMES.items():

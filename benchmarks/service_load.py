@@ -155,7 +155,9 @@ def run_streams(url: str, n: int, pcm: bytes, schedule: list[tuple[int, float]],
 
     load = os.getloadavg()[0]
     cpu = server_cpu(server_pid)
+    client = time.process_time()
     results = asyncio.run(body())
+    client = time.process_time() - client
     cpu = server_cpu(server_pid) - cpu
     lat = np.array([x for r in results for x in r["latencies"]]) * 1000
     return {
@@ -170,6 +172,8 @@ def run_streams(url: str, n: int, pcm: bytes, schedule: list[tuple[int, float]],
         "errors": sorted({r["error"][:80] for r in results if "error" in r})[:3],
         # server CPU per real-time stream, in % of one core (the audio lasts len(pcm)/32000 s)
         "cpu": 100 * cpu / (n * len(pcm) / 32000),
+        # the same for the clients (this process), which share the server's cores
+        "client_cpu": 100 * client / (n * len(pcm) / 32000),
         "load": load,
     }
 
