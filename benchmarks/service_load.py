@@ -324,7 +324,43 @@ def start_server(model: str, port: int, log: Path) -> subprocess.Popen:
 def fmt(row: dict) -> str:
     return (f"| {row['streams']} | {row['completed']} | {row['events']} | {row['p50']:.1f} ms | "
             f"**{row['p99']:.1f} ms** | {row['max']:.0f} ms | {row['behind']} | "
-            f"{row['client_lag']:.0f} ms | {row['cpu']:.2f} % | {row['load']:.1f} |")
+            f"{row['client_lag']:.0f} ms | {row['cpu']:.2f} % | {row['client_cpu']:.2f} % | "
+            f"{row['load']:.1f} |")
+
+
+HEADER = ("| streams | completed | events | p50 latency | p99 latency | max | fell behind | "
+          "client send lag (max) | server CPU per stream | client CPU per stream | "
+          "load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def stream_lines(args, load, rows: list[dict], skipped: list[int]) -> list[str]:
+    extra = " --streams-only" if args.streams_only else ""
+    extra += f" --section {args.section}" if args.section != "service_load" else ""
+    return [
+        f"## Service load ({args.title})",
+        "",
+        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(1 / 5 / 15 min; the machine is shared). Server: `emovox serve --model MODEL --port "
+        "PORT` as documented (2 workers, 1 torch thread each); clients in this process (on "
+        "uvloop), abusers in one more, all on the same cores.",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/service_load.py --model {args.model}{extra}",
+        "```",
+        "",
+        f"Real-time streams on `WS /v1/stream`: {args.seconds:g} s of Emo-DB speech each, 100 ms "
+        "chunks, every event read while sending. Latency: a `step` event's arrival minus the "
+        "send time of the chunk completing its 300 ms step. Fell behind: a stream with any event "
+        "> 300 ms late, or not completed. Server (client) CPU per stream: CPU time of the "
+        "server's processes (of this benchmark's clients) during the level over the streams' "
+        "audio time, in % of one core (2 cores = 200 %: capacity on an idle machine ≈ 200 / "
+        "(server + client figure)). Target: ≥ 100 streams with p99 < 100 ms.",
+        "",
+        HEADER,
+        *[fmt(r) for r in rows],
+        *([f"| {', '.join(map(str, skipped))} | not run: more than a tenth of the streams fell "
+           "behind at the level below | | | | | | | | | |"] if skipped else []),
+    ]
 
 
 def main() -> None:
@@ -336,6 +372,11 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=float, default=15.0)
     parser.add_argument("--fault-streams", type=int, default=10,
                         help="well-behaved streams in the fault runs (a level the machine holds)")
+    parser.add_argument("--streams-only", action="store_true",
+                        help="only the stream levels (no POST or fault runs): a baseline")
+    parser.add_argument("--section", default="service_load",
+                        help="the RESULTS.md section to write (another name keeps a baseline)")
+    parser.add_argument("--title", default="`emovox serve`", help="what the section measured")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
@@ -356,6 +397,8 @@ def main() -> None:
                 continue
             rows.append(run_streams(url, n, pcm, schedule, server.pid))
             print(rows[-1], flush=True)
+        if args.streams_only:
+            return write_section(args.section, "\n".join(stream_lines(args, load, rows, skipped)))
         post = run_posts(port, args.post_clients, args.post_seconds)
         print(post, flush=True)
         alone = run_streams(url, args.fault_streams, pcm, schedule, server.pid)
@@ -377,33 +420,8 @@ def main() -> None:
         server.wait(30)
     tracebacks = log.read_text().count("Traceback")
 
-    header = ("| streams | completed | events | p50 latency | p99 latency | max | fell behind | "
-              "client send lag (max) | server CPU per stream | load (1 min) |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [
-        "## Service load (`emovox serve`)",
-        "",
-        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-        "(1 / 5 / 15 min; the machine is shared). Server: `emovox serve --model MODEL --port "
-        "PORT` as documented (2 workers, 1 torch thread each); clients in this process, abusers "
-        "in one more, all on the same cores.",
-        "",
-        "```",
-        f".venv/bin/python benchmarks/service_load.py --model {args.model}",
-        "```",
-        "",
-        f"Real-time streams on `WS /v1/stream`: {args.seconds:g} s of Emo-DB speech each, 100 ms "
-        "chunks, every event read while sending. Latency: a `step` event's arrival minus the "
-        "send time of the chunk completing its 300 ms step. Fell behind: a stream with any event "
-        "> 300 ms late, or not completed. Server CPU per stream: CPU time of the server's "
-        "processes during the level over the streams' audio time, in % of one core (2 cores "
-        "= 200 %: capacity on an idle machine ≈ 200 / this figure, minus the clients' share). "
-        "Target: ≥ 100 streams with p99 < 100 ms.",
-        "",
-        header,
-        *[fmt(r) for r in rows],
-        *([f"| {', '.join(map(str, skipped))} | not run: more than a tenth of the streams fell "
-           "behind at the level below | | | | | | | | |"] if skipped else []),
+        *stream_lines(args, load, rows, skipped),
         "",
         f"`POST /v1/predict`, 3 s WAV files, {post['clients']} keep-alive clients for "
         f"{args.post_seconds:g} s: **{post['rps']:.1f} requests/s** (target ≥ 20), latency p50 "
@@ -418,7 +436,7 @@ def main() -> None:
         f"disconnects mid-stream ({counts.get('vanish', 0)}). Server alive afterwards: "
         f"{'yes' if alive else 'NO'}; tracebacks in its log: {tracebacks}.",
         "",
-        header.replace("| streams |", "| run |", 1),
+        HEADER.replace("| streams |", "| run |", 1),
         fmt({**alone, "streams": f"alone ({args.fault_streams})"}),
         fmt({**mixed, "streams": f"with abusers ({args.fault_streams})"}),
     ]
