@@ -83,6 +83,56 @@ def step_schedule(model: str, pcm: bytes) -> list[tuple[int, float]]:
     return schedule
 
 
+def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
+    """Server-side cost of one stream without the network: CPU ms of ``StreamingRecognizer.push``
+    per second of audio (100 ms chunks), in all and by part (the speech gate, incremental
+    features, the GRU, the classifier; "other" is the rest of push), measured in this process
+    with the emovox it imports (so a baseline run measures the baseline's code)."""
+    from emovox.features.incremental import StreamingFeatures
+    from emovox.serving.streaming import SpeechGate
+
+    spent: dict[str, float] = dict.fromkeys(("gate", "features", "gru", "classifier"), 0.0)
+
+    def timed(owner, name: str, key: str):
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[key] += time.process_time() - start
+        return wrapper
+
+    gate_method = "judge" if hasattr(SpeechGate, "judge") else "__call__"
+    saved = [(SpeechGate, gate_method, getattr(SpeechGate, gate_method)),
+             (StreamingFeatures, "push", StreamingFeatures.push)]
+    stream = StreamingRecognizer(model)
+    chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
+    try:
+        for cls, name, _ in saved:
+            setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
+        stream.gru = timed(stream, "gru", "gru")
+        stream.classifier = timed(stream, "classifier", "classifier")
+        for chunk in chunks[:50]:  # warm-up
+            stream.push(chunk)
+        stream.end()
+        spent.update(dict.fromkeys(spent, 0.0))
+        start = time.process_time()
+        for _ in range(rounds):
+            for chunk in chunks:
+                stream.push(chunk)
+            stream.end()
+        total = time.process_time() - start
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+    seconds = rounds * len(pcm) / 32000
+    cost = {k: 1000 * v / seconds for k, v in spent.items()}
+    return {"total": 1000 * total / seconds, **cost,
+            "other": 1000 * (total - sum(spent.values())) / seconds}
+
+
 # ---- well-behaved streams ---------------------------------------------------------------
 
 async def good_client(url: str, pcm: bytes, schedule: list[tuple[int, float]],
@@ -333,8 +383,9 @@ HEADER = ("| streams | completed | events | p50 latency | p99 latency | max | fe
           "load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def stream_lines(args, load, rows: list[dict], skipped: list[int]) -> list[str]:
-    extra = " --streams-only" if args.streams_only else ""
+def stream_lines(args, load, rows: list[dict], skipped: list[int], cost: dict) -> list[str]:
+    extra = " --all-levels" if args.all_levels else ""
+    extra += " --streams-only" if args.streams_only else ""
     extra += f" --section {args.section}" if args.section != "service_load" else ""
     return [
         f"## Service load ({args.title})",
@@ -356,6 +407,14 @@ def stream_lines(args, load, rows: list[dict], skipped: list[int]) -> list[str]:
         "audio time, in % of one core (2 cores = 200 %: capacity on an idle machine ≈ 200 / "
         "(server + client figure)). Target: ≥ 100 streams with p99 < 100 ms.",
         "",
+        f"One stream's server-side cost without the network (`StreamingRecognizer.push` in "
+        f"this process, {args.seconds:g} s of the same speech three times, CPU time): "
+        f"**{cost['total']:.1f} ms per second of audio** ({cost['total'] / 10:.2f} % of a "
+        f"core): speech gate {cost['gate']:.1f}, features {cost['features']:.1f}, GRU "
+        f"{cost['gru']:.1f}, classifier {cost['classifier']:.1f}, the rest of `push` "
+        f"{cost['other']:.1f} ms. What the server spends beyond it per stream (WebSocket "
+        "frames, JSON, the event loop) is the difference to the server CPU column.",
+        "",
         HEADER,
         *[fmt(r) for r in rows],
         *([f"| {', '.join(map(str, skipped))} | not run: more than a tenth of the streams fell "
@@ -372,6 +431,8 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=float, default=15.0)
     parser.add_argument("--fault-streams", type=int, default=10,
                         help="well-behaved streams in the fault runs (a level the machine holds)")
+    parser.add_argument("--all-levels", action="store_true",
+                        help="run every level, even after one where streams fell behind")
     parser.add_argument("--streams-only", action="store_true",
                         help="only the stream levels (no POST or fault runs): a baseline")
     parser.add_argument("--section", default="service_load",
@@ -389,16 +450,19 @@ def main() -> None:
     url = f"ws://127.0.0.1:{port}/v1/stream"
     pcm = to_pcm(speech(args.seconds))
     schedule = step_schedule(args.model, pcm)
+    cost = push_cost(args.model, pcm)
+    print("push", cost, flush=True)
     try:
         rows, skipped = [], []
         for n in args.levels:
-            if rows and rows[-1]["behind"] > rows[-1]["streams"] // 10:
+            if rows and rows[-1]["behind"] > rows[-1]["streams"] // 10 and not args.all_levels:
                 skipped.append(n)  # the level below already fell behind: spare the machine
                 continue
             rows.append(run_streams(url, n, pcm, schedule, server.pid))
             print(rows[-1], flush=True)
         if args.streams_only:
-            return write_section(args.section, "\n".join(stream_lines(args, load, rows, skipped)))
+            return write_section(args.section,
+                                 "\n".join(stream_lines(args, load, rows, skipped, cost)))
         post = run_posts(port, args.post_clients, args.post_seconds)
         print(post, flush=True)
         alone = run_streams(url, args.fault_streams, pcm, schedule, server.pid)
@@ -421,7 +485,7 @@ def main() -> None:
     tracebacks = log.read_text().count("Traceback")
 
     lines = [
-        *stream_lines(args, load, rows, skipped),
+        *stream_lines(args, load, rows, skipped, cost),
         "",
         f"`POST /v1/predict`, 3 s WAV files, {post['clients']} keep-alive clients for "
         f"{args.post_seconds:g} s: **{post['rps']:.1f} requests/s** (target ≥ 20), latency p50 "
