@@ -71,7 +71,9 @@ class StreamingFeatures:
         first = self.buffer_start
         if upto <= first:
             return
-        values = self.extractor.local(self.buffer)[: upto - first]
+        # only the samples these frames read (the frames after them would be thrown away)
+        values = self.extractor.local(self.buffer[: (upto - first - 1) * self.hop
+                                                  + self.reach])[: upto - first]
         self.local = values if self.local is None else np.concatenate([self.local, values])
         self.buffer = self.buffer[(upto - first) * self.hop :]
         self.buffer_start = upto
