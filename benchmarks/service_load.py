@@ -412,8 +412,9 @@ def stream_lines(args, load, rows: list[dict], skipped: list[int], cost: dict) -
         f"**{cost['total']:.1f} ms per second of audio** ({cost['total'] / 10:.2f} % of a "
         f"core): speech gate {cost['gate']:.1f}, features {cost['features']:.1f}, GRU "
         f"{cost['gru']:.1f}, classifier {cost['classifier']:.1f}, the rest of `push` "
-        f"{cost['other']:.1f} ms. What the server spends beyond it per stream (WebSocket "
-        "frames, JSON, the event loop) is the difference to the server CPU column.",
+        f"{cost['other']:.1f} ms. The server CPU column minus this is what a stream costs "
+        "beyond one warm `push`: WebSocket frames, JSON, the event loop, and the caches that "
+        "many interleaved streams share.",
         "",
         HEADER,
         *[fmt(r) for r in rows],
