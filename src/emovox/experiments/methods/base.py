@@ -80,6 +80,12 @@ class FoldResult:
         return cls(**data)
 
 
+def class_record(proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Label, confidence and every class probability (also what ONNX exports answer)."""
+    return {"label": labels[int(proba.argmax())], "confidence": round(float(proba.max()), 6),
+            "probabilities": {k: round(float(v), 6) for k, v in zip(labels, proba, strict=True)}}
+
+
 class Method:
     """A way of learning from a fold.
 
@@ -126,10 +132,7 @@ class Method:
     def describe(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
         """``emovox predict``'s record of one utterance's outputs: by default the label, its
         confidence and every class probability."""
-        return {"label": labels[int(outputs.argmax())],
-                "confidence": round(float(outputs.max()), 6),
-                "probabilities": {k: round(float(v), 6)
-                                  for k, v in zip(labels, outputs, strict=True)}}
+        return class_record(outputs, labels)
 
     def predict_wave(self, trained: Any, wave: np.ndarray) -> np.ndarray:
         """Probabilities (or values) for one new 16 kHz mono utterance (``emovox predict``)."""
