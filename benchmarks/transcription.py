@@ -1,0 +1,165 @@
+"""Whisper transcription, tiny.en vs the multilingual base: word error rate on real German
+(Emo-DB) and Polish (nEMO) speech, and real-time factor on 2 cores, one thread each.
+
+``wer``: a spread sample of each corpus (every k-th file), transcribed with tiny.en, base
+detecting the language and base told it (``de``, ``pl``); corpus WER against the corpus's
+sentences after lower-casing and removing punctuation. This copy of Emo-DB is cut to 2 s per
+file, so its sample is drawn from the files whose whole sentence ends within the clip (by the
+corpus's syllable alignment). Transcripts go through the usual cache (the multimodal
+``text_asr`` variants reuse them).
+
+``rtf``: seconds of compute per second of audio (faster-whisper, int8, greedy, word
+timestamps, no cache) on real Emo-DB files: one process with one thread, then two processes at
+once (one thread each, one per core) splitting the files. Run it on a quiet machine.
+
+    .venv/bin/python benchmarks/transcription.py wer [--files 50]
+    .venv/bin/python benchmarks/transcription.py rtf [--files 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import soundfile as sf  # noqa: E402
+from results import machine, write_section  # noqa: E402
+
+from emovox.asr.transcribe import Transcriber, word_error_rate  # noqa: E402
+from emovox.audio import load_audio  # noqa: E402
+from emovox.corpora.emodb import load_emodb  # noqa: E402
+from emovox.corpora.nemo import load_nemo  # noqa: E402
+from emovox.parallel import imap  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CORPORA = {"Emo-DB (German)": ("emodb", "de"), "nEMO (Polish)": ("nemo", "pl")}
+#: (column title, model, language: None detects it, or the corpus's language)
+SETTINGS = [("tiny.en", "tiny.en", None), ("base, detected", "base", None),
+            ("base, fixed", "base", "fixed")]
+
+
+def sample(corpus: str, n: int) -> tuple[list, int]:
+    """``n`` utterances spread over the corpus (sorted by id), and the size of the pool."""
+    if corpus == "emodb":
+        utts = [u for u in load_emodb(DATA / "emodb")
+                if u.words and u.words[-1].end <= sf.info(u.path).duration]
+    else:
+        utts = list(load_nemo(DATA / "nemo"))
+    utts.sort(key=lambda u: u.id)
+    return utts[:: max(1, len(utts) // n)][:n], len(utts)
+
+
+def wer(args: argparse.Namespace) -> None:
+    rows, examples, pools = [], [], {}
+    for title, (corpus, language) in CORPORA.items():
+        utts, pools[corpus] = sample(corpus, args.files)
+        seconds = sum(sf.info(u.path).duration for u in utts)
+        cells = []
+        for _, model, lang in SETTINGS:
+            lang = language if lang == "fixed" else lang
+            got = Transcriber(model, lang).manifest(utts)
+            hyps = [got[u.id].text for u in utts]
+            score = word_error_rate([u.transcript for u in utts], hyps)
+            detected = sum(got[u.id].language == language for u in utts)
+            cells.append(f"{score:.3f}" + (f" ({detected}/{len(utts)} detected {language})"
+                                           if model != "tiny.en" and lang is None else ""))
+            examples.append((title, model, lang or "detected", utts[0].id, utts[0].transcript,
+                             hyps[0]))
+            print(f"{title:18s} {model:8s} {lang or 'detect':6s} WER {score:.3f}")
+        rows.append(f"| {title} | {len(utts)} ({seconds:.0f} s) | " + " | ".join(cells) + " |")
+    lines = [
+        "## Transcription word error rate: Whisper tiny.en vs base",
+        "",
+        "A spread sample of each corpus (every k-th file by id: all speakers), greedy decoding, "
+        "int8, word timestamps; WER over the sample against the corpus's sentences, both sides "
+        "lower-cased with punctuation removed. Emo-DB in this copy is cut to 2 s per file: its "
+        f"sample is drawn from the {pools['emodb']} files whose whole sentence ends within the "
+        "clip. tiny.en is English-only (it is not told the language).",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/transcription.py wer --files {args.files}",
+        "```",
+        "",
+        "| corpus | files | " + " | ".join(t for t, _, _ in SETTINGS) + " |",
+        "|---|---|" + "---|" * len(SETTINGS),
+        *rows,
+        "",
+        "| corpus | model | language | first file | corpus sentence | transcript |",
+        "|---|---|---|---|---|---|",
+        *[f"| {t} | {m} | {lang} | {i} | {ref} | {hyp} |"
+          for t, m, lang, i, ref, hyp in examples],
+    ]
+    write_section("transcription_wer", "\n".join(lines))
+
+
+def timed(job: tuple) -> tuple[float, float]:
+    """(compute seconds, audio seconds) of one process transcribing ``paths`` on core ``core``
+    with one thread, after a warm-up on the first file."""
+    model, language, paths, core = job
+    if core is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {core})
+    waves = [load_audio(p) for p in paths]
+    transcriber = Transcriber(model, language, threads=1, cache=None)
+    transcriber.transcribe(waves[0])
+    start = time.perf_counter()
+    for wave in waves:
+        transcriber.transcribe(wave)
+    return time.perf_counter() - start, sum(len(w) for w in waves) / 16000
+
+
+def rtf(args: argparse.Namespace) -> None:
+    paths = [u.path for u in sample("emodb", args.files)[0]]
+    cores = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else [0, 1]
+    load_before = os.getloadavg()
+    rows = []
+    for title, model, lang in SETTINGS:
+        lang = "de" if lang == "fixed" else lang
+        alone, audio = timed((model, lang, paths, cores[0]))
+        start = time.perf_counter()
+        halves = [(model, lang, paths[i::2], core) for i, core in enumerate(cores)]
+        pair = list(imap(timed, halves, workers=2))
+        wall = time.perf_counter() - start
+        per_stream = sum(c for c, _ in pair) / sum(a for _, a in pair)
+        rows.append((title, alone / audio, per_stream))
+        print(f"{title:16s} RTF alone {alone / audio:.3f}   two at once {per_stream:.3f} each "
+              f"(wall incl. start-up {wall:.1f} s)")
+    load_after = os.getloadavg()
+    tiny = rows[0][1]
+    lines = [
+        "## Transcription real-time factor: Whisper tiny.en vs base",
+        "",
+        f"{len(paths)} real Emo-DB files ({args.files} requested; 2 s each in this copy), "
+        "faster-whisper int8, greedy, word timestamps, no cache; seconds of compute per second "
+        "of audio (lower is faster; < 1 is faster than real time), after a warm-up file. "
+        "Alone: one process, one thread, pinned to one core. Two at once: two processes, one "
+        "thread each, one per core, each transcribing half the files (the rate per stream). "
+        "Whisper pads every input to its 30 s window, so short utterances cost nearly as much "
+        f"as 30 s ones. {machine()}; load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after (1 min).",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/transcription.py rtf --files {args.files}",
+        "```",
+        "",
+        "| model | RTF alone (1 thread) | vs tiny.en | RTF per stream, 2 at once (1 thread each) |",
+        "|---|---|---|---|",
+        *[f"| Whisper {t} | {a:.3f} | {a / tiny:.2f}× | {p:.3f} |" for t, a, p in rows],
+    ]
+    write_section("transcription_rtf", "\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("part", choices=["wer", "rtf"])
+    parser.add_argument("--files", type=int, default=None,
+                        help="files per corpus (wer: 50) or in all (rtf: 24)")
+    args = parser.parse_args()
+    args.files = args.files or (50 if args.part == "wer" else 24)
+    (wer if args.part == "wer" else rtf)(args)
+
+
+if __name__ == "__main__":
+    main()
