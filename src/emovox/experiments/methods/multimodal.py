@@ -120,6 +120,9 @@ class MultimodalMethod(Method):
         normalise: str = "none"
         text: str = "corpus"
         transcripts: str | None = None
+        #: Recogniser for ``asr`` text and new audio: ``tiny.en`` (English only), ``base``
+        #: (multilingual) or a CTranslate2 directory; ``asr_language`` a Whisper code (de, pl)
+        #: or None (detected per utterance). Both are part of the transcript cache's key.
         asr_model: str = "tiny.en"
         asr_language: str | None = None
         vectors: str = "glove-6b-50d"
