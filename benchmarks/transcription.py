@@ -28,7 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import soundfile as sf  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
-from emovox.asr.transcribe import Transcriber, word_error_rate  # noqa: E402
+from emovox.asr.transcribe import Transcriber, error_rate  # noqa: E402
 from emovox.audio import load_audio  # noqa: E402
 from emovox.corpora.emodb import load_emodb  # noqa: E402
 from emovox.corpora.nemo import load_nemo  # noqa: E402
@@ -62,20 +62,24 @@ def wer(args: argparse.Namespace) -> None:
             lang = language if lang == "fixed" else lang
             got = Transcriber(model, lang).manifest(utts)
             hyps = [got[u.id].text for u in utts]
-            score = word_error_rate([u.transcript for u in utts], hyps)
+            refs = [u.transcript for u in utts]
+            score, chars = error_rate(refs, hyps), error_rate(refs, hyps, "char")
             detected = sum(got[u.id].language == language for u in utts)
-            cells.append(f"{score:.3f}" + (f" ({detected}/{len(utts)} detected {language})"
-                                           if model != "tiny.en" and lang is None else ""))
+            cells.append(f"{score:.3f} / {chars:.3f}"
+                         + (f" ({detected}/{len(utts)} detected {language})"
+                            if model != "tiny.en" and lang is None else ""))
             examples.append((title, model, lang or "detected", utts[0].id, utts[0].transcript,
                              hyps[0]))
-            print(f"{title:18s} {model:8s} {lang or 'detect':6s} WER {score:.3f}")
+            print(f"{title:18s} {model:8s} {lang or 'detect':6s} WER {score:.3f} CER {chars:.3f}")
         rows.append(f"| {title} | {len(utts)} ({seconds:.0f} s) | " + " | ".join(cells) + " |")
     lines = [
         "## Transcription word error rate: Whisper tiny.en vs base",
         "",
-        "A spread sample of each corpus (every k-th file by id: all speakers), greedy decoding, "
-        "int8, word timestamps; WER over the sample against the corpus's sentences, both sides "
-        "lower-cased with punctuation removed. Emo-DB in this copy is cut to 2 s per file: its "
+        "A spread sample of each corpus (every k-th file by id: all speakers), greedy decoding "
+        "(faster-whisper's temperature fallback on), int8, word timestamps; word / character "
+        "error rate over the sample against the corpus's sentences, both sides lower-cased with "
+        "punctuation removed (CER forgives spelling variants such as soweit / so weit). "
+        "Emo-DB in this copy is cut to 2 s per file: its "
         f"sample is drawn from the {pools['emodb']} files whose whole sentence ends within the "
         "clip. tiny.en is English-only (it is not told the language).",
         "",
@@ -83,7 +87,7 @@ def wer(args: argparse.Namespace) -> None:
         f".venv/bin/python benchmarks/transcription.py wer --files {args.files}",
         "```",
         "",
-        "| corpus | files | " + " | ".join(t for t, _, _ in SETTINGS) + " |",
+        "| corpus | files | " + " | ".join(f"{t}: WER / CER" for t, _, _ in SETTINGS) + " |",
         "|---|---|" + "---|" * len(SETTINGS),
         *rows,
         "",

@@ -10,9 +10,9 @@ import pytest
 
 from emovox.asr.transcribe import (
     Transcriber,
+    error_rate,
     joined_directory,
     model_directory,
-    word_error_rate,
 )
 from emovox.audio import load_audio
 from emovox.errors import ConfigError
@@ -77,11 +77,12 @@ def test_a_model_directory_without_a_tokenizer_is_refused(tmp_path):
         model_directory(str(tmp_path))
 
 
-def test_word_error_rate_ignores_case_and_punctuation():
-    assert word_error_rate(["Der Lappen liegt auf dem Eisschrank."],
-                           ["der Lappen liegt auf dem Eisschrank!"]) == 0.0
-    assert word_error_rate(["Der Lappen liegt auf dem Eisschrank."],
-                           ["Der Lappen liegt auf dem Eis."]) == pytest.approx(1 / 6)
+def test_error_rates_ignore_case_and_punctuation():
+    ref = ["Der Lappen liegt auf dem Eisschrank."]
+    assert error_rate(ref, ["der Lappen liegt auf dem Eisschrank!"]) == 0.0
+    assert error_rate(ref, ["Der Lappen liegt auf dem Eis."]) == pytest.approx(1 / 6)
+    # characters: "schrank" (7) of 35
+    assert error_rate(ref, ["Der Lappen liegt auf dem Eis."], "char") == pytest.approx(7 / 35)
 
 
 def test_cache_key_depends_on_model_and_language():
@@ -110,7 +111,7 @@ def test_base_transcribes_german_emodb_offline(base, emodb_manifest, cache, offl
     assert len(utts) == 4
     german = Transcriber(base, "de", cache=cache / "transcripts").manifest(utts, progress=False)
     assert model_directory(base).parent == cache / "whisper"
-    error = word_error_rate([u.transcript for u in utts], [german[u.id].text for u in utts])
+    error = error_rate([u.transcript for u in utts], [german[u.id].text for u in utts])
     assert error <= 0.15, {u.id: german[u.id].text for u in utts}
     assert all(t.words and t.language == "de" for t in german.values())
     detected = Transcriber(base, cache=None).transcribe(load_audio(utts[0].path))

@@ -173,16 +173,18 @@ class Transcriber:
         return out
 
 
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """Corpus word error rate (jiwer) after the same light normalisation of both sides: lower
-    case, punctuation removed, whitespace collapsed (Whisper's casing and punctuation vary
-    with prosody; the words are what the text encoder reads)."""
+def error_rate(references: list[str], hypotheses: list[str], unit: str = "word") -> float:
+    """Corpus word (``unit="word"``) or character (``"char"``) error rate (jiwer) after the same
+    light normalisation of both sides: lower case, punctuation removed, whitespace collapsed
+    (Whisper's casing and punctuation vary with prosody; the words are what the text encoder
+    reads). Characters forgive spelling variants that split words (``soweit``/``so weit``)."""
     try:
         import jiwer
     except ImportError:
-        raise ConfigError("word error rates need jiwer (pip install 'emovox[dev]')") from None
+        raise ConfigError("error rates need jiwer (pip install 'emovox[dev]')") from None
+    split = {"word": jiwer.ReduceToListOfListOfWords, "char": jiwer.ReduceToListOfListOfChars}
     norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(),
-                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
-                          jiwer.ReduceToListOfListOfWords()])
-    return float(jiwer.wer(references, hypotheses, reference_transform=norm,
-                           hypothesis_transform=norm))
+                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(), split[unit]()])
+    score = jiwer.wer if unit == "word" else jiwer.cer
+    return float(score(references, hypotheses, reference_transform=norm,
+                       hypothesis_transform=norm))
