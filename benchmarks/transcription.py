@@ -36,9 +36,9 @@ from emovox.parallel import imap  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPORA = {"Emo-DB (German)": ("emodb", "de"), "nEMO (Polish)": ("nemo", "pl")}
-#: (column title, model, language: None detects it, or the corpus's language)
-SETTINGS = [("tiny.en", "tiny.en", None), ("base, detected", "base", None),
-            ("base, fixed", "base", "fixed")]
+#: (column title, model, language: None detects it, or the corpus's language; beam size)
+SETTINGS = [("tiny.en", "tiny.en", None, 1), ("base, detected", "base", None, 1),
+            ("base, told", "base", "fixed", 1), ("base, told, beam 5", "base", "fixed", 5)]
 
 
 def sample(corpus: str, n: int) -> tuple[list, int]:
@@ -58,9 +58,9 @@ def wer(args: argparse.Namespace) -> None:
         utts, pools[corpus] = sample(corpus, args.files)
         seconds = sum(sf.info(u.path).duration for u in utts)
         cells = []
-        for _, model, lang in SETTINGS:
+        for _, model, lang, beam in SETTINGS:
             lang = language if lang == "fixed" else lang
-            got = Transcriber(model, lang).manifest(utts)
+            got = Transcriber(model, lang, beam).manifest(utts)
             hyps = [got[u.id].text for u in utts]
             refs = [u.transcript for u in utts]
             score, chars = error_rate(refs, hyps), error_rate(refs, hyps, "char")
@@ -68,17 +68,19 @@ def wer(args: argparse.Namespace) -> None:
             cells.append(f"{score:.3f} / {chars:.3f}"
                          + (f" ({detected}/{len(utts)} detected {language})"
                             if model != "tiny.en" and lang is None else ""))
-            examples.append((title, model, lang or "detected", utts[0].id, utts[0].transcript,
-                             hyps[0]))
-            print(f"{title:18s} {model:8s} {lang or 'detect':6s} WER {score:.3f} CER {chars:.3f}")
+            examples.append((title, model, lang or "detected", beam, utts[0].id,
+                             utts[0].transcript, hyps[0]))
+            print(f"{title:18s} {model:8s} {lang or 'detect':6s} beam {beam} "
+                  f"WER {score:.3f} CER {chars:.3f}")
         rows.append(f"| {title} | {len(utts)} ({seconds:.0f} s) | " + " | ".join(cells) + " |")
     lines = [
         "## Transcription word error rate: Whisper tiny.en vs base",
         "",
         "A spread sample of each corpus (every k-th file by id: all speakers), greedy decoding "
-        "(faster-whisper's temperature fallback on), int8, word timestamps; word / character "
-        "error rate over the sample against the corpus's sentences, both sides lower-cased with "
-        "punctuation removed (CER forgives spelling variants such as soweit / so weit). "
+        "unless beam 5 (faster-whisper's temperature fallback on), int8, word timestamps; "
+        "word / character error rate over the sample against the corpus's sentences, both "
+        "sides lower-cased with punctuation removed (CER forgives spelling variants such as "
+        "soweit / so weit). "
         "Emo-DB in this copy is cut to 2 s per file: its "
         f"sample is drawn from the {pools['emodb']} files whose whole sentence ends within the "
         "clip. tiny.en is English-only (it is not told the language).",
@@ -87,14 +89,14 @@ def wer(args: argparse.Namespace) -> None:
         f".venv/bin/python benchmarks/transcription.py wer --files {args.files}",
         "```",
         "",
-        "| corpus | files | " + " | ".join(f"{t}: WER / CER" for t, _, _ in SETTINGS) + " |",
+        "| corpus | files | " + " | ".join(f"{t[0]}: WER / CER" for t in SETTINGS) + " |",
         "|---|---|" + "---|" * len(SETTINGS),
         *rows,
         "",
-        "| corpus | model | language | first file | corpus sentence | transcript |",
-        "|---|---|---|---|---|---|",
-        *[f"| {t} | {m} | {lang} | {i} | {ref} | {hyp} |"
-          for t, m, lang, i, ref, hyp in examples],
+        "| corpus | model | language | beam | first file | corpus sentence | transcript |",
+        "|---|---|---|---|---|---|---|",
+        *[f"| {t} | {m} | {lang} | {b} | {i} | {ref} | {hyp} |"
+          for t, m, lang, b, i, ref, hyp in examples],
     ]
     write_section("transcription_wer", "\n".join(lines))
 
@@ -102,11 +104,11 @@ def wer(args: argparse.Namespace) -> None:
 def timed(job: tuple) -> tuple[float, float]:
     """(compute seconds, audio seconds) of one process transcribing ``paths`` on core ``core``
     with one thread, after a warm-up on the first file."""
-    model, language, paths, core = job
+    model, language, beam, paths, core = job
     if core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
     waves = [load_audio(p) for p in paths]
-    transcriber = Transcriber(model, language, threads=1, cache=None)
+    transcriber = Transcriber(model, language, beam, threads=1, cache=None)
     transcriber.transcribe(waves[0])
     start = time.perf_counter()
     for wave in waves:
@@ -119,11 +121,11 @@ def rtf(args: argparse.Namespace) -> None:
     cores = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else [0, 1]
     load_before = os.getloadavg()
     rows = []
-    for title, model, lang in SETTINGS:
+    for title, model, lang, beam in SETTINGS:
         lang = "de" if lang == "fixed" else lang
-        alone, audio = timed((model, lang, paths, cores[0]))
+        alone, audio = timed((model, lang, beam, paths, cores[0]))
         start = time.perf_counter()
-        halves = [(model, lang, paths[i::2], core) for i, core in enumerate(cores)]
+        halves = [(model, lang, beam, paths[i::2], core) for i, core in enumerate(cores)]
         pair = list(imap(timed, halves, workers=2))
         wall = time.perf_counter() - start
         per_stream = sum(c for c, _ in pair) / sum(a for _, a in pair)
@@ -136,8 +138,9 @@ def rtf(args: argparse.Namespace) -> None:
         "## Transcription real-time factor: Whisper tiny.en vs base",
         "",
         f"{len(paths)} real Emo-DB files ({args.files} requested; 2 s each in this copy), "
-        "faster-whisper int8, greedy, word timestamps, no cache; seconds of compute per second "
-        "of audio (lower is faster; < 1 is faster than real time), after a warm-up file. "
+        "faster-whisper int8, greedy unless beam 5, word timestamps, no cache, base told German; "
+        "seconds of compute per second of audio (lower is faster; < 1 is faster than real "
+        "time), after a warm-up file. "
         "Alone: one process, one thread, pinned to one core. Two at once: two processes, one "
         "thread each, one per core, each transcribing half the files (the rate per stream). "
         "Whisper pads every input to its 30 s window, so short utterances cost nearly as much "
