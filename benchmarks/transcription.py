@@ -13,7 +13,7 @@ timestamps, no cache) on real Emo-DB files: one process with one thread, then tw
 once (one thread each, one per core) splitting the files. Run it on a quiet machine.
 
     .venv/bin/python benchmarks/transcription.py wer [--files 50]
-    .venv/bin/python benchmarks/transcription.py rtf [--files 24]
+    .venv/bin/python benchmarks/transcription.py rtf [--files 16]
 """
 
 from __future__ import annotations
@@ -101,59 +101,61 @@ def wer(args: argparse.Namespace) -> None:
     write_section("transcription_wer", "\n".join(lines))
 
 
-def timed(job: tuple) -> tuple[float, float]:
-    """(compute seconds, audio seconds) of one process transcribing ``paths`` on core ``core``
-    with one thread, after a warm-up on the first file."""
+def timed(job: tuple) -> dict:
+    """One process transcribing ``paths`` on core ``core`` with one thread, after a warm-up on
+    the first file: wall and CPU seconds, audio seconds, files re-decoded at a temperature
+    above 0 (faster-whisper's fallback when the output looks repetitive or unlikely)."""
     model, language, beam, paths, core = job
     if core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
     waves = [load_audio(p) for p in paths]
     transcriber = Transcriber(model, language, beam, threads=1, cache=None)
     transcriber.transcribe(waves[0])
-    start = time.perf_counter()
-    for wave in waves:
-        transcriber.transcribe(wave)
-    return time.perf_counter() - start, sum(len(w) for w in waves) / 16000
+    wall, cpu = time.perf_counter(), time.process_time()
+    hot = sum(transcriber.transcribe(wave).temperature > 0 for wave in waves)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+            "audio": sum(len(w) for w in waves) / 16000, "fallback": hot}
 
 
 def rtf(args: argparse.Namespace) -> None:
     paths = [u.path for u in sample("emodb", args.files)[0]]
     cores = sorted(os.sched_getaffinity(0))[:2] if hasattr(os, "sched_getaffinity") else [0, 1]
-    load_before = os.getloadavg()
     rows = []
     for title, model, lang, beam in SETTINGS:
         lang = "de" if lang == "fixed" else lang
-        alone, audio = timed((model, lang, beam, paths, cores[0]))
-        start = time.perf_counter()
+        alone = timed((model, lang, beam, paths, cores[0]))
         halves = [(model, lang, beam, paths[i::2], core) for i, core in enumerate(cores)]
         pair = list(imap(timed, halves, workers=2))
-        wall = time.perf_counter() - start
-        per_stream = sum(c for c, _ in pair) / sum(a for _, a in pair)
-        rows.append((title, alone / audio, per_stream))
-        print(f"{title:16s} RTF alone {alone / audio:.3f}   two at once {per_stream:.3f} each "
-              f"(wall incl. start-up {wall:.1f} s)")
-    load_after = os.getloadavg()
+        per_stream = sum(r["wall"] for r in pair) / sum(r["audio"] for r in pair)
+        share = min(r["cpu"] / r["wall"] for r in (alone, *pair))
+        rows.append((title, alone["wall"] / alone["audio"], per_stream, alone["fallback"],
+                     share))
+        print(f"{title:18s} RTF alone {rows[-1][1]:.3f}   two at once {per_stream:.3f} each; "
+              f"{alone['fallback']}/{len(paths)} re-decoded; CPU share ≥ {share:.2f}")
     tiny = rows[0][1]
     lines = [
         "## Transcription real-time factor: Whisper tiny.en vs base",
         "",
-        f"{len(paths)} real Emo-DB files ({args.files} requested; 2 s each in this copy), "
-        "faster-whisper int8, greedy unless beam 5, word timestamps, no cache, base told German; "
-        "seconds of compute per second of audio (lower is faster; < 1 is faster than real "
-        "time), after a warm-up file. "
-        "Alone: one process, one thread, pinned to one core. Two at once: two processes, one "
-        "thread each, one per core, each transcribing half the files (the rate per stream). "
-        "Whisper pads every input to its 30 s window, so short utterances cost nearly as much "
-        f"as 30 s ones. {machine()}; load average {load_before[0]:.2f} before, "
-        f"{load_after[0]:.2f} after (1 min).",
+        f"{len(paths)} real Emo-DB files (2 s each in this copy), faster-whisper int8, greedy "
+        "unless beam 5, word timestamps, no cache, base told German or detecting it; wall "
+        "seconds per second of audio (lower is faster; < 1 is faster than real time), after a "
+        "warm-up file. Alone: one process, one thread, pinned to one core. Two at once: two "
+        "processes, one thread each, one per core, each transcribing half the files (the rate "
+        "per stream). Whisper pads every input to its 30 s window, so a 2 s utterance costs "
+        "nearly as much as a 30 s one. Re-decoded: files whose first decoding looked "
+        "repetitive or unlikely and were decoded again at higher temperatures (tiny.en, "
+        "English-only, on German). CPU share: the lowest CPU time / wall time of the timed "
+        f"processes (1.00: the core was theirs). {machine()}.",
         "",
         "```",
         f".venv/bin/python benchmarks/transcription.py rtf --files {args.files}",
         "```",
         "",
-        "| model | RTF alone (1 thread) | vs tiny.en | RTF per stream, 2 at once (1 thread each) |",
-        "|---|---|---|---|",
-        *[f"| Whisper {t} | {a:.3f} | {a / tiny:.2f}× | {p:.3f} |" for t, a, p in rows],
+        "| model | RTF alone (1 thread) | vs tiny.en | RTF per stream, 2 at once (1 thread "
+        "each) | re-decoded (alone) | CPU share |",
+        "|---|---|---|---|---|---|",
+        *[f"| Whisper {t} | {a:.3f} | {a / tiny:.2f}× | {p:.3f} | {f}/{len(paths)} | {c:.2f} |"
+          for t, a, p, f, c in rows],
     ]
     write_section("transcription_rtf", "\n".join(lines))
 
@@ -162,9 +164,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["wer", "rtf"])
     parser.add_argument("--files", type=int, default=None,
-                        help="files per corpus (wer: 50) or in all (rtf: 24)")
+                        help="files per corpus (wer: 50) or in all (rtf: 16)")
     args = parser.parse_args()
-    args.files = args.files or (50 if args.part == "wer" else 24)
+    args.files = args.files or (50 if args.part == "wer" else 16)
     (wer if args.part == "wer" else rtf)(args)
 
 

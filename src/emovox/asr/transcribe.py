@@ -42,6 +42,9 @@ class Transcript:
     text: str
     words: list[Word] = field(default_factory=list)
     language: str | None = None
+    #: The highest decoding temperature any segment needed: above 0, greedy (or beam) output
+    #: looked repetitive or unlikely and was sampled again (a sign of a poor transcript).
+    temperature: float = 0.0
 
 
 def model_directory(name: str) -> Path:
@@ -137,10 +140,12 @@ class Transcriber:
         segments, info = model.transcribe(
             np.asarray(wave, np.float32), language=self.language, beam_size=self.beam_size,
             word_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+        segments = list(segments)
         words = [Word(w.word.strip(), float(w.start), float(w.end))
                  for s in segments for w in (s.words or [])]
         text = " ".join(w.text for w in words).strip()
-        return Transcript(text, words, info.language)
+        return Transcript(text, words, info.language,
+                          max((float(s.temperature) for s in segments), default=0.0))
 
     def utterance(self, utt: Utterance) -> Transcript:
         target = None
@@ -151,7 +156,7 @@ class Transcriber:
                 try:
                     data = json.loads(target.read_text())
                     return Transcript(data["text"], [Word(**w) for w in data["words"]],
-                                      data.get("language"))
+                                      data.get("language"), data.get("temperature", 0.0))
                 except (ValueError, KeyError, TypeError):
                     log.warning("re-transcribing unreadable cache entry %s", target)
         result = self.transcribe(load_audio(utt.path, SAMPLE_RATE, utt.start, utt.end,
