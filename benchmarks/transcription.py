@@ -126,13 +126,16 @@ def rtf(args: argparse.Namespace) -> None:
         alone = timed((model, lang, beam, paths, cores[0]))
         halves = [(model, lang, beam, paths[i::2], core) for i, core in enumerate(cores)]
         pair = list(imap(timed, halves, workers=2))
-        per_stream = sum(r["wall"] for r in pair) / sum(r["audio"] for r in pair)
+        audio = sum(r["audio"] for r in pair)
+        per_stream = sum(r["wall"] for r in pair) / audio
+        pair_cpu = sum(r["cpu"] for r in pair) / audio
         share = min(r["cpu"] / r["wall"] for r in (alone, *pair))
-        rows.append((title, alone["wall"] / alone["audio"], per_stream, alone["fallback"],
-                     share))
-        print(f"{title:18s} RTF alone {rows[-1][1]:.3f}   two at once {per_stream:.3f} each; "
-              f"{alone['fallback']}/{len(paths)} re-decoded; CPU share ≥ {share:.2f}")
-    tiny = rows[0][1]
+        rows.append((title, alone["wall"] / alone["audio"], alone["cpu"] / alone["audio"],
+                     per_stream, pair_cpu, alone["fallback"], share))
+        print(f"{title:18s} RTF alone {rows[-1][1]:.3f} (CPU {rows[-1][2]:.3f})   two at once "
+              f"{per_stream:.3f} (CPU {pair_cpu:.3f}) each; {alone['fallback']}/{len(paths)} "
+              f"re-decoded; CPU share ≥ {share:.2f}")
+    tiny = rows[0][2]
     lines = [
         "## Transcription real-time factor: Whisper tiny.en vs base",
         "",
@@ -144,18 +147,20 @@ def rtf(args: argparse.Namespace) -> None:
         "per stream). Whisper pads every input to its 30 s window, so a 2 s utterance costs "
         "nearly as much as a 30 s one. Re-decoded: files whose first decoding looked "
         "repetitive or unlikely and were decoded again at higher temperatures (tiny.en, "
-        "English-only, on German). CPU share: the lowest CPU time / wall time of the timed "
-        f"processes (1.00: the core was theirs). {machine()}.",
+        "English-only, on German). CPU: CPU seconds per second of audio (what the RTF would be "
+        "on a core of its own); CPU share: the lowest CPU time / wall time of the timed "
+        "processes (1.00: the core was theirs; quiet.sh pauses only the long jobs, so other "
+        f"engineers' tests may still run). {machine()}.",
         "",
         "```",
         f".venv/bin/python benchmarks/transcription.py rtf --files {args.files}",
         "```",
         "",
-        "| model | RTF alone (1 thread) | vs tiny.en | RTF per stream, 2 at once (1 thread "
-        "each) | re-decoded (alone) | CPU share |",
-        "|---|---|---|---|---|---|",
-        *[f"| Whisper {t} | {a:.3f} | {a / tiny:.2f}× | {p:.3f} | {f}/{len(paths)} | {c:.2f} |"
-          for t, a, p, f, c in rows],
+        "| model | RTF alone (1 thread) | CPU alone | vs tiny.en (CPU) | RTF per stream, 2 at "
+        "once (1 thread each) | CPU per stream | re-decoded | CPU share |",
+        "|---|---|---|---|---|---|---|---|",
+        *[f"| Whisper {t} | {a:.3f} | {ac:.3f} | {ac / tiny:.2f}× | {p:.3f} | {pc:.3f} | "
+          f"{f}/{len(paths)} | {c:.2f} |" for t, a, ac, p, pc, f, c in rows],
     ]
     write_section("transcription_rtf", "\n".join(lines))
 
