@@ -2,8 +2,7 @@
 
 Training and inference utterances per second of the full model (raw waveform and spectrogram
 input; the utterances' own lengths and the paper's 10 s padding), the share of a forward pass
-spent in the convolution blocks, and the real-time factor of transcription (Whisper tiny.en,
-and base when installed as a directory faster-whisper can read).
+spent in the convolution blocks. Transcription (Whisper tiny.en vs base): transcription.py.
 
     .venv/bin/python benchmarks/multimodal_throughput.py [--files 64] [--batches 4]
 """
@@ -19,9 +18,7 @@ import numpy as np
 import torch
 from results import machine, write_section
 
-from emovox.asr.transcribe import Transcriber
 from emovox.audio import load_audio
-from emovox.errors import ConfigError
 from emovox.features import make_extractor
 from emovox.models.multimodal import MultimodalCMA
 from emovox.text import WordVectors, embed_texts
@@ -120,22 +117,6 @@ def main() -> None:
         print(f"{name:32s} train {train:7.1f} utt/s   inference {test:7.1f} utt/s")
         if conv_share is not None:
             parts.append((name, conv_share))
-    transcribe, skipped = [], []
-    audio_s = sum(len(w) for w in waves[:16]) / 16000
-    for model in ("tiny.en", "base"):
-        try:
-            tr = Transcriber(model, threads=args.threads, cache=None)
-            tr.transcribe(waves[0])
-        except ConfigError as exc:
-            print(f"{model}: skipped ({exc})")
-            skipped.append((model, str(exc)))
-            continue
-        start = time.perf_counter()
-        for w in waves[:16]:
-            tr.transcribe(w)
-        rtf = (time.perf_counter() - start) / audio_s
-        transcribe.append((model, rtf))
-        print(f"transcription {model}: real-time factor {rtf:.3f}")
     raw = rows[0][1]
     lines = [
         "## Multimodal (cross-modal attention) throughput",
@@ -162,11 +143,8 @@ def main() -> None:
         *[f"Forward pass, {n}: the three convolution blocks take {share:.0%} of the time."
           for n, share in parts],
         "",
-        f"| transcription | real-time factor ({args.threads} thread(s), int8, greedy) |",
-        "|---|---|",
-        *[f"| Whisper {m} | {r:.3f} |" for m, r in transcribe],
+        "Transcription: see the transcription_rtf section (`benchmarks/transcription.py rtf`).",
     ]
-    lines += [f"| Whisper {m} | not measured: {why} |" for m, why in skipped]
     write_section("multimodal", "\n".join(lines))
 
 

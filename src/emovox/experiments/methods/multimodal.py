@@ -124,8 +124,13 @@ class MultimodalMethod(Method):
         normalise: str = "none"
         text: str = "corpus"
         transcripts: str | None = None
+        #: Recogniser for ``asr`` text and new audio: ``tiny.en`` (English only), ``base``
+        #: (multilingual) or a CTranslate2 directory; ``asr_language`` a Whisper code (de, pl)
+        #: or None (detected per utterance); ``asr_beam_size`` 1 is greedy. All three are part
+        #: of the transcript cache's key.
         asr_model: str = "tiny.en"
         asr_language: str | None = None
+        asr_beam_size: int = 1
         vectors: str = "glove-6b-50d"
         max_words: int = 50
         oov: str = "hash"
@@ -158,7 +163,8 @@ class MultimodalMethod(Method):
     def transcriber(self):
         from emovox.asr.transcribe import Transcriber
 
-        return Transcriber(self.params.asr_model, self.params.asr_language)
+        p = self.params
+        return Transcriber(p.asr_model, p.asr_language, p.asr_beam_size)
 
     def texts(self, manifest: Manifest) -> list[str | None]:
         """Each utterance's text per ``params.text`` (recognised once, cached on disk)."""
