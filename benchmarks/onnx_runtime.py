@@ -59,12 +59,12 @@ def pct(times: list[float]) -> tuple[float, float]:
 def step_times(rec: Recognizer, onnx: OnnxRecognizer, rows: list[np.ndarray]):
     """Per decision step: the network part of both streams, fed the same step frames."""
     stream = StreamingRecognizer(rec)
-    gru, classifier = stream.gru, stream.classifier
+    gru, classifier = stream.model.gru, stream.model.classifier
     ort_stream = OnnxStream(onnx)
     n = ort_stream.step_frames
     torch_t, ort_t = [], []
     for feats in rows:
-        hidden, total, count = None, torch.zeros(stream.hidden_size), 0
+        hidden, total, count = None, torch.zeros(gru.hidden_size), 0
         ort_stream.reset()
         for start in range(0, len(feats) - n + 1, n):
             x = torch.from_numpy(feats[start : start + n])

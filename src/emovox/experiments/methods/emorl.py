@@ -34,6 +34,7 @@ from emovox.evaluation.metrics import classification_metrics
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split
 from emovox.experiments.methods.supervised import SequenceModels, Supervised, load_torch
+from emovox.experiments.streamers import GruStreamer
 from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
 from emovox.training.data import batches
@@ -98,7 +99,6 @@ class EmoRLMethod(Supervised):
 
     name = "emorl"
     Params = EmoRLConfig
-    streams = True
 
     def positive(self, labels: list[str]) -> int:
         return labels.index(self.params.positive) if self.params.positive else 0
@@ -186,6 +186,13 @@ class EmoRLMethod(Supervised):
         protocol = protocol_line(self.config, len({r.fold for r in results}))
         return early_report(out, self.config.name, protocol, self.params.step_ms,
                             [r.extra for r in results])
+
+    def streamer(self, trained: EmoRLModels) -> GruStreamer:
+        """The agent's GRU carried across chunks; its policy decides when to stop."""
+        agent = trained.agent
+        return GruStreamer(trained.extractor, trained.normaliser, trained.stack, agent.gru,
+                           agent.classifier, agent.policy, self.params.step_ms,
+                           self.params.max_steps)
 
     # -- model directories ----------------------------------------------------------------
     def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:
