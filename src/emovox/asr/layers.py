@@ -63,7 +63,7 @@ class WhisperLayers(Extractor):
                     frames = states[0].shape[1]
                 else:
                     mel = log_mel(piece, encoder.n_mels, CHUNK_FRAMES if pad else None)
-                    states = encoder(mel[None])
+                    states = encoder(mel[None], upto=max(indices))
                     frames = -(-(len(piece) // HOP) // 2)
                 out.append(torch.cat([states[i][0, :frames] for i in indices], -1).numpy())
         return np.concatenate(out)
