@@ -159,14 +159,15 @@ class WindowStreamer(Streamer):
     """Every ``step_ms``: ``features`` of the heard audio (or of its last ``window_s`` seconds,
     earlier frames kept as last computed), then ``classify`` on all frames heard.
 
-    ``features`` maps samples to [frames, dim] at ``frame_rate`` (frame i starting at sample
-    i·hop); ``classify`` maps an utterance's frames to class probabilities (normalisation,
-    stacking and the model, as offline). With ``window_s=None`` a step's probabilities are
-    exactly offline inference on the prefix heard; with a window they are too while the
-    utterance is no longer than the window.
+    ``features(samples, first_frame)`` maps samples that start at frame ``first_frame`` of the
+    utterance to [frames, dim] at ``frame_rate`` (frame i starting at sample i·hop; an
+    extractor's ``extract_from``); ``classify`` maps an utterance's frames to class
+    probabilities (normalisation, stacking and the model, as offline). With ``window_s=None`` a
+    step's probabilities are exactly offline inference on the prefix heard; with a window they
+    are too while the utterance is no longer than the window.
     """
 
-    def __init__(self, features: Callable[[np.ndarray], np.ndarray],
+    def __init__(self, features: Callable[[np.ndarray, int], np.ndarray],
                  classify: Callable[[np.ndarray], np.ndarray], sample_rate: int,
                  frame_rate: float, step_ms: float = STEP_MS, window_s: float | None = None):
         hop = sample_rate / frame_rate
@@ -224,7 +225,7 @@ class WindowStream(UtteranceStream):
         if first > self.frozen_frames:
             self.frozen.append(self.window[: first - self.frozen_frames])
             self.frozen_frames = first
-        self.window = model.features(self.audio[start:end])
+        self.window = model.features(self.audio[start:end], first)
         return np.concatenate([*self.frozen, self.window]) if self.frozen else self.window
 
     def _step(self, end: int) -> Step:

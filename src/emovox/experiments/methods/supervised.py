@@ -137,7 +137,7 @@ class Supervised(Method):
         if not isinstance(net, torch.nn.Module) or trained.extractor.frame_rate is None:
             raise EmovoxError(f"model {self.config.model.name!r} cannot stream: it reads "
                               "whole-utterance features")
-        return WindowStreamer(trained.extractor.extract_long,
+        return WindowStreamer(trained.extractor.extract_from,
                               lambda feats: self.classify(trained, feats),
                               trained.extractor.sample_rate, trained.extractor.frame_rate,
                               window_s=WINDOW_S)
