@@ -85,43 +85,35 @@ def streamer(rec: Recognizer, window: float | None) -> WindowStreamer:
                           base.step_ms, window)
 
 
-def step_costs(model: WindowStreamer, waves: list[np.ndarray], seconds: float) -> np.ndarray:
-    """The step that ends at ``seconds`` of each utterance (its earlier steps run untimed);
-    each the least of 3 runs of that step, so that another process taking the core for a
+def step_cost(model: WindowStreamer, wave: np.ndarray, seconds: float) -> float:
+    """Milliseconds of the step that ends at ``seconds`` of ``wave`` (its earlier steps run
+    untimed): the least of 3 runs of that step, so that another process taking the core for a
     moment is not counted as the step's cost."""
-    times = []
     end = int(seconds * 16000)
-    for wave in waves:
-        stream = model.start(10**9)
-        stream.push(wave[: end - model.step_samples])
+    stream = model.start(10**9)
+    stream.push(wave[: end - model.step_samples])
+    t = time.perf_counter()
+    stream.push(wave[end - model.step_samples : end])
+    runs = [time.perf_counter() - t]
+    for _ in range(2):  # the same step again: same window, same frozen frames
         t = time.perf_counter()
-        stream.push(wave[end - model.step_samples : end])
-        runs = [time.perf_counter() - t]
-        for _ in range(2):  # the same step again: same window, same frozen frames
-            t = time.perf_counter()
-            stream._step(end)
-            runs.append(time.perf_counter() - t)
-        times.append(min(runs))
-    return np.array(times) * 1000
+        stream._step(end)
+        runs.append(time.perf_counter() - t)
+    return min(runs) * 1000
 
 
-def stream_cost(rec: Recognizer, model: WindowStreamer, waves: list[np.ndarray]) -> float:
-    """Seconds of compute per second of audio, whole utterances through the recogniser (the
-    lesser of 2 runs of each)."""
-    spent = audio = 0.0
-    for wave in waves:
-        runs = []
-        for _ in range(2):
-            stream = StreamingRecognizer(rec)
-            stream.model = model
-            t = time.perf_counter()
-            for start in range(0, len(wave), CHUNK):
-                stream.push(wave[start : start + CHUNK])
-            stream.end()
-            runs.append(time.perf_counter() - t)
-        spent += min(runs)
-        audio += len(wave) / 16000
-    return spent / audio
+def stream_cost(rec: Recognizer, model: WindowStreamer, wave: np.ndarray) -> float:
+    """Seconds of compute for one utterance through the recogniser (the lesser of 2 runs)."""
+    runs = []
+    for _ in range(2):
+        stream = StreamingRecognizer(rec)
+        stream.model = model
+        t = time.perf_counter()
+        for start in range(0, len(wave), CHUNK):
+            stream.push(wave[start : start + CHUNK])
+        stream.end()
+        runs.append(time.perf_counter() - t)
+    return min(runs)
 
 
 def last_step(model: WindowStreamer, wave: np.ndarray) -> np.ndarray:
@@ -135,8 +127,6 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "streaming_recogniser")
     args = parser.parse_args()
     rec = Recognizer(model_dir(args.work))
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     StreamingRecognizer(rec, threads=1)  # one torch/BLAS thread
     pieces = {s: utterances(s) for s in LENGTHS}
     waves = {s: [w for _, w in pieces[s]] for s in LENGTHS}
@@ -144,21 +134,29 @@ def main() -> None:
     streamer(rec, None).start(1).push(waves[2][0])  # warm-up: the encoder's weights
     load = os.getloadavg()[0]
 
-    rows, accuracy, labels = [], [], {}
-    for window in WINDOWS:
-        model = streamer(rec, window)
-        name = "growing" if window is None else f"window {window:g} s"
-        for s in LENGTHS:
-            cost = step_costs(model, waves[s], s)
-            per_audio = stream_cost(rec, model, waves[s][:5])
-            rows.append((name, s, *np.percentile(cost, [50, 99]), per_audio))
+    models = {("growing" if w is None else f"window {w:g} s"): streamer(rec, w) for w in WINDOWS}
+    rows, accuracy = [], []
+    for s in LENGTHS:  # the ways of encoding take turns on each utterance: same load for all
+        costs: dict[str, list[float]] = {name: [] for name in models}
+        spent = dict.fromkeys(models, 0.0)
+        labels: dict[str, list[int]] = {name: [] for name in models}
+        for i, wave in enumerate(waves[s]):
+            for name, model in models.items():
+                costs[name].append(step_cost(model, wave, s))
+                if i < 5:
+                    spent[name] += stream_cost(rec, model, wave)
+                labels[name].append(int(last_step(model, wave).argmax()))
+        for name in models:
+            per_audio = spent[name] / (min(5, len(waves[s])) * s)
+            rows.append((name, s, *np.percentile(costs[name], [50, 99]), per_audio))
             print(f"{name:14s} {s:2d} s  step p50 {rows[-1][2]:6.1f} ms  p99 {rows[-1][3]:6.1f} "
                   f"ms  {per_audio * 1000:6.1f} ms per s of audio  -> {2 / per_audio:5.1f} "
                   "streams on 2 cores")
-            labels[name, s] = np.array([last_step(model, w).argmax() for w in waves[s]])
-            same = float(np.mean(labels[name, s] == labels["growing", s]))
-            accuracy.append((name, s, len(waves[s]), float(np.mean(labels[name, s] == truth[s])),
-                             same))
+            got = np.array(labels[name])
+            accuracy.append((name, s, len(got), float(np.mean(got == truth[s])),
+                             float(np.mean(got == np.array(labels["growing"])))))
+    rows.sort(key=lambda r: list(models).index(r[0]))
+    accuracy.sort(key=lambda r: list(models).index(r[0]))
     at5 = {r[0]: r for r in rows if r[1] == 5}
     lines = [
         "## Streaming a recogniser-layer model (MP-2, Whisper tiny.en layer 2)",
@@ -166,9 +164,10 @@ def main() -> None:
         "Per decision step (300 ms), re-encoding the heard audio: the whole utterance "
         "(`growing`, exact: the offline features of the prefix) or its last W s (`window`: "
         "frames keep their absolute Whisper positions; older frames keep the states of the last "
-        "window that held them). One process, one thread, pinned to one core; load average "
+        "window that held them). One process, one thread; load average "
         f"{load:.2f} when it started (other engineers' jobs; each step timed as the least of 3 "
-        f"runs, each utterance of 2); {machine()}. Speech: the held-out speakers' (15, 16) "
+        "runs, each utterance of 2; the ways of encoding take turns on each utterance); "
+        f"{machine()}. Speech: the held-out speakers' (15, 16) "
         "Emo-DB files of one emotion back to back, cut to 2, 5, 10 s "
         f"({', '.join(f'{len(waves[s])} at {s} s' for s in LENGTHS)}). Step cost: the step "
         "ending at that length. Per second of audio: 5 of them through "

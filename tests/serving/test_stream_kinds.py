@@ -68,6 +68,14 @@ def mm_rec(synthetic_corpus, tmp_path_factory) -> Recognizer:
                      "threads": 1}})
 
 
+def windowed(stream: StreamingRecognizer, window_s: float | None) -> StreamingRecognizer:
+    """The stream re-encoding the last ``window_s`` seconds (None: all it heard) every step."""
+    model = stream.model
+    stream.model = WindowStreamer(model.features, model.classify, model.sample_rate,
+                                  model.frame_rate, model.step_ms, window_s)
+    return stream
+
+
 def _stream(stream: StreamingRecognizer, wave: np.ndarray, chunk: int = 1600) -> list:
     events = []
     for start in range(0, len(wave), chunk):
@@ -77,11 +85,12 @@ def _stream(stream: StreamingRecognizer, wave: np.ndarray, chunk: int = 1600) ->
 
 # ---- recogniser layers ---------------------------------------------------------------------
 def test_recogniser_steps_equal_offline_on_the_heard_prefix(mp_rec, emodb):
-    """Parity: every step's probabilities are `Recognizer.proba` on the audio heard so far
-    (the utterance from its onset), within 1e-4; the window the stream encoded is exactly the
-    offline features of that prefix; the forced decision is the last step."""
+    """Parity, re-encoding all that was heard: every step's probabilities are `Recognizer.proba`
+    on the audio heard so far (the utterance from its onset), within 1e-4; the window the stream
+    encoded is exactly the offline features of that prefix; the forced decision is the last
+    step."""
     wave = speech(emodb)
-    stream = StreamingRecognizer(mp_rec, gate=GateConfig(min_speech_ms=0))
+    stream = windowed(StreamingRecognizer(mp_rec, gate=GateConfig(min_speech_ms=0)), None)
     assert stream.step_ms == 300
     events, checked = [], 0
     for start in range(0, len(wave), 4800):
@@ -117,20 +126,20 @@ def test_recogniser_threshold_decides_early_and_window_is_exact_within_it(mp_rec
     decision = next(e for e in events if e.type == "decision")
     assert not decision.data["forced"] and decision.time == pytest.approx(0.3)
 
-    # A 1.2 s window: the same steps as the growing window until the utterance outgrows it,
-    # then the frames that slid out keep their states (close, no longer exact).
-    exact = [e for e in _stream(StreamingRecognizer(mp_rec), wave) if e.type == "step"]
-    windowed = StreamingRecognizer(mp_rec)
-    model = windowed.model
-    windowed.model = WindowStreamer(model.features, model.classify, 16000, 50.0, window_s=1.2)
-    capped = [e for e in _stream(windowed, wave) if e.type == "step"]
+    # The default 2 s window: the same steps as re-encoding everything until the utterance
+    # outgrows it, then the frames that slid out keep their states (close, no longer exact).
+    exact = [e for e in _stream(windowed(StreamingRecognizer(mp_rec), None), wave)
+             if e.type == "step"]
+    default = StreamingRecognizer(mp_rec)
+    assert default.model.window_s == 2.0
+    capped = [e for e in _stream(default, wave) if e.type == "step"]
     assert len(capped) == len(exact)
     for a, b in zip(exact, capped, strict=True):
         gap = np.abs(np.subtract(list(a.data["probabilities"].values()),
                                  list(b.data["probabilities"].values()))).max()
-        assert gap < 1e-4 if a.time <= 1.2 else gap < 0.5
+        assert gap < 1e-4 if a.time <= 2.0 else gap < 0.5
     assert any(a.data["probabilities"] != b.data["probabilities"]
-               for a, b in zip(exact, capped, strict=True) if a.time > 1.5)
+               for a, b in zip(exact, capped, strict=True) if a.time > 2.5)
 
 
 def test_recogniser_model_is_listed_as_streaming_and_streams_from_the_cli(mp_rec, emodb):
