@@ -177,8 +177,12 @@ def test_multimodal_decides_once_per_utterance_from_its_audio(mm_rec, emodb):
         assert end.data["fraction_at_decision"] == 1.0
 
 
-def test_multimodal_streams_through_the_cli_and_the_service(mm_rec, emodb):
+def test_multimodal_streams_through_the_cli_and_the_service(mm_rec, emodb, tmp_path):
     assert describe(mm_rec.model_dir)["streams"]
+    export = subprocess.run([sys.executable, "-m", "emovox.cli", "export",
+                             str(mm_rec.model_dir), "--out", str(tmp_path / "onnx")],
+                            capture_output=True, text=True, timeout=120)
+    assert export.returncode == 2 and len(export.stderr.strip().splitlines()) == 1, export.stderr
     path = emodb / "wav" / f"{FILE}.wav"
     proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", str(path), "--model",
                            str(mm_rec.model_dir), "--steps"],
