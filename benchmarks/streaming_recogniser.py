@@ -82,7 +82,7 @@ def utterances(seconds: float) -> list[tuple[str, np.ndarray]]:
 def streamer(rec: Recognizer, window: float | None) -> WindowStreamer:
     base = rec.method.streamer(rec.trained)
     return WindowStreamer(base.features, base.classify, base.sample_rate, base.frame_rate,
-                          base.step_ms, window)
+                          base.step_ms, window, base.max_steps)
 
 
 def step_cost(model: WindowStreamer, wave: np.ndarray, seconds: float) -> float:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -72,7 +73,7 @@ def windowed(stream: StreamingRecognizer, window_s: float | None) -> StreamingRe
     """The stream re-encoding the last ``window_s`` seconds (None: all it heard) every step."""
     model = stream.model
     stream.model = WindowStreamer(model.features, model.classify, model.sample_rate,
-                                  model.frame_rate, model.step_ms, window_s)
+                                  model.frame_rate, model.step_ms, window_s, model.max_steps)
     return stream
 
 
@@ -140,6 +141,35 @@ def test_recogniser_threshold_decides_early_and_window_is_exact_within_it(mp_rec
         assert gap < 1e-4 if a.time <= 2.0 else gap < 0.5
     assert any(a.data["probabilities"] != b.data["probabilities"]
                for a, b in zip(exact, capped, strict=True) if a.time > 2.5)
+
+
+def test_an_emorl_agent_on_recogniser_layers_decides_on_the_heard_prefix(emodb):
+    """EmoRL's agent on Whisper layers: each step's probabilities and actions are the agent's on
+    the running mean of its GRU over the offline features of the prefix heard."""
+    import torch
+
+    from emovox.early.reinforce import EmoRLConfig
+    from emovox.experiments.methods.emorl import EmoRLMethod, EmoRLModels
+    from emovox.features import Normaliser, make_extractor
+    from emovox.models.emorl import EmoRL
+
+    torch.manual_seed(0)
+    extractor = make_extractor("whisper_layers", model="tiny.en", layers=2)
+    wave = load_audio(emodb / "wav" / f"{FILE}.wav")
+    normaliser = Normaliser("global").fit([extractor(wave)])
+    agent = EmoRL(extractor.dim, 3, hidden=8).eval()
+    method = EmoRLMethod(SimpleNamespace(method=SimpleNamespace(params=EmoRLConfig())))
+    trained = EmoRLModels([agent], normaliser, None, extractor, 1)
+    stream = method.streamer(trained).start(10**9)
+    steps = stream.push(wave[:9000]) + stream.push(wave[9000:]) + stream.finish()
+    assert [round(s.seconds, 4) for s in steps] == [0.3, 0.6, 0.9, 1.2, 1.5, 1.8, 2.0]
+    for step in steps:
+        feats = normaliser.apply([extractor(wave[: round(step.seconds * 16000)])])[0]
+        with torch.no_grad():
+            state = agent.gru(torch.from_numpy(feats)[None])[0][0].mean(0)
+            np.testing.assert_allclose(step.proba, torch.softmax(agent.classifier(state), -1),
+                                       atol=1e-5)
+            np.testing.assert_allclose(step.actions, agent.policy(state), atol=1e-5)
 
 
 def test_recogniser_model_is_listed_as_streaming_and_streams_from_the_cli(mp_rec, emodb):

@@ -162,21 +162,23 @@ class WindowStreamer(Streamer):
     ``features(samples, first_frame)`` maps samples that start at frame ``first_frame`` of the
     utterance to [frames, dim] at ``frame_rate`` (frame i starting at sample i·hop; an
     extractor's ``extract_from``); ``classify`` maps an utterance's frames to class
-    probabilities (normalisation, stacking and the model, as offline). With ``window_s=None`` a
+    probabilities (normalisation, stacking and the model, as offline) and the agent's action
+    logits (None without an agent). With ``window_s=None`` a
     step's probabilities are exactly offline inference on the prefix heard; with a window they
     are too while the utterance is no longer than the window.
     """
 
     def __init__(self, features: Callable[[np.ndarray, int], np.ndarray],
-                 classify: Callable[[np.ndarray], np.ndarray], sample_rate: int,
-                 frame_rate: float, step_ms: float = STEP_MS, window_s: float | None = None):
+                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+                 sample_rate: int, frame_rate: float, step_ms: float = STEP_MS,
+                 window_s: float | None = None, max_steps: int | None = None):
         hop = sample_rate / frame_rate
         if hop != int(hop):
             raise EmovoxError(f"features at {frame_rate:g} frames/s do not align with "
                               f"{sample_rate} Hz samples; this model cannot stream")
         self.features, self.classify = features, classify
         self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
-        self.step_ms = step_ms
+        self.step_ms, self.max_steps = step_ms, max_steps
         self.step_samples = int(round(step_ms / 1000 * sample_rate))
         if window_s is not None and window_s < step_ms / 1000:
             raise EmovoxError(f"window_s={window_s:g}: must hold at least one step "
@@ -232,7 +234,7 @@ class WindowStream(UtteranceStream):
         feats = self.heard_features(end)
         self.steps += 1
         self.frames = len(feats)
-        return Step(end / self.model.sample_rate, self.model.classify(feats))
+        return Step(end / self.model.sample_rate, *self.model.classify(feats))
 
 
 # ---- one decision per utterance --------------------------------------------------------------

@@ -33,8 +33,14 @@ from emovox.early.report import early_report
 from emovox.evaluation.metrics import classification_metrics
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split
-from emovox.experiments.methods.supervised import SequenceModels, Supervised, load_torch
-from emovox.experiments.streamers import GruStreamer
+from emovox.experiments.methods.supervised import (
+    WINDOW_S,
+    SequenceModels,
+    Supervised,
+    load_torch,
+)
+from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
+from emovox.features.spectral import FramedExtractor
 from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
 from emovox.training.data import batches
@@ -187,12 +193,23 @@ class EmoRLMethod(Supervised):
         return early_report(out, self.config.name, protocol, self.params.step_ms,
                             [r.extra for r in results])
 
-    def streamer(self, trained: EmoRLModels) -> GruStreamer:
-        """The agent's GRU carried across chunks; its policy decides when to stop."""
-        agent = trained.agent
-        return GruStreamer(trained.extractor, trained.normaliser, trained.stack, agent.gru,
-                           agent.classifier, agent.policy, self.params.step_ms,
-                           self.params.max_steps)
+    def streamer(self, trained: EmoRLModels) -> Streamer:
+        """The agent's GRU carried across chunks, its policy deciding when to stop; on features
+        that cannot stream frame for frame (a recogniser's layers), the heard audio re-encoded
+        every step and the GRU run over all of it."""
+        agent, params = trained.agent, self.params
+        if isinstance(trained.extractor, FramedExtractor):
+            return GruStreamer(trained.extractor, trained.normaliser, trained.stack, agent.gru,
+                               agent.classifier, agent.policy, params.step_ms, params.max_steps)
+
+        @torch.no_grad()
+        def classify(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            state = agent.gru(torch.from_numpy(trained.sequences([feats])[0])[None])[0][0].mean(0)
+            return torch.softmax(agent.classifier(state), -1).numpy(), agent.policy(state).numpy()
+
+        return WindowStreamer(trained.extractor.extract_from, classify,
+                              trained.extractor.sample_rate, trained.extractor.frame_rate,
+                              params.step_ms, WINDOW_S, params.max_steps)
 
     # -- model directories ----------------------------------------------------------------
     def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:

@@ -140,7 +140,7 @@ class Supervised(Method):
             raise EmovoxError(f"model {self.config.model.name!r} cannot stream: it reads "
                               "whole-utterance features")
         return WindowStreamer(trained.extractor.extract_from,
-                              lambda feats: self.classify(trained, feats),
+                              lambda feats: (self.classify(trained, feats), None),
                               trained.extractor.sample_rate, trained.extractor.frame_rate,
                               window_s=WINDOW_S)
 
