@@ -207,6 +207,16 @@ def test_multimodal_decides_once_per_utterance_from_its_audio(mm_rec, emodb):
         assert end.data["fraction_at_decision"] == 1.0
 
 
+def test_multimodal_does_not_transcribe_a_burst_too_short_to_decide(mm_rec, emodb):
+    wave = load_audio(emodb / "wav" / f"{FILE}.wav")
+    onset = int(np.argmax(np.abs(wave) > 0.05))
+    burst = np.concatenate([wave[onset : onset + 4800], np.zeros(16000, np.float32)])
+    stream = StreamingRecognizer(mm_rec)
+    stream.model.predict = None  # calling it would fail the test
+    events = _stream(stream, burst)
+    assert [e.type for e in events] == ["utterance_start", "no_speech", "utterance_end"]
+
+
 def test_multimodal_streams_through_the_cli_and_the_service(mm_rec, emodb, tmp_path):
     assert describe(mm_rec.model_dir)["streams"]
     export = subprocess.run([sys.executable, "-m", "emovox.cli", "export",

@@ -193,7 +193,9 @@ class _Utterance:
 
     def finish(self, reason: str) -> list[Event]:
         owner = self.owner
-        events = self._steps(self.state.finish())
+        # An utterance-level model runs (transcribes, classifies) only for a decision.
+        wanted = owner.step_ms is not None or (self.enough_speech and not self.decided)
+        events = self._steps(self.state.finish()) if wanted else []
         if not self.decided:
             if self.enough_speech and self.last is not None:
                 events.append(self._decision(self.last, forced=True))
