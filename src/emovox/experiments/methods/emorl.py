@@ -195,10 +195,11 @@ class EmoRLMethod(Supervised):
 
     def streamer(self, trained: EmoRLModels) -> Streamer:
         """The agent's GRU carried across chunks, its policy deciding when to stop; on features
-        that cannot stream frame for frame (a recogniser's layers), the heard audio re-encoded
-        every step and the GRU run over all of it."""
+        that cannot stream frame for frame (a recogniser's layers) or per-utterance
+        normalisation, the heard audio re-encoded every step and the GRU run over all of it."""
         agent, params = trained.agent, self.params
-        if isinstance(trained.extractor, FramedExtractor):
+        if isinstance(trained.extractor, FramedExtractor) and \
+                trained.normaliser.mode != "utterance":
             return GruStreamer(trained.extractor, trained.normaliser, trained.stack, agent.gru,
                                agent.classifier, agent.policy, params.step_ms, params.max_steps)
 

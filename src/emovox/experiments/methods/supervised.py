@@ -128,12 +128,13 @@ class Supervised(Method):
                                                     np.zeros(1, dtype=np.int64)))[0]
 
     def streamer(self, trained: SequenceModels) -> Streamer:
-        """A single GRU on features that stream frame for frame carries its state across
-        chunks; any other sequence model (a recogniser's layers: mp, layer_mix, rnn) re-encodes
-        the heard audio every step."""
+        """A single GRU on features that stream frame for frame (normalised with fixed
+        statistics) carries its state across chunks; any other sequence model (a recogniser's
+        layers: mp, layer_mix, rnn) re-encodes the heard audio every step."""
         net = trained.members[0]
         if len(trained.members) == 1 and isinstance(net, GruBaseline) and \
-                isinstance(trained.extractor, FramedExtractor):
+                isinstance(trained.extractor, FramedExtractor) and \
+                trained.normaliser.mode != "utterance":
             return GruStreamer(trained.extractor, trained.normaliser, trained.stack, net.gru,
                                net.head)
         if not isinstance(net, torch.nn.Module) or trained.extractor.frame_rate is None:
