@@ -32,7 +32,7 @@ from emovox.training.trainer import class_weight_tensor, seed_everything
 #: (``experiments.streamers.WindowStreamer``): the utterance's last WINDOW_S seconds, older
 #: frames keeping their states; exact up to WINDOW_S, and within the per-step budget at any
 #: length (benchmarks/streaming_recogniser.py measures 1.5, 2, 3 s and the whole utterance).
-WINDOW_S: float | None = 2.0
+WINDOW_S: float | None = 3.0
 
 
 @dataclass
