@@ -163,9 +163,9 @@ class WindowStreamer(Streamer):
     utterance to [frames, dim] at ``frame_rate`` (frame i starting at sample i·hop; an
     extractor's ``extract_from``); ``classify`` maps an utterance's frames to class
     probabilities (normalisation, stacking and the model, as offline) and the agent's action
-    logits (None without an agent). With ``window_s=None`` a
-    step's probabilities are exactly offline inference on the prefix heard; with a window they
-    are too while the utterance is no longer than the window.
+    logits (None without an agent). With ``window_s=None`` a step's probabilities are exactly
+    offline inference on the prefix heard; with a window they are too while the utterance is no
+    longer than the window.
     """
 
     def __init__(self, features: Callable[[np.ndarray, int], np.ndarray],
