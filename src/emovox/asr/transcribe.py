@@ -85,9 +85,12 @@ class Transcriber:
 
     def transcribe(self, wave: np.ndarray) -> Transcript:
         model = load_recogniser(self.model, self.threads)
+        # Temperature 0 only: Whisper's fallback to sampling at higher temperatures made the
+        # same audio give different words (and a multimodal model different decisions).
         segments, info = model.transcribe(
             np.asarray(wave, np.float32), language=self.language, beam_size=self.beam_size,
-            word_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            word_timestamps=True, condition_on_previous_text=False, vad_filter=False,
+            temperature=0.0)
         words = [Word(w.word.strip(), float(w.start), float(w.end))
                  for s in segments for w in (s.words or [])]
         text = " ".join(w.text for w in words).strip()
