@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import uvloop
 from results import machine, write_section
 from websockets.asyncio.client import connect
 
@@ -80,6 +81,57 @@ def step_schedule(model: str, pcm: bytes) -> list[tuple[int, float]]:
         schedule += [(i, e.to_dict()["time"]) for e in stream.push(chunk) if e.type == "step"]
     schedule += [(len(chunks), e.to_dict()["time"]) for e in stream.end() if e.type == "step"]
     return schedule
+
+
+def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
+    """Server-side cost of one stream without the network: CPU ms of ``StreamingRecognizer.push``
+    per second of audio (100 ms chunks), in all and by part (the speech gate, incremental
+    features, the GRU, the classifier; "other" is the rest of push), measured in this process
+    with the emovox it imports (so a baseline run measures the baseline's code)."""
+    from emovox.features.incremental import StreamingFeatures
+    from emovox.serving.streaming import SpeechGate
+
+    spent: dict[str, float] = dict.fromkeys(("gate", "features", "gru", "classifier"), 0.0)
+
+    def timed(owner, name: str, key: str):
+        inner = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[key] += time.process_time() - start
+        return wrapper
+
+    gate_method = "judge" if hasattr(SpeechGate, "judge") else "__call__"
+    saved = [(SpeechGate, gate_method, getattr(SpeechGate, gate_method)),
+             (StreamingFeatures, "push", StreamingFeatures.push)]
+    stream = StreamingRecognizer(model)
+    chunks = [pcm[i : i + CHUNK] for i in range(0, len(pcm), CHUNK)]
+    try:
+        for cls, name, _ in saved:
+            setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
+        gru_owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
+        gru_owner.gru = timed(gru_owner, "gru", "gru")
+        gru_owner.classifier = timed(gru_owner, "classifier", "classifier")
+        for chunk in chunks[:50]:  # warm-up
+            stream.push(chunk)
+        stream.end()
+        spent.update(dict.fromkeys(spent, 0.0))
+        start = time.process_time()
+        for _ in range(rounds):
+            for chunk in chunks:
+                stream.push(chunk)
+            stream.end()
+        total = time.process_time() - start
+    finally:
+        for cls, name, original in saved:
+            setattr(cls, name, original)
+    seconds = rounds * len(pcm) / 32000
+    cost = {k: 1000 * v / seconds for k, v in spent.items()}
+    return {"total": 1000 * total / seconds, **cost,
+            "other": 1000 * (total - sum(spent.values())) / seconds}
 
 
 # ---- well-behaved streams ---------------------------------------------------------------
@@ -155,7 +207,9 @@ def run_streams(url: str, n: int, pcm: bytes, schedule: list[tuple[int, float]],
 
     load = os.getloadavg()[0]
     cpu = server_cpu(server_pid)
-    results = asyncio.run(body())
+    client = time.process_time()
+    results = uvloop.run(body())  # the clients' own cost is lower on libuv's loop, as the server's
+    client = time.process_time() - client
     cpu = server_cpu(server_pid) - cpu
     lat = np.array([x for r in results for x in r["latencies"]]) * 1000
     return {
@@ -170,6 +224,8 @@ def run_streams(url: str, n: int, pcm: bytes, schedule: list[tuple[int, float]],
         "errors": sorted({r["error"][:80] for r in results if "error" in r})[:3],
         # server CPU per real-time stream, in % of one core (the audio lasts len(pcm)/32000 s)
         "cpu": 100 * cpu / (n * len(pcm) / 32000),
+        # the same for the clients (this process), which share the server's cores
+        "client_cpu": 100 * client / (n * len(pcm) / 32000),
         "load": load,
     }
 
@@ -319,7 +375,53 @@ def start_server(model: str, port: int, log: Path) -> subprocess.Popen:
 def fmt(row: dict) -> str:
     return (f"| {row['streams']} | {row['completed']} | {row['events']} | {row['p50']:.1f} ms | "
             f"**{row['p99']:.1f} ms** | {row['max']:.0f} ms | {row['behind']} | "
-            f"{row['client_lag']:.0f} ms | {row['cpu']:.2f} % | {row['load']:.1f} |")
+            f"{row['client_lag']:.0f} ms | {row['cpu']:.2f} % | {row['client_cpu']:.2f} % | "
+            f"{row['load']:.1f} |")
+
+
+HEADER = ("| streams | completed | events | p50 latency | p99 latency | max | fell behind | "
+          "client send lag (max) | server CPU per stream | client CPU per stream | "
+          "load (1 min) |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def stream_lines(args, load, rows: list[dict], skipped: list[int], cost: dict) -> list[str]:
+    extra = " --all-levels" if args.all_levels else ""
+    extra += " --streams-only" if args.streams_only else ""
+    extra += f" --section {args.section}" if args.section != "service_load" else ""
+    return [
+        f"## Service load ({args.title})",
+        "",
+        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(1 / 5 / 15 min; the machine is shared). Server: `emovox serve --model MODEL --port "
+        "PORT` as documented (2 workers, 1 torch thread each); clients in this process (on "
+        "uvloop), abusers in one more, all on the same cores.",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/service_load.py --model {args.model}{extra}",
+        "```",
+        "",
+        f"Real-time streams on `WS /v1/stream`: {args.seconds:g} s of Emo-DB speech each, 100 ms "
+        "chunks, every event read while sending. Latency: a `step` event's arrival minus the "
+        "send time of the chunk completing its 300 ms step. Fell behind: a stream with any event "
+        "> 300 ms late, or not completed. Server (client) CPU per stream: CPU time of the "
+        "server's processes (of this benchmark's clients) during the level over the streams' "
+        "audio time, in % of one core (2 cores = 200 %: capacity on an idle machine ≈ 200 / "
+        "(server + client figure)). Target: ≥ 100 streams with p99 < 100 ms.",
+        "",
+        f"One stream's server-side cost without the network (`StreamingRecognizer.push` in "
+        f"this process, {args.seconds:g} s of the same speech three times, CPU time): "
+        f"**{cost['total']:.1f} ms per second of audio** ({cost['total'] / 10:.2f} % of a "
+        f"core): speech gate {cost['gate']:.1f}, features {cost['features']:.1f}, GRU "
+        f"{cost['gru']:.1f}, classifier {cost['classifier']:.1f}, the rest of `push` "
+        f"{cost['other']:.1f} ms. The server CPU column minus this is what a stream costs "
+        "beyond one warm `push`: WebSocket frames, JSON, the event loop, and the caches that "
+        "many interleaved streams share.",
+        "",
+        HEADER,
+        *[fmt(r) for r in rows],
+        *([f"| {', '.join(map(str, skipped))} | not run: more than a tenth of the streams fell "
+           "behind at the level below | | | | | | | | | |"] if skipped else []),
+    ]
 
 
 def main() -> None:
@@ -331,6 +433,13 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=float, default=15.0)
     parser.add_argument("--fault-streams", type=int, default=10,
                         help="well-behaved streams in the fault runs (a level the machine holds)")
+    parser.add_argument("--all-levels", action="store_true",
+                        help="run every level, even after one where streams fell behind")
+    parser.add_argument("--streams-only", action="store_true",
+                        help="only the stream levels (no POST or fault runs): a baseline")
+    parser.add_argument("--section", default="service_load",
+                        help="the RESULTS.md section to write (another name keeps a baseline)")
+    parser.add_argument("--title", default="`emovox serve`", help="what the section measured")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
@@ -343,14 +452,19 @@ def main() -> None:
     url = f"ws://127.0.0.1:{port}/v1/stream"
     pcm = to_pcm(speech(args.seconds))
     schedule = step_schedule(args.model, pcm)
+    cost = push_cost(args.model, pcm)
+    print("push", cost, flush=True)
     try:
         rows, skipped = [], []
         for n in args.levels:
-            if rows and rows[-1]["behind"] > rows[-1]["streams"] // 10:
+            if rows and rows[-1]["behind"] > rows[-1]["streams"] // 10 and not args.all_levels:
                 skipped.append(n)  # the level below already fell behind: spare the machine
                 continue
             rows.append(run_streams(url, n, pcm, schedule, server.pid))
             print(rows[-1], flush=True)
+        if args.streams_only:
+            return write_section(args.section,
+                                 "\n".join(stream_lines(args, load, rows, skipped, cost)))
         post = run_posts(port, args.post_clients, args.post_seconds)
         print(post, flush=True)
         alone = run_streams(url, args.fault_streams, pcm, schedule, server.pid)
@@ -372,33 +486,8 @@ def main() -> None:
         server.wait(30)
     tracebacks = log.read_text().count("Traceback")
 
-    header = ("| streams | completed | events | p50 latency | p99 latency | max | fell behind | "
-              "client send lag (max) | server CPU per stream | load (1 min) |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [
-        "## Service load (`emovox serve`)",
-        "",
-        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
-        "(1 / 5 / 15 min; the machine is shared). Server: `emovox serve --model MODEL --port "
-        "PORT` as documented (2 workers, 1 torch thread each); clients in this process, abusers "
-        "in one more, all on the same cores.",
-        "",
-        "```",
-        f".venv/bin/python benchmarks/service_load.py --model {args.model}",
-        "```",
-        "",
-        f"Real-time streams on `WS /v1/stream`: {args.seconds:g} s of Emo-DB speech each, 100 ms "
-        "chunks, every event read while sending. Latency: a `step` event's arrival minus the "
-        "send time of the chunk completing its 300 ms step. Fell behind: a stream with any event "
-        "> 300 ms late, or not completed. Server CPU per stream: CPU time of the server's "
-        "processes during the level over the streams' audio time, in % of one core (2 cores "
-        "= 200 %: capacity on an idle machine ≈ 200 / this figure, minus the clients' share). "
-        "Target: ≥ 100 streams with p99 < 100 ms.",
-        "",
-        header,
-        *[fmt(r) for r in rows],
-        *([f"| {', '.join(map(str, skipped))} | not run: more than a tenth of the streams fell "
-           "behind at the level below | | | | | | | | |"] if skipped else []),
+        *stream_lines(args, load, rows, skipped, cost),
         "",
         f"`POST /v1/predict`, 3 s WAV files, {post['clients']} keep-alive clients for "
         f"{args.post_seconds:g} s: **{post['rps']:.1f} requests/s** (target ≥ 20), latency p50 "
@@ -413,7 +502,7 @@ def main() -> None:
         f"disconnects mid-stream ({counts.get('vanish', 0)}). Server alive afterwards: "
         f"{'yes' if alive else 'NO'}; tracebacks in its log: {tracebacks}.",
         "",
-        header.replace("| streams |", "| run |", 1),
+        HEADER.replace("| streams |", "| run |", 1),
         fmt({**alone, "streams": f"alone ({args.fault_streams})"}),
         fmt({**mixed, "streams": f"with abusers ({args.fault_streams})"}),
     ]

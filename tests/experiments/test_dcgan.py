@@ -272,6 +272,7 @@ def test_iemocap_paper_config_end_to_end(tmp_path, emodb, capsys):
     assert main(["-q", "experiment", str(config), "--out", str(out), *overrides]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["method"] == "dcgan" and metrics["n_folds"] == 4
+    assert metrics["model"] == data["base"]["method"]["params"]["variant"]
     assert {"valence_ua5", "valence_ua3", "valence_pearson", "arousal_ua3"} <= set(metrics)
     assert np.sum(metrics["valence_confusion5"]) == pytest.approx(
         sum(len(json.loads((d / "result.json").read_text())["test"]["predictions"])

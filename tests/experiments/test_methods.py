@@ -123,3 +123,31 @@ def test_emovox_list_prints_every_registry(capsys):
                      "channels"}
     assert {"supervised", "svm", "emorl"} <= {r["name"] for r in rows if r["kind"] == "methods"}
     assert all(r["description"] for r in rows)
+
+
+def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic_corpus,
+                                                                        tmp_path):
+    """EmoRL variants differing only in the agent's reward train one GRU per fold, not one
+    each; a variant that changes the GRU's training gets its own."""
+    base = {"corpus": {"format": "csv", "path": str(synthetic_corpus)},
+            "features": {"name": "mfcc_pitch", "normalise": "global", "workers": 1,
+                         "cache": str(tmp_path / "cache")},
+            "protocol": {"name": "loso", "seeds": [0], "folds": [0, 1]},
+            "model": {"name": "gru_baseline", "params": {"hidden": 8}},
+            "training": {"epochs": 2, "batch_size": 8, "progress": False},
+            "method": {"name": "emorl", "params": {"episodes": 40, "freeze_episodes": 10,
+                                                   "step_ms": 300}},
+            "workers": 1}
+    study = {"name": "share", "base": base, "variants": {
+        "a": {}, "b": {"method.params.latency_weight": 0.2},
+        "c": {"training.epochs": 3}}}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    out = tmp_path / "out"
+    assert main(["-q", "study", str(path), "--out", str(out)]) == 0
+    assert len(list((out / "shared" / "baselines").iterdir())) == 2 * 2  # folds × {a=b, c}
+    results = {v: [json.loads((out / v / "runs" / "seed0" / f"fold{k}" / "result.json")
+                           .read_text()) for k in (0, 1)] for v in "abc"}
+    baseline = {v: [(r["training"]["baseline"], r["extra"]["early"]["gru_full"])
+                    for r in rs] for v, rs in results.items()}
+    assert baseline["a"] == baseline["b"] != baseline["c"]

@@ -194,6 +194,8 @@ def test_paper4_config_on_an_iemocap_fixture_then_train_and_predict(emodb, tmp_p
                  "protocol.folds=[0]"]) == 0
     metrics = json.loads((out / "cma_raw" / "metrics.json").read_text())
     assert metrics["method"] == "multimodal" and "weighted_f1" in metrics
+    assert metrics["model"] == "cma_both"  # the method's network, not the unused `model:`
+    assert "model `cma_both`" in (out / "cma_raw" / "report.md").read_text()
     assert metrics["text_test"]["tokens"] > 0
     assert (out / "cma_raw" / "attention.png").exists()
     example = json.loads((out / "cma_raw" / "attention.json").read_text())

@@ -73,3 +73,18 @@ def test_fold_file(tmp_path, emodb_manifest):
     data = json.loads((tmp_path / "folds.json").read_text())
     assert data["protocol"] == "loso" and len(data["seeds"]["1"]) == 10
     assert set(data["seeds"]["0"][0]) == {"index", "train", "valid", "test"}
+
+
+def test_train_only_corpora_train_in_every_fold_and_are_never_scored():
+    target = [f"emodb_{i}" for i in range(4)]
+    extra = [f"nemo_{i}" for i in range(3)]
+    manifest = Manifest(Utterance(id=f"{s}-0", path="x", speaker=s, label="a",
+                                  corpus=s.split("_")[0]) for s in target + extra)
+    folds = make_folds(manifest, "loso", 0, train_only=["nemo"])
+    assert len(folds) == len(target)
+    _assert_disjoint(folds, target + extra)
+    for fold in folds:
+        assert set(extra) <= set(fold.train)
+        assert set(fold.valid + fold.test) <= set(target)
+    with pytest.raises(ConfigError, match="train_only: \\['ravdess'\\] not among"):
+        make_folds(manifest, "loso", 0, train_only=["ravdess"])

@@ -78,12 +78,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from emovox.serving.model_dir import Recognizer, default_model_dir
+    from emovox.serving.model_dir import default_model_dir, open_recognizer
 
-    if args.runtime == "onnx":
-        from emovox.serving.onnx_runtime import OnnxRecognizer as Recognizer
-
-    recognizer = Recognizer(args.model or default_model_dir())
+    recognizer = open_recognizer(args.model or default_model_dir(), args.runtime)
     failed = 0
     for path in args.audio:
         try:
@@ -368,9 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", nargs="+")
     p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
                    "model, see `emovox models`)")
-    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
-                   help="run the network with PyTorch or onnxruntime (--model: a directory "
-                        "from `emovox export`)")
+    p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
+                   help="onnxruntime on an `emovox export` directory or on the model "
+                        "directory's own current export (its onnx/, as the bundled model has), "
+                        "PyTorch otherwise (auto, the default; starts without importing "
+                        "PyTorch when an export is there); torch or onnx to insist")
     p.add_argument("--max-seconds", type=_positive(float), default=600.0,
                    help="refuse longer files (default 600 s; memory stays bounded: frame "
                         "features are extracted in 60 s chunks)")

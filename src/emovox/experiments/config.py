@@ -57,6 +57,8 @@ class ProtocolConfig:
     k: int = bounded(5, ge=2)
     #: Run only these fold indices (smoke tests); null runs all.
     folds: list[int] | None = bounded(None, ge=0)
+    #: Parts of a ``combined`` corpus whose speakers only ever train (never validate or test).
+    train_only: list[str] = field(default_factory=list)
 
 
 @dataclass

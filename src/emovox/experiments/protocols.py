@@ -95,13 +95,26 @@ def predefined_split(speakers: list[str], sessions: dict[str, str], **_: object)
     return [_fold(0, sorted(speakers), roles["dev"], roles["test"])]
 
 
-def make_folds(manifest: Manifest, protocol: str, seed: int = 0, k: int = 5) -> list[Fold]:
+def make_folds(manifest: Manifest, protocol: str, seed: int = 0, k: int = 5,
+               train_only: list[str] = ()) -> list[Fold]:
+    """The protocol's folds over the manifest's speakers. Speakers of the corpora named in
+    ``train_only`` (parts of a ``combined`` corpus) are never validated or tested on: the folds
+    are made over the other speakers and every fold trains on them too (more training data
+    from another corpus, selection and scores on the target corpus only)."""
     split = PROTOCOLS.get(protocol)
     sessions = {u.speaker: u.session or "" for u in manifest}
-    speakers = manifest.speakers
+    corpora = {u.corpus for u in manifest}
+    unknown = sorted(set(train_only) - corpora)
+    if unknown:
+        raise ConfigError(f"protocol.train_only: {unknown} not among the corpus's parts "
+                          f"{sorted(c for c in corpora if c)}")
+    extra = sorted({u.speaker for u in manifest if u.corpus in train_only})
+    speakers = [s for s in manifest.speakers if s not in extra]
     if len(speakers) < 3:
         raise ConfigError(f"{protocol} needs at least 3 speakers, corpus has {speakers}")
-    return split(speakers, sessions=sessions, seed=seed, k=k)
+    folds = split(speakers, sessions=sessions, seed=seed, k=k)
+    return [Fold(f.index, tuple(sorted(f.train + tuple(extra))), f.valid, f.test)
+            for f in folds]
 
 
 def write_folds(path: str | Path, protocol: str, seeds: dict[int, list[Fold]]) -> None:

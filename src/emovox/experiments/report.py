@@ -15,7 +15,7 @@ import numpy as np
 from emovox.evaluation.metrics import confusion, per_class_recall, summarise
 from emovox.evaluation.plots import plot_confusion, plot_violins
 from emovox.experiments.config import ExperimentConfig
-from emovox.experiments.methods.base import FoldResult, Scores
+from emovox.experiments.methods.base import FoldResult, Scores, make_method
 from emovox.io import atomic_write_json, atomic_write_text
 
 PROTOCOL_NAMES = {
@@ -45,7 +45,7 @@ def _header(config: ExperimentConfig, labels: list[str], results: list[FoldResul
         "protocol_description": protocol_line(config, n_folds),
         "corpus": config.corpus.format,
         "method": config.method.name,
-        "model": config.model.name,
+        "model": make_method(config).model_name,
         "features": config.features.name,
         "labels": labels,
         "test_set": test_name,
@@ -111,8 +111,9 @@ def _markdown(config: ExperimentConfig, metrics: dict, runs: list[tuple[FoldResu
     kind = " (dimensional)" if dims else ""
     lines = [f"# {config.name} — {metrics['test_set']} test{kind}", "",
              f"**Protocol:** {metrics['protocol_description']}.", "",
-             f"Method `{config.method.name}`, model `{config.model.name}` "
-             f"{config.model.params or ''} on `{config.features.name}` features "
+             f"Method `{config.method.name}`, model `{metrics['model']}` "
+             f"{(config.model.params or '') if metrics['model'] == config.model.name else ''} on "
+             f"`{config.features.name}` features "
              f"({config.features.normalise} normalisation); labels: "
              f"{', '.join(metrics['labels'])}.", ""]
     if dims:
@@ -157,7 +158,7 @@ def write_test_report(out: Path, config: ExperimentConfig, labels: list[str],
         metrics |= _categorical(labels, runs)
     metrics |= method_block or {}
     _predictions_csv(out / "predictions.csv", labels, dims, runs)
-    title = (f"{config.name} ({header['test_set']} test): {config.model.name} on "
+    title = (f"{config.name} ({header['test_set']} test): {header['model']} on "
              f"{config.features.name}\n{header['n_folds']} folds × {header['n_seeds']} seed(s)")
     if dims:
         plot_violins([p for _, s in runs for p in s.predictions], dims, title,

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from emovox.errors import ConfigError
 from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
-from emovox.experiments.methods.base import FoldResult, Split, make_method
+from emovox.experiments.methods.base import FoldResult, Split, fold_dir, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
 from emovox.experiments.report import write_reports
 from emovox.io import atomic_write_json, atomic_write_text, run_lock
@@ -93,7 +93,8 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
     dataset = load_dataset(config, progress)
     test_sets = load_test_sets(config, dataset, progress)
     folds_by_seed = {
-        seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k)
+        seed: make_folds(dataset.manifest, config.protocol.name, seed, config.protocol.k,
+                         config.protocol.train_only)
         for seed in config.protocol.seeds
     }
     n_folds = min(len(f) for f in folds_by_seed.values())
@@ -107,18 +108,18 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
         for fold in folds:
             if config.protocol.folds is not None and fold.index not in config.protocol.folds:
                 continue
-            fold_dir = out / "runs" / f"seed{seed}" / f"fold{fold.index}"
-            done = fold_dir / "result.json"
+            work_dir = fold_dir(out, seed, fold.index)
+            done = work_dir / "result.json"
             if done.exists():
                 results.append(FoldResult.from_json(json.loads(done.read_text())))
             else:
-                jobs.append((config, dataset, fold, seed, fold_dir, test_sets))
+                jobs.append((config, dataset, fold, seed, work_dir, test_sets))
     if results:
         log.info("resuming: %d fold(s) already done, %d to go", len(results), len(jobs))
     bar = tqdm(total=len(jobs) + len(results), initial=len(results), desc=config.name,
                unit="fold", disable=not progress)
     for result in imap(_run_fold_job, jobs, config.workers):
-        done = out / "runs" / f"seed{result.seed}" / f"fold{result.fold}" / "result.json"
+        done = fold_dir(out, result.seed, result.fold) / "result.json"
         if not done.exists():  # the fold ran on another machine (Ray): keep it here too
             atomic_write_json(done, result.to_json())
         results.append(result)

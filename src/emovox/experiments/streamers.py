@@ -91,6 +91,7 @@ class GruStreamer(Streamer):
         StreamingFeatures(extractor)  # fails with one line if the features cannot stream
         self.extractor, self.normaliser, self.stack = extractor, normaliser, stack
         self.gru, self.classifier, self.policy = gru, classifier, policy
+        self.hidden_size = gru.hidden_size
         self.sample_rate = extractor.sample_rate
         self.frame_rate = extractor.frame_rate / stack
         self.step_ms, self.max_steps = step_ms, max_steps
@@ -103,10 +104,11 @@ class GruStreamer(Streamer):
 class GruStream(UtteranceStream):
     def __init__(self, model: GruStreamer, max_steps: int):
         self.model, self.max_steps = model, max_steps
-        self.features = StreamingFeatures(model.extractor)
+        # frames a step at a time: features and the GRU run once per step, not per chunk
+        self.features = StreamingFeatures(model.extractor, batch=model.stack * model.step)
         self.pending = np.zeros((0, model.extractor.dim), dtype=np.float32)
         self.hidden: torch.Tensor | None = None
-        self.total = torch.zeros(model.gru.hidden_size)
+        self.total = torch.zeros(model.hidden_size)
         self.frames = 0  # stacked frames read
         self.steps = 0
         self.samples = 0

@@ -87,6 +87,12 @@ def moving_average(x: np.ndarray, size: int) -> np.ndarray:
     return uniform_filter1d(x, size=size, axis=0, mode="nearest")
 
 
+@lru_cache(maxsize=16)
+def _window_acf(size: int, n_fft: int) -> np.ndarray:
+    """Autocorrelation of the Hann window (pitch_acf divides by it; a stream asks every chunk)."""
+    return np.fft.irfft(np.abs(np.fft.rfft(window("hann", size), n=n_fft)) ** 2, n=n_fft)[:size]
+
+
 def pitch_acf(
     frames: np.ndarray,
     sample_rate: int,
@@ -107,7 +113,7 @@ def pitch_acf(
     centred = frames - frames.mean(axis=1, keepdims=True)
     spec = np.fft.rfft(centred * w, n=n_fft)
     acf = np.fft.irfft(spec.real**2 + spec.imag**2, n=n_fft)[:, :size]
-    w_acf = np.fft.irfft(np.abs(np.fft.rfft(w, n=n_fft)) ** 2, n=n_fft)[:size]
+    w_acf = _window_acf(size, n_fft)
     lo, hi = int(sample_rate / fmax), min(int(sample_rate / fmin), size // 2)
     energy = acf[:, :1]
     norm = acf[:, lo : hi + 2] / np.maximum(energy, EPS) / (w_acf[lo : hi + 2] / w_acf[0])

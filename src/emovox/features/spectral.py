@@ -20,16 +20,37 @@ class FramedExtractor(Extractor):
         return int(round(self.sample_rate * self.params["hop_ms"] / 1000))
 
     @property
+    def context_frames(self) -> int:
+        """Frames either side of frame t that its centred operations (deltas, smoothing) read."""
+        p = self.params
+        return max(4 if "n_mfcc" in p else 0, p.get("smooth", 1) // 2)
+
+    @property
+    def reach(self) -> int:
+        """Samples from a frame's start that its frame-local values read (the analysis window,
+        or the wider pitch window)."""
+        pitch = self.params.get("pitch_win_ms")
+        return max(self.win, int(self.sample_rate * pitch / 1000) if pitch else 0)
+
+    @property
     def lookahead_frames(self) -> int:
         """Frames after frame t that can change frame t: the centred context of deltas and
         smoothing, plus frames whose wider pitch window reaches past the audio. A streaming
         extractor holds frame t back until this many later frames exist."""
-        p = self.params
-        context = max(4 if "n_mfcc" in p else 0, p.get("smooth", 1) // 2)
-        extra = 0
-        if "pitch_win_ms" in p:
-            extra = -(-int(self.sample_rate * p["pitch_win_ms"] / 1000 - self.win) // self.hop)
+        context = self.context_frames
+        extra = -(-(self.reach - self.win) // self.hop)
         return context + extra + (1 if context or extra else 0)
+
+    #: Extractors that split ``compute`` into :meth:`local` (per frame, from the frame's own
+    #: samples) and :meth:`contextual` (centred operations over frames) set this; a stream then
+    #: computes each frame's local values once (``features.incremental``).
+    split: bool = False
+
+    def local(self, wave: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def contextual(self, local: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def extract_long(self, wave: np.ndarray, chunk_frames: int = 6000) -> np.ndarray:
         """Chunks of ``chunk_frames`` frames, each computed with enough frames of context on both
@@ -67,20 +88,31 @@ class MfccProsody(FramedExtractor):
     defaults = {"n_mfcc": 15, "n_mels": 26, "win_ms": 25.0, "hop_ms": 10.0,
                 "pitch_win_ms": 40.0, "smooth": 15, "fmin": 60.0, "fmax": 500.0}
 
+    split = True
+
     @property
     def dim(self) -> int:
         return 3 * self.params["n_mfcc"] + 3
 
-    def compute(self, wave: np.ndarray) -> np.ndarray:
+    def local(self, wave: np.ndarray) -> np.ndarray:
+        """MFCCs, F0, voicing probability and loudness of every frame."""
         p = self.params
         mel = self.mel_power(wave, p["n_mels"], 512)
-        mfcc = dsp.mfcc_from_mel(mel, p["n_mfcc"])
-        d1 = dsp.deltas(mfcc)
-        d2 = dsp.deltas(d1)
         pitch_frames = self.frames(wave, int(self.sample_rate * p["pitch_win_ms"] / 1000))
         f0, voicing = dsp.pitch_acf(pitch_frames, self.sample_rate, p["fmin"], p["fmax"])
-        prosody = np.stack([f0, voicing, dsp.loudness(mel)], axis=1)
-        return np.concatenate([mfcc, d1, d2, dsp.moving_average(prosody, p["smooth"])], axis=1)
+        return np.concatenate([dsp.mfcc_from_mel(mel, p["n_mfcc"]),
+                               np.stack([f0, voicing, dsp.loudness(mel)], axis=1)], axis=1)
+
+    def contextual(self, local: np.ndarray) -> np.ndarray:
+        """Δ and ΔΔ of the MFCCs; the prosodic tracks smoothed."""
+        n = self.params["n_mfcc"]
+        mfcc = local[:, :n]
+        d1 = dsp.deltas(mfcc)
+        return np.concatenate([mfcc, d1, dsp.deltas(d1),
+                               dsp.moving_average(local[:, n:], self.params["smooth"])], axis=1)
+
+    def compute(self, wave: np.ndarray) -> np.ndarray:
+        return self.contextual(self.local(wave))
 
 
 @EXTRACTORS.register

@@ -13,7 +13,8 @@ from emovox.errors import ConfigError
 from emovox.registry import Registry
 
 MODELS: Registry[Callable[..., Any]] = Registry("model", providers=(
-    "emovox.models.convolutional", "emovox.models.emorl", "emovox.models.recurrent",
+    "emovox.models.convolutional", "emovox.models.emorl", "emovox.models.feedforward",
+    "emovox.models.recurrent",
     "emovox.models.svm"))
 
 

@@ -8,23 +8,30 @@ supervised methods ``weights.pt`` or ``model.pkl`` and ``normaliser.npz``). The 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from emovox.audio import MAX_SECONDS, load_audio
-from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
-from emovox.experiments.config import ExperimentConfig, build_config, to_dict
-from emovox.experiments.dataset import load_dataset
-from emovox.experiments.methods.base import METHODS, Split, make_method
 from emovox.io import atomic_write_json
+
+if TYPE_CHECKING:
+    from emovox.experiments.config import ExperimentConfig
+
+# The experiment layers (configs, methods, PyTorch) are imported where a model is trained or
+# loaded, not here: ``emovox predict`` on an ONNX export never pays for importing PyTorch.
 
 #: Bumped when the directory layout changes; older directories fail with how to convert.
 FORMAT_VERSION = 1
+#: The ONNX export shipped inside a model directory (``emovox export DIR --out DIR/onnx``);
+#: ``emovox predict`` runs it with onnxruntime while it matches the directory's files.
+ONNX_SUBDIR = "onnx"
+RUNTIMES = ("auto", "torch", "onnx")
 
 
 def default_model_dir() -> Path:
@@ -40,6 +47,11 @@ def default_model_dir() -> Path:
 def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                    progress: bool = True) -> dict:
     """Train on every speaker but ``n_valid`` validation speakers (seeded choice); save."""
+    from emovox.corpora import Manifest
+    from emovox.experiments.config import to_dict
+    from emovox.experiments.dataset import load_dataset
+    from emovox.experiments.methods.base import METHODS, Split, make_method
+
     # Methods with their own output record (``describe``, e.g. dcgan's valence/arousal
     # distributions) save dimensional models too.
     describes = hasattr(METHODS.get(config.method.name), "describe")
@@ -118,6 +130,9 @@ class Recognizer:
     """A trained model directory, ready to label audio."""
 
     def __init__(self, model_dir: str | Path):
+        from emovox.experiments.config import build_config
+        from emovox.experiments.methods.base import make_method
+
         self.model_dir = Path(model_dir)
         self.meta = read_meta(self.model_dir)
         self.labels: list[str] = self.meta["labels"]
@@ -146,4 +161,55 @@ class Recognizer:
     def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
         """One file's record; longer files than ``max_seconds`` are refused (one line)."""
         proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
-        return {"path": str(path), **self.method.describe(proba, self.labels)}
+        return {"path": str(path), **self.describe(proba)}
+
+    def describe(self, proba: np.ndarray) -> dict:
+        """``emovox predict``'s record of one utterance's outputs, as the method words it."""
+        return self.method.describe(proba, self.labels)
+
+
+def source_digest(model_dir: Path) -> str:
+    """A hash of the files a model directory loads from (its top level, cards aside): an ONNX
+    export records it, so a retrained directory is never run with a stale export."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.iterdir() if p.is_file() and p.suffix != ".md"):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def bundled_export(model_dir: Path) -> tuple[Path | None, str]:
+    """``model_dir/onnx`` if it is an export of this very directory, else None and why not."""
+    export = model_dir / ONNX_SUBDIR / "frontend.json"
+    if not export.exists():
+        return None, "it holds no ONNX export"
+    try:
+        recorded = json.loads(export.read_text()).get("source_digest")
+    except (OSError, ValueError, AttributeError):
+        return None, f"{export} is unreadable"
+    if recorded != source_digest(model_dir):
+        return None, (f"its ONNX export ({export.parent}) is not of its current files; export "
+                      f"again: emovox export {model_dir} --format onnx --out {export.parent}")
+    return export.parent, ""
+
+
+def open_recognizer(path: str | Path, runtime: str = "auto", threads: int | None = None
+                    ) -> Recognizer:
+    """The recogniser ``emovox predict`` runs: ``onnx`` — onnxruntime on an export directory,
+    or on a model directory's own current export (``onnx/``); ``torch`` — the model directory
+    with PyTorch; ``auto`` — onnxruntime where such an export exists, else PyTorch."""
+    path = Path(path)
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"runtime {runtime!r}: choose from {list(RUNTIMES)}")
+    if runtime == "torch":
+        return Recognizer(path)
+    export: Path | None = path if (path / "frontend.json").exists() else None
+    why = ""
+    if export is None and (path / "model.json").exists():
+        export, why = bundled_export(path)
+    if export is None and runtime == "auto":
+        return Recognizer(path)
+    if export is None and why and (path / ONNX_SUBDIR).exists():
+        raise EmovoxError(f"{path}: {why}")
+    from emovox.serving.onnx_runtime import OnnxRecognizer
+
+    return OnnxRecognizer(export or path, threads=threads)

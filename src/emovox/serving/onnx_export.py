@@ -40,10 +40,9 @@ from emovox.io import atomic_write, atomic_write_json
 from emovox.models.convolutional import Cnn1d
 from emovox.models.emorl import EmoRL
 from emovox.models.recurrent import BiGru, BiGruEncoder, GruBaseline, MeanPool, Progressive
+from emovox.serving.onnx_runtime import FORMAT
 
 OPSET = 17
-#: Version of the exported directory's layout (``frontend.json`` ``format``).
-FORMAT = 1
 
 
 def _full_lengths(x: torch.Tensor) -> torch.Tensor:
@@ -145,6 +144,7 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
     """Write the ONNX export of ``model_dir`` into ``out``; returns the front-end description
     (also written as ``frontend.json``), with the export-time check's differences."""
     from emovox.early.reinforce import EmoRLConfig, step_frames
+    from emovox.serving.model_dir import source_digest
 
     model_dir, out = Path(model_dir), Path(out)
     rec = load_model_dir(model_dir)
@@ -217,6 +217,8 @@ def export_onnx(model_dir: str | Path, out: str | Path) -> dict:
     frontend = {
         "format": FORMAT,
         "source": str(model_dir),
+        # the model directory's files this export was made from (a stale export is not run)
+        "source_digest": source_digest(model_dir),
         "method": rec.meta["method"],
         "config": rec.meta["config"],  # the method's own settings (e.g. what predict reports)
         "model": {"name": name, "params": rec.config.model.params},

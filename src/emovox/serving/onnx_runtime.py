@@ -4,7 +4,8 @@
 ``step.onnx`` through an utterance as it arrives, carrying the four arrays a runtime in any
 language would carry (hidden state, running sum, frame count, frames not yet stepped). The
 front end (extractor, z-score, stacking) is emovox's own numpy code, driven by the export's
-``frontend.json`` and ``normaliser.json``.
+``frontend.json`` and ``normaliser.json``. Nothing here imports PyTorch: ``emovox predict`` on an
+export starts in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from emovox.errors import EmovoxError
-from emovox.experiments.config import build_config
-from emovox.experiments.methods.base import make_method
-from emovox.experiments.methods.supervised import SequenceModels
+from emovox.experiments.methods.base import class_record
 from emovox.features import Normaliser, make_extractor
+from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
 from emovox.serving.model_dir import Recognizer
-from emovox.serving.onnx_export import FORMAT
+
+#: Version of the exported directory's layout (``frontend.json`` ``format``); here, not in
+#: onnx_export, which imports PyTorch.
+FORMAT = 1
 
 
 def _session(path: Path, threads: int | None):
@@ -79,20 +82,17 @@ class OnnxRecognizer(Recognizer):
             raise EmovoxError(f"{export_dir}: ONNX export format {self.meta.get('format')!r}; "
                               f"this emovox reads format {FORMAT} — export the model again")
         self.labels = self.meta["labels"]
-        try:  # the method formats predict's records (Method.describe)
-            self.method = make_method(build_config(self.meta["config"]))
-        except (KeyError, EmovoxError) as exc:
-            raise EmovoxError(f"{meta_path}: no usable config ({exc}); export the model "
-                              "again") from None
-        self.extractor = make_extractor(self.meta["features"]["name"],
-                                        **self.meta["features"]["params"])
+        try:
+            self.extractor = make_extractor(self.meta["features"]["name"],
+                                            **self.meta["features"]["params"])
+        except (KeyError, TypeError) as exc:
+            raise EmovoxError(f"{meta_path}: no usable feature settings ({exc}); export the "
+                              "model again") from None
         self.normaliser = Normaliser.from_state(norm)
-        #: the front end, as the PyTorch model directory runs it (z-score, stacking)
-        self.frontend = SequenceModels([], self.normaliser, None, self.extractor,
-                                       int(self.meta.get("stack", 1)))
+        self.stack = int(self.meta.get("stack", 1))
         self.path = export_dir / "model.onnx"
         self.session = _session(self.path, threads)
-        width = self.extractor.dim * self.frontend.stack
+        width = self.extractor.dim * self.stack
         declared = self.session.get_inputs()[0].shape[-1]
         if declared != width:
             raise EmovoxError(f"{self.path}: the graph takes {declared} features per frame but "
@@ -107,8 +107,14 @@ class OnnxRecognizer(Recognizer):
         return self.extractor.sample_rate
 
     def features(self, wave: np.ndarray) -> np.ndarray:
-        """Normalised, stacked features of one utterance: the graphs' input."""
-        return self.frontend.sequences([self.extractor.extract_long(wave)])[0]
+        """Normalised, stacked features of one utterance (as the PyTorch model directory
+        makes them): the graphs' input."""
+        return stack_frames(self.normaliser.apply([self.extractor.extract_long(wave)])[0],
+                            self.stack)
+
+    def describe(self, proba: np.ndarray) -> dict:
+        """The exportable methods (supervised, emorl) answer with the default record."""
+        return class_record(proba, self.labels)
 
     def run(self, feats: np.ndarray) -> np.ndarray:
         """Probabilities of normalised, stacked features: [frames, dim] → [K], or
@@ -180,7 +186,7 @@ class OnnxStream:
 
     def _frames(self, frames: np.ndarray, final: bool) -> list[Step]:
         """Normalise and stack ``k`` frames per row as offline (the tail repeats the last)."""
-        k = self.rec.frontend.stack
+        k = self.rec.stack
         if len(frames):
             self.pending = np.concatenate([self.pending,
                                            self.rec.normaliser.apply([frames])[0]])

@@ -132,7 +132,10 @@ class GateConfig:
 
 class SpeechGate:
     """Is this 30 ms frame speech? webrtcvad, and loud enough (absolute floor and margin over
-    the tracked noise floor), and not a pure tone (webrtcvad calls steady tones speech)."""
+    the tracked noise floor), and not a pure tone (webrtcvad calls steady tones speech).
+
+    :meth:`judge` takes a chunk's frames at once: levels and spectra as array operations, the
+    noise floor frame by frame, webrtcvad only on frames that passed the cheaper checks."""
 
     def __init__(self, config: GateConfig, sample_rate: int):
         import webrtcvad
@@ -150,18 +153,35 @@ class SpeechGate:
         self.levels.clear()
 
     def __call__(self, frame: np.ndarray) -> bool:
+        return bool(self.judge(frame[None])[0][0])
+
+    def judge(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Speech (bool) and level (dBFS) of each row of ``frames`` [n, frame], in order (the
+        noise floor moves frame by frame); ``level`` is left at the last frame's."""
         cfg = self.config
-        self.level = level = 10 * np.log10(float(np.mean(np.square(frame, dtype=np.float64)))
-                                           + 1e-12)
-        self.levels.append(level)
-        if level < cfg.energy_floor_db or level < min(self.levels) + cfg.margin_db:
-            return False
-        power = np.abs(np.fft.rfft(frame * self.window, self.n_fft)) ** 2
-        peak = int(power.argmax())
-        if power[max(0, peak - 2) : peak + 3].sum() >= cfg.tone_fraction * power.sum():
-            return False
-        pcm = (np.clip(frame, -1, 1) * 32767).astype("<i2").tobytes()
-        return self.vad.is_speech(pcm, self.sample_rate)
+        levels = 10 * np.log10(np.mean(np.square(frames, dtype=np.float64), axis=1) + 1e-12)
+        loud = np.zeros(len(frames), dtype=bool)
+        for i, level in enumerate(levels.tolist()):
+            self.levels.append(level)
+            loud[i] = level >= cfg.energy_floor_db and level >= min(self.levels) + cfg.margin_db
+        if len(levels):
+            self.level = float(levels[-1])
+        speech = np.zeros(len(frames), dtype=bool)
+        rows = np.flatnonzero(loud)
+        if not len(rows):
+            return speech, levels
+        power = np.abs(np.fft.rfft(frames[rows] * self.window, self.n_fft)) ** 2
+        # the power within two bins of the peak, summed left to right as a 5-bin slice is
+        near = power.argmax(axis=1)[:, None] + np.arange(-2, 3)
+        inside = (near >= 0) & (near < power.shape[1])
+        picked = np.where(inside, np.take_along_axis(power, near.clip(0, power.shape[1] - 1),
+                                                     axis=1), 0.0)
+        band = picked[:, 0] + picked[:, 1] + picked[:, 2] + picked[:, 3] + picked[:, 4]
+        tone = band >= cfg.tone_fraction * power.sum(axis=1)
+        pcm = (np.clip(frames[rows[~tone]], -1, 1) * 32767).astype("<i2")
+        for i, row in zip(rows[~tone].tolist(), pcm, strict=True):
+            speech[i] = self.vad.is_speech(row.tobytes(), self.sample_rate)
+        return speech, levels
 
 
 class _Utterance:
@@ -346,8 +366,11 @@ class StreamingRecognizer:
         audio = np.concatenate([self.rest, samples]) if len(self.rest) else samples
         n = len(audio) // self.frame
         events: list[Event] = []
+        frames = audio[: n * self.frame].reshape(n, self.frame)
+        speech, levels = self.gate.judge(frames)  # the whole chunk's frames at once
         for i in range(n):
-            events += self._frame(audio[i * self.frame : (i + 1) * self.frame])
+            self.gate.level = float(levels[i])
+            events += self._frame(frames[i], bool(speech[i]))
         self.rest = audio[n * self.frame :].copy()
         return events + self._feed()
 
@@ -358,8 +381,7 @@ class StreamingRecognizer:
         audio, self.speech = np.concatenate(self.speech), []
         return self.utterance.push(audio)
 
-    def _frame(self, frame: np.ndarray) -> list[Event]:
-        speech = self.gate(frame)
+    def _frame(self, frame: np.ndarray, speech: bool) -> list[Event]:
         self.position += len(frame)
         utterance = self.utterance
         if utterance is None:

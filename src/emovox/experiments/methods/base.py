@@ -82,6 +82,12 @@ class FoldResult:
         return cls(**data)
 
 
+def class_record(proba: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Label, confidence and every class probability (also what ONNX exports answer)."""
+    return {"label": labels[int(proba.argmax())], "confidence": round(float(proba.max()), 6),
+            "probabilities": {k: round(float(v), 6) for k, v in zip(labels, proba, strict=True)}}
+
+
 class Method:
     """A way of learning from a fold.
 
@@ -105,6 +111,12 @@ class Method:
         self.config = config
         self.params = config.method.params
 
+    @property
+    def model_name(self) -> str:
+        """What reports and the service call the model: ``model.name``, unless the method
+        builds its own network and ignores ``model:``."""
+        return self.config.model.name
+
     # -- training and scoring -------------------------------------------------------------
     def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
         """Train on ``split.train``, select on ``split.valid``; checkpoint under ``work_dir``
@@ -120,10 +132,7 @@ class Method:
     def describe(self, outputs: np.ndarray, labels: list[str]) -> dict[str, Any]:
         """``emovox predict``'s record of one utterance's outputs: by default the label, its
         confidence and every class probability."""
-        return {"label": labels[int(outputs.argmax())],
-                "confidence": round(float(outputs.max()), 6),
-                "probabilities": {k: round(float(v), 6)
-                                  for k, v in zip(labels, outputs, strict=True)}}
+        return class_record(outputs, labels)
 
     def predict_wave(self, trained: Any, wave: np.ndarray) -> np.ndarray:
         """Probabilities (or values) for one new 16 kHz mono utterance (``emovox predict``)."""
@@ -151,6 +160,17 @@ class Method:
 
     def load(self, model_dir: Path, meta: dict[str, Any]) -> Any:
         raise NotImplementedError
+
+
+def fold_dir(out: Path, seed: int, fold: int) -> Path:
+    """Where the runner keeps one fold's checkpoints and ``result.json``."""
+    return out / "runs" / f"seed{seed}" / f"fold{fold}"
+
+
+def shared_dir(work_dir: Path) -> Path:
+    """A place for artefacts that runs written side by side (a study's variants, in
+    ``OUT/<variant>/``) may share: ``OUT/shared``, beside the runs' own directories."""
+    return work_dir.parents[3] / "shared"
 
 
 def scores_from_outputs(dataset: Dataset, manifest: Manifest, outputs: np.ndarray) -> Scores:

@@ -204,6 +204,10 @@ class DCGANMethod(Method):
     name = "dcgan"
     needs = ("frames", "word_timings", "unlabelled", "waveform")
 
+    @property
+    def model_name(self) -> str:
+        return self.params.variant
+
     @dataclass
     class Params:
         variant: str = "multitask_dcgan"

@@ -13,6 +13,8 @@ Each fold also compares, on the same test speakers:
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,9 @@ from emovox.early.reinforce import (
 )
 from emovox.early.report import early_report
 from emovox.evaluation.metrics import classification_metrics
+from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split
+from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split, shared_dir
 from emovox.experiments.methods.supervised import (
     WINDOW_S,
     SequenceModels,
@@ -116,7 +119,8 @@ class EmoRLMethod(Supervised):
             ) -> tuple[EmoRLModels, dict]:
         base_config = copy.deepcopy(self.config)
         base_config.model.ensemble = 1
-        base, base_info = Supervised(base_config).fit(dataset, split, work_dir)
+        base_dir = self.baseline_dir(base_config, split, work_dir) if work_dir else None
+        base, base_info = Supervised(base_config).fit(dataset, split, base_dir)
         baseline = base.members[0]
         agent = EmoRL.from_baseline(baseline)
         rl_info = train_emorl(agent, dataset.sequences(split.train, base.normaliser),
@@ -127,6 +131,21 @@ class EmoRLMethod(Supervised):
         trained = EmoRLModels([agent], base.normaliser, base.task, base.extractor, base.stack,
                               baseline)
         return trained, {"baseline": base_info, "emorl": rl_info}
+
+    @staticmethod
+    def baseline_dir(base_config: ExperimentConfig, split: Split, work_dir: Path) -> Path:
+        """Where the baseline's checkpoint lives: in the runs' shared directory, keyed by
+        everything that shapes it (the config without its name and method, the fold's speakers
+        and seed), so the variants of a study that change only the agent's reward train one GRU
+        per fold instead of one each (a finished checkpoint resumes as done)."""
+        config = {k: v for k, v in to_dict(base_config).items()
+                  if k not in ("name", "method", "workers")}
+        config["training"].pop("progress", None)
+        key = {"config": config, "seed": split.seed,
+               "train": sorted(u.id for u in split.train),
+               "valid": sorted(u.id for u in split.valid)}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
+        return shared_dir(work_dir) / "baselines" / digest.hexdigest()[:20]
 
     def decisions(self, trained: EmoRLModels, data: SequenceSet) -> Decisions:
         frame_rate = self.frame_rate(trained)

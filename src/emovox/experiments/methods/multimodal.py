@@ -107,6 +107,10 @@ class MultimodalMethod(Method):
     name = "multimodal"
     needs = ("waveform", "transcripts")
 
+    @property
+    def model_name(self) -> str:
+        return f"cma_{self.params.modality}"
+
     @dataclass
     class Params:
         modality: str = "both"

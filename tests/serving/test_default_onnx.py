@@ -1,0 +1,88 @@
+"""The bundled model's ONNX export (``default_model/onnx``): it is current, ``emovox predict``
+runs it by default without importing PyTorch, and it answers as PyTorch does on real Emo-DB
+files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from emovox.audio import load_audio
+from emovox.cli import main
+from emovox.serving.model_dir import (
+    ONNX_SUBDIR,
+    Recognizer,
+    bundled_export,
+    default_model_dir,
+    open_recognizer,
+)
+from emovox.serving.onnx_runtime import OnnxRecognizer
+
+#: Both sexes, every one of the five emotions, and two 7-class-only ones (boredom, disgust).
+FILES = ["03a01Wa", "03a02Ta", "08a02Na", "09b03Fd", "11b03Nb", "13a01Ec", "16b10Wb",
+         "15a01La", "08a01Ab"]
+
+
+def test_bundled_export_is_current_and_chosen_by_default():
+    path = default_model_dir()
+    export, why = bundled_export(path)
+    assert export == path / ONNX_SUBDIR, why
+    assert isinstance(open_recognizer(path), OnnxRecognizer)
+    assert isinstance(open_recognizer(path, "onnx"), OnnxRecognizer)
+    rec = open_recognizer(path, "torch")
+    assert type(rec) is Recognizer
+
+
+def test_onnx_matches_torch_on_emodb(emodb):
+    torch_rec = open_recognizer(default_model_dir(), "torch")
+    onnx_rec = open_recognizer(default_model_dir(), "onnx")
+    for name in FILES:
+        wave = load_audio(emodb / "wav" / f"{name}.wav", 16_000)
+        a, b = torch_rec.proba(wave), onnx_rec.proba(wave)
+        assert a.argmax() == b.argmax(), name
+        assert np.abs(a - b).max() < 1e-5, name
+        assert onnx_rec.describe(b)["label"] == torch_rec.describe(a)["label"]
+
+
+def test_stale_export_is_never_run(tmp_path, emodb, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(default_model_dir(), model)
+    wav = str(emodb / "wav" / f"{FILES[0]}.wav")
+    meta = json.loads((model / "model.json").read_text())
+    meta["retrained"] = True  # any change to the directory's files
+    (model / "model.json").write_text(json.dumps(meta))
+    assert bundled_export(model)[0] is None
+    assert type(open_recognizer(model)) is Recognizer  # auto: PyTorch
+    assert main(["-q", "predict", wav, "--model", str(model), "--runtime", "onnx"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "emovox export" in err[0] and "not of its current files" in err[0]
+
+
+def test_predict_does_not_import_torch(emodb):
+    code = ("import sys\nfrom emovox.cli import main\n"
+            f"assert main(['-q', 'predict', {str(emodb / 'wav' / '03a01Wa.wav')!r}]) == 0\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', "
+            "'pandas', 'matplotlib', 'fastapi'})\n"
+            "assert not heavy, heavy\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["label"] == "anger"
+
+
+@pytest.mark.parametrize("runtime", ["torch", "onnx"])
+def test_predict_runtimes_agree_through_the_cli(emodb, capsys, runtime):
+    wavs = [str(emodb / "wav" / f"{f}.wav") for f in FILES[:3]]
+    assert main(["-q", "predict", *wavs, "--runtime", runtime]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert main(["-q", "predict", *wavs]) == 0
+    default = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for a, b in zip(lines, default, strict=True):
+        assert a["label"] == b["label"]
+        assert max(abs(a["probabilities"][k] - b["probabilities"][k])
+                   for k in a["probabilities"]) <= 2e-6  # both rounded to 6 decimals
