@@ -29,6 +29,7 @@ import torch  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
 from emovox.audio import load_audio  # noqa: E402
+from emovox.early.decisions import stop_rule  # noqa: E402
 from emovox.serving.model_dir import Recognizer  # noqa: E402
 from emovox.serving.onnx_export import export_onnx  # noqa: E402
 from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream  # noqa: E402
@@ -59,12 +60,12 @@ def pct(times: list[float]) -> tuple[float, float]:
 def step_times(rec: Recognizer, onnx: OnnxRecognizer, rows: list[np.ndarray]):
     """Per decision step: the network part of both streams, fed the same step frames."""
     stream = StreamingRecognizer(rec)
-    gru, classifier = stream.gru, stream.classifier
+    gru, classifier, policy = stream.model.gru, stream.model.classifier, stream.model.policy
     ort_stream = OnnxStream(onnx)
     n = ort_stream.step_frames
     torch_t, ort_t = [], []
     for feats in rows:
-        hidden, total, count = None, torch.zeros(stream.hidden_size), 0
+        hidden, total, count = None, torch.zeros(gru.hidden_size), 0
         ort_stream.reset()
         for start in range(0, len(feats) - n + 1, n):
             x = torch.from_numpy(feats[start : start + n])
@@ -76,8 +77,8 @@ def step_times(rec: Recognizer, onnx: OnnxRecognizer, rows: list[np.ndarray]):
                     total = total + out[0].sum(0)
                     count += len(x)
                     state = total / count
-                    torch.softmax(classifier(state), -1)
-                    stream.should_stop(state, None)
+                    proba = torch.softmax(classifier(state), -1).numpy()
+                    stop_rule(proba, None, policy(state).numpy() if policy is not None else None)
 
             torch_t += timed(torch_step)
             ort_t += timed(lambda x=x: ort_stream.push_rows(x.numpy()))

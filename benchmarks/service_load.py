@@ -112,8 +112,9 @@ def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
     try:
         for cls, name, _ in saved:
             setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
-        stream.gru = timed(stream, "gru", "gru")
-        stream.classifier = timed(stream, "classifier", "classifier")
+        gru_owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
+        gru_owner.gru = timed(gru_owner, "gru", "gru")
+        gru_owner.classifier = timed(gru_owner, "classifier", "classifier")
         for chunk in chunks[:50]:  # warm-up
             stream.push(chunk)
         stream.end()

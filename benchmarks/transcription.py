@@ -60,7 +60,7 @@ def wer(args: argparse.Namespace) -> None:
         cells = []
         for _, model, lang, beam in SETTINGS:
             lang = language if lang == "fixed" else lang
-            got = Transcriber(model, lang, beam).manifest(utts)
+            got = Transcriber(model, lang, beam, fallback=True).manifest(utts)
             hyps = [got[u.id].text for u in utts]
             refs = [u.transcript for u in utts]
             score, chars = error_rate(refs, hyps), error_rate(refs, hyps, "char")
@@ -109,7 +109,7 @@ def timed(job: tuple) -> dict:
     if core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
     waves = [load_audio(p) for p in paths]
-    transcriber = Transcriber(model, language, beam, threads=1, cache=None)
+    transcriber = Transcriber(model, language, beam, threads=1, cache=None, fallback=True)
     transcriber.transcribe(waves[0])
     wall, cpu = time.perf_counter(), time.process_time()
     hot = sum(transcriber.transcribe(wave).temperature > 0 for wave in waves)

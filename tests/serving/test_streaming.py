@@ -69,7 +69,7 @@ def test_streaming_decisions_equal_offline(emorl_dir, emodb):
             assert first <= 0.2 * 16000 and len(heard) >= len(wave) - first - 0.2 * 16000
             offline = greedy_decisions(rec.trained.members[0], SequenceSet([rec.features(heard)],
                                                                  np.zeros(1, int)),
-                                       probe.step, probe.frame_rate)
+                                       probe.model.step, probe.model.frame_rate)
             d = [e for e in events if e.type == "decision"][0].to_dict()
             assert d["label"] == rec.labels[int(offline.proba[0].argmax())]
             assert d["time"] == pytest.approx(min(float(offline.seconds[0]), len(heard) / 16000),
@@ -90,7 +90,7 @@ def test_chunk_cost_does_not_grow(emorl_dir, emodb):
     for start in range(0, len(wave), 1600):
         stream.push(wave[start : start + 1600])
         if stream.utterance is not None:
-            sizes.append(len(stream.utterance.features.buffer))
+            sizes.append(len(stream.utterance.state.features.buffer))
     assert max(sizes) < 1600 + 40 * 160
 
 

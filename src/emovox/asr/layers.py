@@ -48,7 +48,14 @@ class WhisperLayers(Extractor):
     def dim(self) -> int:
         return self.encoder.width * len(self.layer_indices)
 
-    def compute(self, wave: np.ndarray) -> np.ndarray:
+    def extract_from(self, wave: np.ndarray, first_frame: int) -> np.ndarray:
+        """Frames keep their place in Whisper's context (position ``first_frame`` onwards, within
+        the 30 s window that holds them): a window cut from a stream is encoded as its frames
+        are in the whole recording, up to the context they lack."""
+        return np.ascontiguousarray(self.compute(np.asarray(wave, np.float32), first_frame),
+                                    np.float32)
+
+    def compute(self, wave: np.ndarray, first_frame: int = 0) -> np.ndarray:
         from emovox.asr.whisper import CHUNK_FRAMES, HOP, log_mel
 
         encoder, indices = self.encoder, self.layer_indices
@@ -63,8 +70,10 @@ class WhisperLayers(Extractor):
                     frames = states[0].shape[1]
                 else:
                     mel = log_mel(piece, encoder.n_mels, CHUNK_FRAMES if pad else None)
-                    states = encoder(mel[None])
                     frames = -(-(len(piece) // HOP) // 2)
+                    offset = 0 if pad or start else \
+                        min(first_frame % (CHUNK_FRAMES // 2), CHUNK_FRAMES // 2 - frames)
+                    states = encoder(mel[None], upto=max(indices), offset=offset)
                 out.append(torch.cat([states[i][0, :frames] for i in indices], -1).numpy())
         return np.concatenate(out)
 

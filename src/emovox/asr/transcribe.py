@@ -108,6 +108,10 @@ def load_recogniser(name: str, threads: int = 1):
                         cpu_threads=threads, local_files_only=True)
 
 
+#: faster-whisper's default schedule when a segment looks repetitive or unlikely.
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
 class Transcriber:
     """``transcribe(wave)`` for one 16 kHz utterance; ``manifest(utts)`` for many, cached.
 
@@ -118,15 +122,19 @@ class Transcriber:
 
     def __init__(self, model: str = "tiny.en", language: str | None = None,
                  beam_size: int = 1, threads: int = 1,
-                 cache: str | Path | None = "auto"):
+                 cache: str | Path | None = "auto", fallback: bool = False):
         self.model, self.language, self.beam_size = model, language, beam_size
+        #: Re-decode poor segments at higher temperatures (faster-whisper's default; random,
+        #: so the same audio may give other words); off by default for repeatable decisions.
+        self.fallback = fallback
         self.threads = threads
         #: ``auto``: ``cache_dir("transcripts")`` (beside the feature cache); None: no cache.
         self.cache = (cache_dir("transcripts") if cache == "auto" else
                       Path(cache).expanduser() if cache else None)
 
     def key(self) -> str:
-        blob = json.dumps([self.model, self.language, self.beam_size], sort_keys=True)
+        blob = json.dumps([self.model, self.language, self.beam_size]
+                          + (["fallback"] if self.fallback else []), sort_keys=True)
         return f"whisper-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
     def transcribe(self, wave: np.ndarray) -> Transcript:
@@ -137,9 +145,13 @@ class Transcriber:
                 + ("languages (a Whisper code: de, pl, …; None detects it)"
                    if len(model.supported_languages) > 1 else
                    "languages: it is English-only (use a multilingual model: base)"))
+        # Temperature 0 unless ``fallback``: Whisper's fallback to sampling at higher
+        # temperatures made the same audio give different words (and a multimodal model
+        # different decisions).
         segments, info = model.transcribe(
             np.asarray(wave, np.float32), language=self.language, beam_size=self.beam_size,
-            word_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            word_timestamps=True, condition_on_previous_text=False, vad_filter=False,
+            temperature=FALLBACK_TEMPERATURES if self.fallback else 0.0)
         segments = list(segments)
         words = [Word(w.word.strip(), float(w.start), float(w.end))
                  for s in segments for w in (s.words or [])]

@@ -119,19 +119,23 @@ class WhisperEncoder(nn.Module):
     def n_layers(self) -> int:
         return len(self.blocks)
 
-    def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
-        """[B, n_mels, T] log-mel → [B, ceil(T/2), width] per layer."""
+    def forward(self, mel: torch.Tensor, upto: int | None = None,
+                offset: int = 0) -> list[torch.Tensor]:
+        """[B, n_mels, T] log-mel → [B, ceil(T/2), width] per layer (only up to layer ``upto``
+        when given: the blocks above it are skipped, the states below are unchanged). ``offset``:
+        the position of the first frame (audio cut from a longer recording keeps its place)."""
         x = nn.functional.gelu(self.conv1(mel))
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
-        if x.shape[1] > len(self.positions):
+        if offset + x.shape[1] > len(self.positions):
             raise ConfigError(f"input longer than Whisper's {len(self.positions)} positions "
                               "(30 s); cut it into chunks")
-        x = x + self.positions[: x.shape[1]]
+        x = x + self.positions[offset : offset + x.shape[1]]
         states = [x]
-        for block in self.blocks:
+        for block in self.blocks[:upto]:
             x = block(x)
             states.append(x)
-        states[-1] = self.ln_post(x)
+        if len(states) > len(self.blocks):
+            states[-1] = self.ln_post(x)
         return states
 
     @classmethod
@@ -196,7 +200,8 @@ class HuggingFaceEncoder(nn.Module):
         config = self.model.config
         return config.encoder_layers if self.kind == "whisper" else config.num_hidden_layers
 
-    def forward(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, inputs: torch.Tensor, upto: int | None = None,
+                offset: int = 0) -> list[torch.Tensor]:
         out = self.model(inputs, output_hidden_states=True)
         return list(out.hidden_states)
 

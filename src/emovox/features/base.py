@@ -54,6 +54,12 @@ class Extractor:
         extractor allows it (frame-local extractors compute chunk by chunk)."""
         return self(wave)
 
+    def extract_from(self, wave: np.ndarray, first_frame: int) -> np.ndarray:
+        """Features of audio that starts at frame ``first_frame`` of a longer recording (a
+        stream's window): ``self(wave)`` unless where the audio sits changes its features
+        (Whisper's absolute positions)."""
+        return self(wave)
+
     def settings(self) -> dict[str, Any]:
         """Everything needed to rebuild this extractor (saved in model directories)."""
         return {"name": self.name, "params": dict(self.params)}

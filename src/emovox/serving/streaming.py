@@ -7,15 +7,17 @@ onset with a short pre-roll (shorter than the decision step, so the first step h
 speech), non-speech inside it is held back and only fed to the model when speech resumes, and it
 ends after a pause (``pause_ms``; ``false_start_ms`` while it holds less than ``min_speech_ms``
 of speech), at ``max_utterance_s`` or at the end of the stream; then its state is reset. Per
-utterance the recogniser carries the feature extractor's state (:class:`StreamingFeatures`), the
-frame stacker and the GRU's hidden state and running mean, so a chunk costs the same however
-much audio came before. Every decision step (``step_ms`` of audio) it emits the running class
-probabilities; the agent (EmoRL) or a confidence threshold (``gru_baseline``) chooses when to
-emit the single ``decision`` of the utterance, allowed only once the utterance holds
-``min_speech_ms`` of speech; an utterance that ends undecided gets a forced decision, or
-``no_speech`` when it never held enough speech (noise bursts). A stream with no onset at all ends
-with one ``no_speech`` event. Offline inference on the utterance's audio gives the same
-decisions (a test checks it).
+utterance the model that the method supplies (``Method.streamer``, see
+:mod:`emovox.experiments.streamers`) keeps its own state: a GRU carries its feature extractor,
+frame stacker, hidden state and running mean, so a chunk costs the same however much audio came
+before; a recogniser-layer model re-encodes the heard audio every step; an utterance-level model
+(multimodal) only collects the audio. Every decision step (``step_ms`` of audio) a stepping
+model emits the running class probabilities; the agent (EmoRL) or a confidence threshold
+chooses when to emit the single ``decision`` of the utterance, allowed only once the utterance
+holds ``min_speech_ms`` of speech; an utterance that ends undecided gets a forced decision (an
+utterance-level model's only one), or ``no_speech`` when it never held enough speech (noise
+bursts). A stream with no onset at all ends with one ``no_speech`` event. Offline inference on
+the utterance's audio gives the same decisions (tests check it).
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ import torch
 
 from emovox.early.decisions import stop_rule
 from emovox.errors import ConfigError, EmovoxError
-from emovox.features.base import stack_frames
-from emovox.features.incremental import StreamingFeatures
-from emovox.models.emorl import EmoRL
-from emovox.models.recurrent import GruBaseline
+from emovox.experiments.streamers import Step
 
 FRAME_MS = 30  # webrtcvad's longest frame
+#: The pre-roll's bound when a model has no decision step (utterance-level).
+UTTERANCE_PREROLL_MS = 1000.0
 
 
 @dataclass
@@ -184,19 +185,14 @@ class SpeechGate:
 
 
 class _Utterance:
-    """Streaming state of one utterance."""
+    """One gated utterance: its model state (``Streamer.start()``), its speech and decision."""
 
     def __init__(self, owner: StreamingRecognizer, start: float):
         self.owner = owner
         self.start = start
-        # frames a step at a time: features and the GRU run once per step, not per chunk
-        self.features = StreamingFeatures(owner.extractor, batch=owner.stack * owner.step)
-        self.pending = np.zeros((0, owner.extractor.dim), dtype=np.float32)
-        self.hidden: torch.Tensor | None = None
-        self.total = torch.zeros(owner.hidden_size)
-        self.count = 0  # stacked frames read
+        self.state = owner.model.start(owner.max_steps)
         self.steps_done = 0
-        self.last: tuple[np.ndarray, float] | None = None  # probabilities, time at last step
+        self.last: Step | None = None
         self.decided = False
         self.decided_frames = 0
         self.samples = 0
@@ -213,16 +209,16 @@ class _Utterance:
 
     def push(self, samples: np.ndarray) -> list[Event]:
         self.samples += len(samples)
-        return self._frames(self.features.push(samples), final=False)
+        return self._steps(self.state.push(samples))
 
     def finish(self, reason: str) -> list[Event]:
-        events = self._frames(self.features.finish(), final=True)
         owner = self.owner
-        if self.count and self.count % owner.step and self.steps_done < owner.max_steps:
-            events += self._step(final=True)
+        # An utterance-level model runs (transcribes, classifies) only for a decision.
+        wanted = owner.step_ms is not None or (self.enough_speech and not self.decided)
+        events = self._steps(self.state.finish()) if wanted else []
         if not self.decided:
             if self.enough_speech and self.last is not None:
-                events.append(self._decision(*self.last, forced=True))
+                events.append(self._decision(self.last, forced=True))
             else:
                 events.append(Event("no_speech", self.start, {
                     "speech": round(self.speech_samples / owner.sample_rate, 4)}))
@@ -231,67 +227,49 @@ class _Utterance:
             "start": round(self.start, 4),
             "duration": round(seconds, 4),
             "speech": round(self.speech_samples / owner.sample_rate, 4),
-            "frames": self.count,
+            "frames": self.state.frames,
             "reason": reason,
-            "fraction_at_decision": round(self.decided_frames / max(self.count, 1), 4)
+            "fraction_at_decision": round(self.decided_frames / max(self.state.frames, 1), 4)
             if self.decided else None,
         }))
         return events
 
-    def _frames(self, frames: np.ndarray, final: bool) -> list[Event]:
-        owner = self.owner
-        if len(frames):
-            frames = owner.normalise(frames)
-            self.pending = np.concatenate([self.pending, frames])
-        # Whole groups of ``stack`` frames now; at the end the tail too, padded exactly as
-        # training pads it (the same function).
-        usable = len(self.pending) if final else len(self.pending) // owner.stack * owner.stack
-        x = stack_frames(self.pending[:usable], owner.stack)
-        self.pending = self.pending[usable:]
-        if not len(x):
+    def _steps(self, steps: list[Step]) -> list[Event]:
+        """Step events (stepping models) and the decision when the stop rule says so; an
+        utterance-level model's single result waits for :meth:`finish`."""
+        if self.owner.model.step_ms is None:
+            self.last = steps[-1] if steps else self.last
             return []
-        with torch.no_grad():
-            out, self.hidden = owner.gru(torch.from_numpy(x)[None], self.hidden)
         events = []
-        cumulative = torch.cumsum(out[0], 0) + self.total
-        for i in range(len(x)):
-            self.count += 1
-            if self.count % owner.step == 0 and self.steps_done < owner.max_steps:
-                events += self._step(final=False, state=cumulative[i] / self.count)
-        self.total = cumulative[-1]
+        for step in steps:
+            events += self._step(step)
         return events
 
-    def _step(self, final: bool, state: torch.Tensor | None = None) -> list[Event]:
+    def _step(self, step: Step) -> list[Event]:
         owner = self.owner
-        if state is None:
-            state = self.total / self.count
-        with torch.no_grad():
-            proba = torch.softmax(owner.classifier(state), -1).numpy()
-            stop = owner.should_stop(state, proba)
-        # The last stacked frame is padded: never claim more audio than there was.
-        heard = min(self.count / owner.frame_rate, self.samples / owner.sample_rate)
+        stop = bool(stop_rule(step.proba, owner.threshold, step.actions))
         k = self.steps_done
         self.steps_done += 1
-        self.last = (proba, heard)
-        events = [Event("step", heard, {
+        self.last = step
+        events = [Event("step", step.seconds, {
             "step": k,
-            "probabilities": owner.probabilities(proba),
+            "probabilities": owner.probabilities(step.proba),
             "action": "terminate" if stop else "wait",
         })]
         if self.decided or not self.enough_speech:
             return events
         if stop or (self.steps_done >= owner.max_steps):
-            events.append(self._decision(proba, heard, forced=not stop))
+            events.append(self._decision(step, forced=not stop))
         return events
 
-    def _decision(self, proba: np.ndarray, heard: float, forced: bool) -> Event:
+    def _decision(self, step: Step, forced: bool) -> Event:
         owner = self.owner
         self.decided = True
-        self.decided_frames = int(round(heard * owner.frame_rate))
-        return Event("decision", heard, {
-            "label": owner.labels[int(proba.argmax())],
-            "confidence": round(float(proba.max()), 6),
-            "probabilities": owner.probabilities(proba),
+        self.decided_frames = int(round(step.seconds * owner.model.frame_rate))
+        return Event("decision", step.seconds, {
+            "label": owner.labels[int(step.proba.argmax())],
+            "confidence": round(float(step.proba.max()), 6),
+            "probabilities": owner.probabilities(step.proba),
             "forced": forced,
             "start": round(self.start, 4),
             "emitted_at": round(owner.now, 4),
@@ -299,18 +277,21 @@ class _Utterance:
 
 
 class StreamingRecognizer:
-    """Streams a trained ``emorl`` or ``gru_baseline`` model directory.
+    """Streams a trained model directory whose method supplies a per-utterance model
+    (``Method.streamer``, :mod:`emovox.experiments.streamers`): a GRU carried across chunks
+    (``emorl``, ``gru_baseline``), a recogniser-layer model re-encoding the heard audio every
+    step (``mp``, ``layer_mix``, ``rnn`` on ``whisper_layers``), or an utterance-level model
+    (``multimodal``: no steps, one decision at the end of each utterance).
 
-    ``threshold`` (gru_baseline only): decide at the first step whose top probability reaches
-    it; by default a gru_baseline decides at the end of the utterance. ``vad`` only shortens the
-    pause that ends an utterance (see :class:`GateConfig`); every mode decides on speech only.
+    ``threshold``: decide at the first step whose top probability reaches it; without it a
+    model with no agent decides at the end of the utterance. ``vad`` only shortens the pause
+    that ends an utterance (see :class:`GateConfig`); every mode decides on speech only.
     ``threads``: torch/BLAS threads of this process (:func:`set_threads`; None leaves them).
     """
 
     def __init__(self, model, sample_rate: int = 16_000, vad: bool = False,
                  threshold: float | None = None, max_steps: int | None = None,
                  gate: GateConfig | None = None, threads: int | None = 1):
-        from emovox.early.reinforce import EmoRLConfig, step_frames
         from emovox.serving.model_dir import Recognizer
 
         _check_number("threshold", threshold, 0.0, 1.0, "(0, 1]", low_open=True)
@@ -322,36 +303,19 @@ class StreamingRecognizer:
             set_threads(threads)
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
-        trained = rec.trained
-        members = getattr(trained, "members", [None])  # utterance-level methods have none
-        net = members[0]
-        if len(members) > 1 or not isinstance(net, EmoRL | GruBaseline):
-            raise EmovoxError(f"model {rec.config.model.name!r} cannot stream: streaming "
-                              "needs a single emorl or gru_baseline model")
-        if trained.normaliser.mode == "utterance":
-            raise EmovoxError("per-utterance normalisation needs the whole utterance; "
-                              "train the streaming model with global normalisation")
-        if sample_rate != trained.extractor.sample_rate:
+        self.model = rec.method.streamer(rec.trained)
+        if sample_rate != self.model.sample_rate:
             raise EmovoxError(f"stream sample rate {sample_rate} Hz: the model expects "
-                              f"{trained.extractor.sample_rate} Hz")
-        self.net = net
-        self.extractor = trained.extractor
+                              f"{self.model.sample_rate} Hz")
         self.sample_rate = sample_rate
         self.labels = rec.labels
-        self.stack = trained.stack
-        self.gru = net.gru
-        self.hidden_size = net.gru.hidden_size
-        self.classifier = net.classifier if isinstance(net, EmoRL) else net.head
-        params = rec.config.method.params
-        emorl_cfg = params if isinstance(params, EmoRLConfig) else EmoRLConfig()
-        self.frame_rate = self.extractor.frame_rate / self.stack
-        self.step = step_frames(emorl_cfg, self.frame_rate)
-        self.step_ms = emorl_cfg.step_ms
-        self.max_steps = max_steps or emorl_cfg.max_steps or 10**9
+        #: None: utterance-level decisions (no ``step`` events).
+        self.step_ms = self.model.step_ms
+        self.max_steps = max_steps or self.model.max_steps or 10**9
         self.threshold = threshold
         self.vad = vad
         self.gate_config = gate = gate or GateConfig()
-        gate.validate(self.step_ms)
+        gate.validate(self.step_ms or UTTERANCE_PREROLL_MS)
         self.gate = SpeechGate(gate, sample_rate)
         frame = self.gate.frame
         ms = sample_rate // 1000
@@ -366,15 +330,6 @@ class StreamingRecognizer:
         self.max_samples = int(gate.max_utterance_s * sample_rate)
         self.frame = frame
         self.reset()
-
-    # ---- policy -------------------------------------------------------------------------
-    def should_stop(self, state: torch.Tensor, proba: np.ndarray) -> bool:
-        """The stop rule of offline evaluation and agent training (``early.decisions``)."""
-        actions = self.net.policy(state).numpy() if isinstance(self.net, EmoRL) else None
-        return bool(stop_rule(proba, self.threshold, actions))
-
-    def normalise(self, frames: np.ndarray) -> np.ndarray:
-        return self.recognizer.trained.normaliser.apply([frames])[0]
 
     def probabilities(self, proba: np.ndarray) -> dict[str, float]:
         return {k: round(float(v), 6) for k, v in zip(self.labels, proba, strict=True)}

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from emovox.corpora import Manifest
+from emovox.errors import EmovoxError
 from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
 from emovox.registry import Registry
 
 if TYPE_CHECKING:
     from emovox.experiments.config import ExperimentConfig
     from emovox.experiments.dataset import Dataset
+    from emovox.experiments.streamers import Streamer
 
 METHODS: Registry[type[Method]] = Registry("method", providers=(
     "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
@@ -104,8 +106,6 @@ class Method:
     #: What the method reads from a Dataset beyond frame features (documentation and checks):
     #: any of "frames", "functionals", "transcripts", "word_timings", "unlabelled", "waveform".
     needs: ClassVar[tuple[str, ...]] = ("frames",)
-    #: Whether trained models can run on a live stream (``serving.streaming``).
-    streams: ClassVar[bool] = False
 
     def __init__(self, config: ExperimentConfig):
         self.config = config
@@ -137,6 +137,11 @@ class Method:
     def predict_wave(self, trained: Any, wave: np.ndarray) -> np.ndarray:
         """Probabilities (or values) for one new 16 kHz mono utterance (``emovox predict``)."""
         raise NotImplementedError(f"method {self.name!r} cannot label new audio")
+
+    def streamer(self, trained: Any) -> Streamer:
+        """The per-utterance model that ``serving.streaming`` runs on a live stream
+        (``experiments.streamers``: stepping or utterance-level); one line why not, if not."""
+        raise EmovoxError(f"method {self.name!r} cannot stream")
 
     def extra(self, trained: Any, dataset: Dataset, split: Split) -> dict[str, Any]:
         """Method-specific results of a finished fold (stored in ``FoldResult.extra``)."""

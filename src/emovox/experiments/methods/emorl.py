@@ -36,7 +36,14 @@ from emovox.evaluation.metrics import classification_metrics
 from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split, shared_dir
-from emovox.experiments.methods.supervised import SequenceModels, Supervised, load_torch
+from emovox.experiments.methods.supervised import (
+    WINDOW_S,
+    SequenceModels,
+    Supervised,
+    load_torch,
+)
+from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
+from emovox.features.spectral import FramedExtractor
 from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
 from emovox.training.data import batches
@@ -101,7 +108,6 @@ class EmoRLMethod(Supervised):
 
     name = "emorl"
     Params = EmoRLConfig
-    streams = True
 
     def positive(self, labels: list[str]) -> int:
         return labels.index(self.params.positive) if self.params.positive else 0
@@ -205,6 +211,25 @@ class EmoRLMethod(Supervised):
         protocol = protocol_line(self.config, len({r.fold for r in results}))
         return early_report(out, self.config.name, protocol, self.params.step_ms,
                             [r.extra for r in results])
+
+    def streamer(self, trained: EmoRLModels) -> Streamer:
+        """The agent's GRU carried across chunks, its policy deciding when to stop; on features
+        that cannot stream frame for frame (a recogniser's layers) or per-utterance
+        normalisation, the heard audio re-encoded every step and the GRU run over all of it."""
+        agent, params = trained.agent, self.params
+        if isinstance(trained.extractor, FramedExtractor) and \
+                trained.normaliser.mode != "utterance":
+            return GruStreamer(trained.extractor, trained.normaliser, trained.stack, agent.gru,
+                               agent.classifier, agent.policy, params.step_ms, params.max_steps)
+
+        @torch.no_grad()
+        def classify(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            state = agent.gru(torch.from_numpy(trained.sequences([feats])[0])[None])[0][0].mean(0)
+            return torch.softmax(agent.classifier(state), -1).numpy(), agent.policy(state).numpy()
+
+        return WindowStreamer(trained.extractor.extract_from, classify,
+                              trained.extractor.sample_rate, trained.extractor.frame_rate,
+                              params.step_ms, WINDOW_S, params.max_steps)
 
     # -- model directories ----------------------------------------------------------------
     def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:

@@ -5,7 +5,8 @@ unimodal variants, with transcripts from the corpus, a file, or the offline reco
 both sides: the paper's audio-only row) or ``text`` (text on both sides; the only choice for
 MELD, which has no audio). The audio input is whatever ``features`` gives: ``waveform`` (raw
 16 kHz samples) or a spectrogram extractor (``log_mel``, ``power_spectrogram``) with smaller
-``strides``/``pools``. Decisions are per utterance (or VAD segment): this method does not stream.
+``strides``/``pools``. Decisions are per utterance: on a live stream, one at the end of each
+gated utterance (VAD segment, pause, maximum length or end of stream), no steps.
 
 Text per utterance (``text``): ``corpus`` (the loader's transcript, or the ``transcripts`` file
 ``id<TAB>text``), ``asr`` (always the recogniser), ``corpus_or_asr`` (the recogniser fills the
@@ -39,6 +40,7 @@ from emovox.experiments.methods.base import (
     Split,
     scores_from_outputs,
 )
+from emovox.experiments.streamers import UtteranceStreamer
 from emovox.features import Extractor, Normaliser
 from emovox.io import atomic_write, atomic_write_json
 from emovox.models.multimodal import MODALITIES, MultimodalCMA
@@ -328,6 +330,11 @@ class MultimodalMethod(Method):
         data, _ = self.paired(feats, manifest, np.zeros(1, np.int64), trained.normaliser,
                               trained.extractor, text)
         return predict(trained.net, data, task=Classification(len(trained.labels)))[0]
+
+    def streamer(self, trained: CMATrained) -> UtteranceStreamer:
+        """Utterance-level: the gated utterance's audio, transcribed and classified at its end."""
+        return UtteranceStreamer(lambda wave: self.predict_wave(trained, wave),
+                                 trained.extractor.sample_rate)
 
     def save(self, trained: CMATrained, out: Path) -> dict[str, Any]:
         buf = io.BytesIO()

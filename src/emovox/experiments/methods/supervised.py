@@ -14,16 +14,25 @@ import numpy as np
 import torch
 
 from emovox.corpora import Manifest
-from emovox.errors import ConfigError, ModelDirError
+from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, Method, Split
+from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
 from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
+from emovox.features.spectral import FramedExtractor
 from emovox.io import atomic_write
 from emovox.models import MODELS, build_model
+from emovox.models.recurrent import GruBaseline
 from emovox.training import SequenceSet, fit, predict
 from emovox.training.tasks import Classification, Regression
 from emovox.training.trainer import class_weight_tensor, seed_everything
+
+#: Audio a stream re-encodes every step when its features cannot stream frame for frame
+#: (``experiments.streamers.WindowStreamer``): the utterance's last WINDOW_S seconds, older
+#: frames keeping their states; exact up to WINDOW_S, and within the per-step budget at any
+#: length (benchmarks/streaming_recogniser.py measures 1.5, 2, 3 s and the whole utterance).
+WINDOW_S: float | None = 3.0
 
 
 @dataclass
@@ -113,9 +122,31 @@ class Supervised(Method):
                 manifest: Manifest) -> np.ndarray:
         return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
 
+    def classify(self, trained: SequenceModels, feats: np.ndarray) -> np.ndarray:
+        """Probabilities of one utterance's raw frame features (normalised and stacked here)."""
+        return self.outputs_of(trained, SequenceSet(trained.sequences([feats]),
+                                                    np.zeros(1, dtype=np.int64)))[0]
+
+    def streamer(self, trained: SequenceModels) -> Streamer:
+        """A single GRU on features that stream frame for frame (normalised with fixed
+        statistics) carries its state across chunks; any other sequence model (a recogniser's
+        layers: mp, layer_mix, rnn) re-encodes the heard audio every step."""
+        net = trained.members[0]
+        if len(trained.members) == 1 and isinstance(net, GruBaseline) and \
+                isinstance(trained.extractor, FramedExtractor) and \
+                trained.normaliser.mode != "utterance":
+            return GruStreamer(trained.extractor, trained.normaliser, trained.stack, net.gru,
+                               net.head)
+        if not isinstance(net, torch.nn.Module) or trained.extractor.frame_rate is None:
+            raise EmovoxError(f"model {self.config.model.name!r} cannot stream: it reads "
+                              "whole-utterance features")
+        return WindowStreamer(trained.extractor.extract_from,
+                              lambda feats: (self.classify(trained, feats), None),
+                              trained.extractor.sample_rate, trained.extractor.frame_rate,
+                              window_s=WINDOW_S)
+
     def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
-        feats = trained.sequences([trained.extractor.extract_long(wave)])
-        return self.outputs_of(trained, SequenceSet(feats, np.zeros(1, dtype=np.int64)))[0]
+        return self.classify(trained, trained.extractor.extract_long(wave))
 
     # -- model directories ----------------------------------------------------------------
     def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
