@@ -101,7 +101,10 @@ async def refusal(url, send=(), **kwargs) -> tuple[dict | None, int]:
     """Send ``send`` messages, then read until the server closes: (error message, close code)."""
     async with connect(url, **kwargs) as ws:
         for message in send:
-            await ws.send(message)
+            try:
+                await ws.send(message)
+            except ConnectionClosed:  # refused before reading (busy): read what it said
+                break
         error = None
         try:
             while True:
