@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -83,7 +84,7 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                     method = DCGANMethod(config)
                     split = Split(dataset.split(fold.train), dataset.split(fold.valid),
                                   dataset.split(fold.test), seed)
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     record = {"key": key, "variant": variant, "fraction": fraction,
                               "seed": seed, "fold": fold.index, "test": list(fold.test)}
                     try:
@@ -100,6 +101,10 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                             raise
                         record["failed"] = str(exc)
                     record["seconds"] = time.perf_counter() - start
+                    # CPU time of this process: with threads=1 the single-core cost, whatever
+                    # the machine's load (wall seconds depend on the other jobs).
+                    record["cpu_seconds"] = time.process_time() - cpu
+                    record["load"] = os.getloadavg()[0]
                     with runs_path.open("a") as fh:
                         fh.write(json.dumps(record) + "\n")
                     m = record.get("metrics", {})
