@@ -176,7 +176,7 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
     ok = {k: [r for r in rs if "metrics" in r] for k, rs in groups.items()}
     folds = sorted({r["fold"] for r in runs})
     head = ["| model | labels kept | runs (folds × seeds) | failed | 5-class UA | 3-class UA "
-            "| Pearson r | arousal 3-class UA | valid 3-class UA | passes (best) | CPU s / run |",
+            "| Pearson r | arousal 3-class UA | valid 3-class UA | passes (best) | s / run |",
             "|---" * 11 + "|"]
 
     def row(variant: str, fraction: float, rs: list[dict], n_all: int) -> str:
@@ -185,13 +185,16 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
             else "—"  # valence-only variants never train the arousal head
         passes = np.mean([len(r["info"]["history"]["passes"]) for r in rs])
         best = np.mean([r["info"]["history"]["best_pass"] for r in rs])
-        cpu = np.mean([r.get("cpu_seconds", r["seconds"]) for r in rs])
+        # CPU seconds where recorded (the single-core cost, load-independent), else wall.
+        cpu = (f"{np.mean([r['cpu_seconds'] for r in rs]):.0f} CPU"
+               if all("cpu_seconds" in r for r in rs)
+               else f"{np.mean([r['seconds'] for r in rs]):.0f} wall")
         seeds = sorted({r["seed"] for r in rs})
         return (f"| {variant} | {fraction:.0%} | {len(rs)} ({len({r['fold'] for r in rs})} × "
                 f"{len(seeds)}) | {n_all - len(rs)} | {cell(x['ua5'] for x in m)} | "
                 f"{cell(x['ua3'] for x in m)} | {cell(x['pearson_r'] for x in m)} | {aro} | "
                 f"{cell(r['info']['history']['best_score'] for r in rs)} | {passes:.1f} "
-                f"({best:.1f}) | {cpu:.0f} |")
+                f"({best:.1f}) | {cpu} |")
 
     text = [f"Folds run: {len(folds)} ({', '.join(map(str, folds))}); mean ± std over the "
             "runs of each row (folds × seeds). valid = the validation speaker's 3-class UA at "
