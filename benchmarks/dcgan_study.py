@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--extra", nargs="*", default=[], metavar="TAG=DIR",
                     help="also summarise DIR's runs, their variants renamed variant+TAG")
     ap.add_argument("--table2-seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--figures", type=Path, default=None,
+                    help="directory for the dcgan_*.png figures (default: OUT)")
     ap.add_argument("--results-section", default=None,
                     help="also write the summary into benchmarks/RESULTS.md under this name")
     args = ap.parse_args()
@@ -57,7 +59,8 @@ def main() -> None:
     runs_path = args.out / "runs.jsonl"
     if not args.summary_only:
         run_all(args, runs_path)
-    body = summarise_runs(load_runs(args.out, args.extra), args.out, args.table2_seeds)
+    body = summarise_runs(load_runs(args.out, args.extra), args.out, args.table2_seeds,
+                          args.figures)
     if args.results_section:
         from results import machine, write_section
 
@@ -166,10 +169,13 @@ def cell(values) -> str:
     return f"{m:.3f} ± {s:.3f}"
 
 
-def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
+def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
+                   figures: Path | None = None) -> str:
     """Table 2 (all labels, ``table2_seeds``), the label-fraction table with paired
     semi-minus-supervised differences, Table 3 of the model best on *validation*, and the
-    figures; returns the Markdown (also written to OUT/summary.md)."""
+    figures (``dcgan_*.png`` in ``figures``, default OUT); returns the Markdown (also written
+    to OUT/summary.md)."""
+    figures = figures or out
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["variant"], r["fraction"]), []).append(r)
@@ -218,6 +224,7 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
                  "same (fold, seed) runs (3-class UA; test, then validation):", "",
                  "| pair | labels kept | pairs | Δ test 3-class UA | semi wins | "
                  "Δ valid 3-class UA |", "|---" * 6 + "|"]
+        deltas: dict[str, dict[float, list[float]]] = {}
         for semi in curve_variants:
             base = semi.split("+")[0]
             twin = base.replace("dcgan", "cnn")
@@ -234,10 +241,11 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
                       - b[k]["info"]["history"]["best_score"] for k in common]
                 text.append(f"| {semi} − {twin} | {fraction:.0%} | {len(common)} | "
                             f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} |")
+                deltas.setdefault(f"{semi} − {twin}", {})[fraction] = d
         plot_curve({v: {f: mean_std(r["metrics"]["ua3"] for r in ok[v, f])
                         for (w, f) in ok if w == v and ok[w, f]}
                     | {"n": {f: len(ok[v, f]) for (w, f) in ok if w == v}}
-                    for v in curve_variants}, out / "label_fraction.png")
+                    for v in curve_variants}, deltas, figures / "dcgan_label_fraction.png")
     full = {k: rs for k, rs in ok.items() if k[1] == 1.0 and rs}
     if full:
         # "Best" by the validation speakers' score, never by the test speakers'.
@@ -261,9 +269,9 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
     if gan:
         r = gan[0]
         plot_grid(np.array(r["extra"]["real"]), np.array(r["extra"]["fake"]),
-                  out / "samples.png")
+                  figures / "dcgan_samples.png")
         plot_losses(r["info"]["history"]["passes"], f"{r['variant']}, fold {r['fold']}, "
-                    f"seed {r['seed']}, {r['fraction']:.0%} labels", out / "losses.png")
+                    f"seed {r['seed']}, {r['fraction']:.0%} labels", figures / "dcgan_losses.png")
     failed = [r for r in runs if "failed" in r]
     text += ["", f"Runs stopped by the GAN failure check: {len(failed)}"
              + "".join(f"\n- {r['key']}: {r['failed']}" for r in failed)]
@@ -273,26 +281,37 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int]) -> str:
     return body
 
 
-def plot_curve(curve: dict, path: Path) -> None:
-    """3-class UA (mean ± std over runs) against the labelled share, one line per model."""
+def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
+    """Left: 3-class UA (mean ± std over runs) against the labelled share, one line per model.
+    Right: the paired difference semi-supervised minus supervised twin (mean ± std over the
+    same (fold, seed) runs); above zero, the unlabelled audio helped."""
     import matplotlib.pyplot as plt
 
     from emovox.evaluation.plots import save_figure
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    fig, (ax, dx) = plt.subplots(1, 2, figsize=(10, 3.8))
     for i, (variant, points) in enumerate(sorted(curve.items())):
         counts = points.pop("n")
         xs = sorted(points)
         n = "/".join(str(counts[x]) for x in xs)
-        ax.errorbar([100 * x + (i - 1) * 0.6 for x in xs], [points[x][0] for x in xs],
+        ax.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs], [points[x][0] for x in xs],
                     yerr=[points[x][1] for x in xs], marker="o", capsize=3,
                     label=f"{variant} (runs {n})",
                     linestyle="--" if "cnn" in variant else "-")
-    ax.set_xscale("log")
-    ax.set_xticks([10, 25, 100], ["10", "25", "100"])
-    ax.set_xlabel("labelled share of training utterances (%)")
-    ax.set_ylabel("3-class valence UA (derived)")
-    ax.legend(fontsize=7)
+    for i, (pair, points) in enumerate(sorted(deltas.items())):
+        xs = sorted(points)
+        dx.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs],
+                    [np.mean(points[x]) for x in xs], yerr=[np.std(points[x]) for x in xs],
+                    marker="o", capsize=3,
+                    label=f"{pair} (pairs {'/'.join(str(len(points[x])) for x in xs)})")
+    dx.axhline(0, color="grey", lw=0.8)
+    for a in (ax, dx):
+        a.set_xscale("log")
+        a.set_xticks([10, 25, 100], ["10", "25", "100"])
+        a.set_xlabel("labelled share of training utterances (%)")
+        a.legend(fontsize=7)
+    ax.set_ylabel("test 3-class valence UA (derived)")
+    dx.set_ylabel("Δ test 3-class UA, paired")
     fig.tight_layout()
     save_figure(fig, path)
 
