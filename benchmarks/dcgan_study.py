@@ -223,7 +223,7 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
         text += ["", "Paired differences, semi-supervised minus its supervised twin, on the "
                  "same (fold, seed) runs (3-class UA; test, then validation):", "",
                  "| pair | labels kept | pairs | Δ test 3-class UA | semi wins | "
-                 "Δ valid 3-class UA |", "|---" * 6 + "|"]
+                 "Δ valid 3-class UA | Δ test 5-class UA |", "|---" * 7 + "|"]
         deltas: dict[str, dict[float, list[float]]] = {}
         for semi in curve_variants:
             base = semi.split("+")[0]
@@ -239,8 +239,10 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
                 d = [a[k]["metrics"]["ua3"] - b[k]["metrics"]["ua3"] for k in common]
                 dv = [a[k]["info"]["history"]["best_score"]
                       - b[k]["info"]["history"]["best_score"] for k in common]
+                d5 = [a[k]["metrics"]["ua5"] - b[k]["metrics"]["ua5"] for k in common]
                 text.append(f"| {semi} − {twin} | {fraction:.0%} | {len(common)} | "
-                            f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} |")
+                            f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} | "
+                            f"{cell(d5)} |")
                 deltas.setdefault(f"{semi} − {twin}", {})[fraction] = d
         plot_curve({v: {f: mean_std(r["metrics"]["ua3"] for r in ok[v, f])
                         for (w, f) in ok if w == v and ok[w, f]}
