@@ -1,9 +1,11 @@
-"""Driver for the DCGAN study (issue 12) until the Method runner lands on main.
+"""Driver for the DCGAN study (issue 12): resumable runs, paired statistics and figures.
 
 Runs ``DCGANMethod`` over leave-one-speaker-out folds for several variants, label fractions and
 seeds, appending one JSON line per finished run to ``OUT/runs.jsonl`` (rerunning skips finished
-runs: resumable), then writes Table 2, Table 3, the label-fraction curve, loss curves and the
-real-vs-generated grid under OUT.
+runs: resumable; each run records wall and CPU seconds), then writes Table 2, the label-fraction
+table with paired semi-minus-supervised differences, Table 3, the label-fraction curve, loss
+curves and the real-vs-generated grid (OUT, or ``--figures``), and optionally its section of
+benchmarks/RESULTS.md. The same ``DCGANMethod`` runs through ``emovox study``.
 
     PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/dcgan_study.py --out runs/dcgan_emodb \\
         --variants basic_cnn multitask_cnn basic_dcgan multitask_dcgan --fractions 1.0
