@@ -1,9 +1,11 @@
-"""Driver for the DCGAN study (issue 12) until the Method runner lands on main.
+"""Driver for the DCGAN study (issue 12): resumable runs, paired statistics and figures.
 
 Runs ``DCGANMethod`` over leave-one-speaker-out folds for several variants, label fractions and
 seeds, appending one JSON line per finished run to ``OUT/runs.jsonl`` (rerunning skips finished
-runs: resumable), then writes Table 2, Table 3, the label-fraction curve, loss curves and the
-real-vs-generated grid under OUT.
+runs: resumable; each run records wall and CPU seconds), then writes Table 2, the label-fraction
+table with paired semi-minus-supervised differences, Table 3, the label-fraction curve, loss
+curves and the real-vs-generated grid (OUT, or ``--figures``), and optionally its section of
+benchmarks/RESULTS.md. The same ``DCGANMethod`` runs through ``emovox study``.
 
     PYTHONPATH=src nice -n 10 .venv/bin/python benchmarks/dcgan_study.py --out runs/dcgan_emodb \\
         --variants basic_cnn multitask_cnn basic_dcgan multitask_dcgan --fractions 1.0
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,6 +29,7 @@ from emovox.experiments.methods.base import Split
 from emovox.experiments.methods.dcgan import DCGANMethod, plot_grid, plot_losses
 from emovox.experiments.protocols import leave_one_speaker_out
 from emovox.features import FeatureCache, extract_all, make_extractor
+from emovox.io import atomic_write_text
 from emovox.models.dcgan import VARIANTS
 
 
@@ -45,12 +49,26 @@ def main() -> None:
     ap.add_argument("--unlabelled-limit", type=int, default=0)
     ap.add_argument("--params", default="{}", help="JSON method params for every run")
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--extra", nargs="*", default=[], metavar="TAG=DIR",
+                    help="also summarise DIR's runs, their variants renamed variant+TAG")
+    ap.add_argument("--table2-seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--figures", type=Path, default=None,
+                    help="directory for the dcgan_*.png figures (default: OUT)")
+    ap.add_argument("--results-section", default=None,
+                    help="also write the summary into benchmarks/RESULTS.md under this name")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     runs_path = args.out / "runs.jsonl"
     if not args.summary_only:
         run_all(args, runs_path)
-    summarise_runs(runs_path, args.out)
+    body = summarise_runs(load_runs(args.out, args.extra), args.out, args.table2_seeds,
+                          args.figures)
+    if args.results_section:
+        from results import machine, write_section
+
+        write_section(args.results_section, f"## DCGAN study: {args.results_section}\n\n"
+                      f"{machine()}; driver `benchmarks/dcgan_study.py` (docs/dcgan.md has the "
+                      f"command and protocol).\n\n{body}")
 
 
 def run_all(args: argparse.Namespace, runs_path: Path) -> None:
@@ -83,7 +101,7 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                     method = DCGANMethod(config)
                     split = Split(dataset.split(fold.train), dataset.split(fold.valid),
                                   dataset.split(fold.test), seed)
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     record = {"key": key, "variant": variant, "fraction": fraction,
                               "seed": seed, "fold": fold.index, "test": list(fold.test)}
                     try:
@@ -100,6 +118,10 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
                             raise
                         record["failed"] = str(exc)
                     record["seconds"] = time.perf_counter() - start
+                    # CPU time of this process: with threads=1 the single-core cost, whatever
+                    # the machine's load (wall seconds depend on the other jobs).
+                    record["cpu_seconds"] = time.process_time() - cpu
+                    record["load"] = os.getloadavg()[0]
                     with runs_path.open("a") as fh:
                         fh.write(json.dumps(record) + "\n")
                     m = record.get("metrics", {})
@@ -123,41 +145,124 @@ def metrics_of(scores) -> dict:
             "confusion3": full["confusion3"]}
 
 
-def summarise_runs(runs_path: Path, out: Path) -> None:
-    runs = [json.loads(line) for line in runs_path.open()]
+def load_runs(out: Path, extra: list[str]) -> list[dict]:
+    """The runs of OUT plus those of each ``TAG=DIR`` in ``extra``, whose variants are renamed
+    ``variant+TAG`` (a method change measured in its own directory); the last record of a key
+    wins."""
+    runs: dict[str, dict] = {}
+    for tag, directory in [("", out)] + [tuple(e.split("=", 1)) for e in extra]:
+        path = Path(directory) / "runs.jsonl"
+        for line in path.open() if path.exists() else []:
+            r = json.loads(line)
+            if tag:
+                r["variant"] = f"{r['variant']}+{tag}"
+                r["key"] = f"{tag}:{r['key']}"
+            runs[r["key"]] = r
+    return list(runs.values())
+
+
+def mean_std(values) -> tuple[float, float]:
+    v = np.array(list(values), dtype=float)
+    return float(np.nanmean(v)), float(np.nanstd(v))
+
+
+def cell(values) -> str:
+    m, s = mean_std(values)
+    return f"{m:.3f} ± {s:.3f}"
+
+
+def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
+                   figures: Path | None = None) -> str:
+    """Table 2 (all labels, ``table2_seeds``), the label-fraction table with paired
+    semi-minus-supervised differences, Table 3 of the model best on *validation*, and the
+    figures (``dcgan_*.png`` in ``figures``, default OUT); returns the Markdown (also written
+    to OUT/summary.md)."""
+    figures = figures or out
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
         groups.setdefault((r["variant"], r["fraction"]), []).append(r)
-    lines = ["| model | labels kept | runs (folds × seeds) | failed | 5-class UA | 3-class UA "
-             "| Pearson r | arousal 3-class UA | s / run |", "|---" * 9 + "|"]
-    best, best_ua = None, -1.0
-    curve: dict[str, dict[float, tuple[float, float]]] = {}
-    for (variant, fraction), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        ok = [r for r in rs if "metrics" in r]
-        if not ok:
-            continue
+    ok = {k: [r for r in rs if "metrics" in r] for k, rs in groups.items()}
+    folds = sorted({r["fold"] for r in runs})
+    head = ["| model | labels kept | runs (folds × seeds) | failed | 5-class UA | 3-class UA "
+            "| Pearson r | arousal 3-class UA | valid 3-class UA | passes (best) | s / run |",
+            "|---" * 11 + "|"]
 
-        def ms(key: str, ok=ok) -> tuple[float, float]:
-            v = np.array([r["metrics"][key] for r in ok], dtype=float)
-            return float(np.nanmean(v)), float(np.nanstd(v))
+    def row(variant: str, fraction: float, rs: list[dict], n_all: int) -> str:
+        m = [r["metrics"] for r in rs]
+        aro = cell(x["arousal_ua3"] for x in m) if VARIANTS[variant.split("+")[0]].arousal \
+            else "—"  # valence-only variants never train the arousal head
+        passes = np.mean([len(r["info"]["history"]["passes"]) for r in rs])
+        best = np.mean([r["info"]["history"]["best_pass"] for r in rs])
+        # CPU seconds where recorded (one thread: the single-core cost, whatever the load),
+        # over the runs that recorded it; wall seconds only when none did.
+        timed = [r["cpu_seconds"] for r in rs if "cpu_seconds" in r]
+        cpu = (f"{np.mean(timed):.0f} CPU" + (f" ({len(timed)} runs)" if len(timed) < len(rs)
+                                               else "")
+               if timed else f"{np.mean([r['seconds'] for r in rs]):.0f} wall")
+        seeds = sorted({r["seed"] for r in rs})
+        return (f"| {variant} | {fraction:.0%} | {len(rs)} ({len({r['fold'] for r in rs})} × "
+                f"{len(seeds)}) | {n_all - len(rs)} | {cell(x['ua5'] for x in m)} | "
+                f"{cell(x['ua3'] for x in m)} | {cell(x['pearson_r'] for x in m)} | {aro} | "
+                f"{cell(r['info']['history']['best_score'] for r in rs)} | {passes:.1f} "
+                f"({best:.1f}) | {cpu} |")
 
-        cells = [f"{m:.3f} ± {s:.3f}" for m, s in (ms("ua5"), ms("ua3"), ms("pearson_r"))]
-        # Valence-only variants never train the arousal head: no arousal number for them.
-        aro_m, aro_s = ms("arousal_ua3")
-        cells.append(f"{aro_m:.3f} ± {aro_s:.3f}" if VARIANTS[variant].arousal else "—")
-        secs = np.mean([r["seconds"] for r in ok])
-        lines.append(f"| {variant} | {fraction:.0%} | {len(ok)} | {len(rs) - len(ok)} | "
-                     + " | ".join(cells) + f" | {secs:.0f} |")
-        curve.setdefault(variant, {})[fraction] = ms("ua3")
-        if fraction == 1.0 and ms("ua3")[0] > best_ua:
-            best, best_ua = (variant, ok), ms("ua3")[0]
-    text = ["# DCGAN study", "", *lines, ""]
-    if best:
-        variant, ok = best
-        c5 = np.sum([r["metrics"]["confusion5"] for r in ok], axis=0)
-        c3 = np.sum([r["metrics"]["confusion3"] for r in ok], axis=0)
-        text += [f"Table 3: confusion of the best model at 100 % labels ({variant}), summed over "
-                 "runs; rows are label mass (split labels count half in each row).", "",
+    text = [f"Folds run: {len(folds)} ({', '.join(map(str, folds))}); mean ± std over the "
+            "runs of each row (folds × seeds). valid = the validation speaker's 3-class UA at "
+            "the pass the stop rule kept.", "",
+            f"**Table 2** (all labels kept; seeds {table2_seeds}):", "", *head]
+    order = sorted(ok, key=lambda k: (-k[1], list(VARIANTS).index(k[0].split("+")[0]), k[0]))
+    for variant, fraction in order:
+        rs = [r for r in ok[variant, fraction] if r["seed"] in table2_seeds]
+        if fraction == 1.0 and rs:
+            text.append(row(variant, fraction, rs, sum(r["seed"] in table2_seeds
+                                                       for r in groups[variant, fraction])))
+    fractions = sorted({k[1] for k in ok if k[1] < 1})
+    if fractions:
+        text += ["", "**Label fraction** (all seeds run):", "", *head]
+        curve_variants = sorted({v for v, f in ok if f < 1})
+        for variant, fraction in order:
+            if variant in curve_variants and ok[variant, fraction]:
+                text.append(row(variant, fraction, ok[variant, fraction],
+                                len(groups[variant, fraction])))
+        text += ["", "Paired differences, semi-supervised minus its supervised twin, on the "
+                 "same (fold, seed) runs (3-class UA; test, then validation):", "",
+                 "| pair | labels kept | pairs | Δ test 3-class UA | semi wins | "
+                 "Δ valid 3-class UA | Δ test 5-class UA |", "|---" * 7 + "|"]
+        deltas: dict[str, dict[float, list[float]]] = {}
+        for semi in curve_variants:
+            base = semi.split("+")[0]
+            twin = base.replace("dcgan", "cnn")
+            if base == twin:
+                continue
+            for fraction in [*fractions, 1.0]:
+                a = {(r["fold"], r["seed"]): r for r in ok.get((semi, fraction), [])}
+                b = {(r["fold"], r["seed"]): r for r in ok.get((twin, fraction), [])}
+                common = sorted(set(a) & set(b))
+                if not common:
+                    continue
+                d = [a[k]["metrics"]["ua3"] - b[k]["metrics"]["ua3"] for k in common]
+                dv = [a[k]["info"]["history"]["best_score"]
+                      - b[k]["info"]["history"]["best_score"] for k in common]
+                d5 = [a[k]["metrics"]["ua5"] - b[k]["metrics"]["ua5"] for k in common]
+                text.append(f"| {semi} − {twin} | {fraction:.0%} | {len(common)} | "
+                            f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} | "
+                            f"{cell(d5)} |")
+                deltas.setdefault(f"{semi} − {twin}", {})[fraction] = d
+        plot_curve({v: {f: mean_std(r["metrics"]["ua3"] for r in ok[v, f])
+                        for (w, f) in ok if w == v and ok[w, f]}
+                    | {"n": {f: len(ok[v, f]) for (w, f) in ok if w == v}}
+                    for v in curve_variants}, deltas, figures / "dcgan_label_fraction.png")
+    full = {k: rs for k, rs in ok.items() if k[1] == 1.0 and rs}
+    if full:
+        # "Best" by the validation speakers' score, never by the test speakers'.
+        best = max(full, key=lambda k: mean_std(r["info"]["history"]["best_score"]
+                                                for r in full[k])[0])
+        rs = full[best]
+        c5 = np.sum([r["metrics"]["confusion5"] for r in rs], axis=0)
+        c3 = np.sum([r["metrics"]["confusion3"] for r in rs], axis=0)
+        text += ["", f"**Table 3**: confusion of the model best on validation at 100 % labels "
+                 f"({best[0]}), summed over its {len(rs)} runs; rows are label mass (split "
+                 "labels count half in each row), columns the predicted point.", "",
                  "| 5-class | " + " | ".join(str(i) for i in range(1, 6)) + " |",
                  "|---" * 6 + "|"]
         text += [f"| {i + 1} | " + " | ".join(f"{v:.1f}" for v in row) + " |"
@@ -165,36 +270,55 @@ def summarise_runs(runs_path: Path, out: Path) -> None:
         text += ["", "| 3-class | " + " | ".join(CLASSES3) + " |", "|---" * 4 + "|"]
         text += [f"| {CLASSES3[i]} | " + " | ".join(f"{v:.1f}" for v in row) + " |"
                  for i, row in enumerate(c3)]
-        first = ok[0]
-        plot_losses(first["info"]["history"]["passes"], f"{variant}, fold {first['fold']}",
-                    out / "losses_best.png")
-    for r in runs:
-        if r.get("extra", {}).get("real"):
-            plot_grid(np.array(r["extra"]["real"]), np.array(r["extra"]["fake"]),
-                      out / "samples.png")
-            plot_losses(r["info"]["history"]["passes"], f"{r['variant']}, fold {r['fold']}, "
-                        f"{r['fraction']:.0%} labels", out / "losses_gan.png")
-            break
-    if any(len(v) > 1 for v in curve.values()):
-        plot_curve(curve, out / "label_fraction.png")
-    (out / "summary.md").write_text("\n".join(text) + "\n")
-    print("\n".join(text))
+    gan = sorted((r for r in runs if r.get("extra", {}).get("real") and "+" not in r["variant"]),
+                 key=lambda r: (r["seed"], r["fold"], -r["fraction"], r["variant"]))
+    if gan:
+        r = gan[0]
+        plot_grid(np.array(r["extra"]["real"]), np.array(r["extra"]["fake"]),
+                  figures / "dcgan_samples.png")
+        plot_losses(r["info"]["history"]["passes"], f"{r['variant']}, fold {r['fold']}, "
+                    f"seed {r['seed']}, {r['fraction']:.0%} labels", figures / "dcgan_losses.png")
+    failed = [r for r in runs if "failed" in r]
+    text += ["", f"Runs stopped by the GAN failure check: {len(failed)}"
+             + "".join(f"\n- {r['key']}: {r['failed']}" for r in failed)]
+    body = "\n".join(text) + "\n"
+    atomic_write_text(out / "summary.md", "# DCGAN study\n\n" + body)
+    print(body)
+    return body
 
 
-def plot_curve(curve: dict, path: Path) -> None:
+def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
+    """Left: 3-class UA (mean ± std over runs) against the labelled share, one line per model.
+    Right: the paired difference semi-supervised minus supervised twin (mean ± std over the
+    same (fold, seed) runs); above zero, the unlabelled audio helped."""
     import matplotlib.pyplot as plt
 
     from emovox.evaluation.plots import save_figure
 
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for variant, points in sorted(curve.items()):
+    fig, (ax, dx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, (variant, points) in enumerate(sorted(curve.items())):
+        counts = points.pop("n")
         xs = sorted(points)
-        ax.errorbar([100 * x for x in xs], [points[x][0] for x in xs],
-                    yerr=[points[x][1] for x in xs], marker="o", capsize=3, label=variant,
+        n = "/".join(str(counts[x]) for x in xs)
+        ax.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs], [points[x][0] for x in xs],
+                    yerr=[points[x][1] for x in xs], marker="o", capsize=3,
+                    label=f"{variant} (runs {n})",
                     linestyle="--" if "cnn" in variant else "-")
-    ax.set_xlabel("labelled share of training utterances (%)")
-    ax.set_ylabel("3-class valence UA (derived)")
-    ax.legend(fontsize=8)
+    for i, (pair, points) in enumerate(sorted(deltas.items())):
+        xs = sorted(points)
+        dx.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs],
+                    [np.mean(points[x]) for x in xs], yerr=[np.std(points[x]) for x in xs],
+                    marker="o", capsize=3,
+                    label=f"{pair} (pairs {'/'.join(str(len(points[x])) for x in xs)})")
+    dx.axhline(0, color="grey", lw=0.8)
+    for a in (ax, dx):
+        a.set_xscale("log")
+        a.set_xticks([10, 25, 100], ["10", "25", "100"])
+        a.set_xlabel("labelled share of training utterances (%)")
+        a.legend(fontsize=7)
+    ax.set_ylabel("test 3-class valence UA (derived)")
+    dx.set_ylabel("Δ test 3-class UA, paired")
+    fig.tight_layout()
     save_figure(fig, path)
 
 

@@ -12,6 +12,7 @@ import torch
 
 from emovox.audio import load_audio
 from emovox.corpora.manifest import Manifest, Word
+from emovox.errors import EmovoxError
 from emovox.evaluation.valence import fuzzy_label, fuzzy_ua, rating_metrics, ratings_label
 from emovox.experiments.methods.dcgan import PAPER_PICKS, keep_labels, unlabelled_pool
 from emovox.features import make_extractor
@@ -25,6 +26,7 @@ from emovox.training.semi import (
     draw_crops,
     eval_crops,
     fit_semi,
+    generator_loss,
     voiced_centres,
     word_centres,
 )
@@ -162,6 +164,29 @@ def test_collapsed_or_diverged_gan_stops_with_a_message():
     with pytest.raises(GANFailure, match="non-finite"):
         broken = CropSet([np.full_like(s, np.nan) for s in train.specs], train.centres)
         fit_semi(replace(SMALL, variant="basic_dcgan"), train, valid, broken)
+
+
+def test_feature_matching_pulls_generated_features_towards_real_ones():
+    torch.manual_seed(0)
+    disc, gen = Discriminator(32, 8, 3), Generator(32, 8)
+    real = torch.rand(6, 128, 32) * 2 - 1
+    f_real = disc.features(real).detach()
+    bce = torch.nn.BCEWithLogitsLoss()
+    loss = generator_loss("feature_matching", disc, gen.sample(6), f_real, bce)
+    loss.backward()
+    assert loss.item() > 0 and gen.project[0].weight.grad.abs().sum() > 0
+    same = generator_loss("feature_matching", disc, real, f_real, bce)
+    assert same.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gan_options_train_and_unknown_loss_is_refused():
+    train, valid = toy_sets()
+    config = replace(SMALL, variant="basic_dcgan", max_passes=2, gen_loss="feature_matching",
+                     real_label=0.9)
+    trained = fit_semi(config, train, valid, train)
+    assert all(np.isfinite(p["loss_g"]) for p in trained.history.passes)
+    with pytest.raises(EmovoxError, match="generator loss"):
+        fit_semi(replace(config, gen_loss="wasserstein"), train, valid, train)
 
 
 def test_test_speakers_never_enter_the_unlabelled_pool(emodb, emodb_manifest):

@@ -34,6 +34,9 @@ from emovox.training.trainer import seed_everything
 log = logging.getLogger(__name__)
 
 
+GEN_LOSSES = ("nonsaturating", "feature_matching")
+
+
 class GANFailure(EmovoxError):
     """The adversarial game collapsed or diverged; the run's numbers must not be reported."""
 
@@ -54,6 +57,12 @@ class SemiConfig:
     select_on: str = "ua3"          # validation metric that picks the pass: ua3 | ua5 | pearson_r
     collapse_steps: int = 100       # D loss below collapse_loss this many steps in a row → stop
     collapse_loss: float = 1e-3
+    #: Generator loss: "nonsaturating" (the paper's −log D(G(z))) or "feature_matching"
+    #: (Salimans et al. 2016: match the mean trunk features of real crops, the usual choice
+    #: when the discriminator's features, not the samples, are what is wanted).
+    gen_loss: str = "nonsaturating"
+    #: Target of real crops in the discriminator's BCE (0.9: one-sided label smoothing).
+    real_label: float = 1.0
     threads: int = 2
 
 
@@ -205,6 +214,17 @@ def soft_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return -(target * F.log_softmax(logits, -1)).sum(-1).mean()
 
 
+def generator_loss(kind: str, disc: Discriminator, fake: torch.Tensor, f_real: torch.Tensor,
+                   bce: torch.nn.Module) -> torch.Tensor:
+    """−log D(G(z)), or the squared distance between the mean trunk features of the real
+    batch and of the generated one (feature matching)."""
+    f_fake = disc.features(fake)
+    if kind == "feature_matching":
+        return (f_real.mean(0) - f_fake.mean(0)).pow(2).mean()
+    d_gen = disc.real_fake(f_fake).squeeze(1)
+    return bce(d_gen, torch.ones_like(d_gen))
+
+
 def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: CropSet | None,
              seed: int = 0, work_dir: Path | None = None, progress: bool = False,
              pass_size: int | None = None) -> Trained:
@@ -213,6 +233,8 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
     if config.variant not in VARIANTS:
         raise EmovoxError(f"unknown DCGAN variant {config.variant!r}; choose from "
                           f"{sorted(VARIANTS)}")
+    if config.gen_loss not in GEN_LOSSES:
+        raise EmovoxError(f"unknown generator loss {config.gen_loss!r}; choose from {GEN_LOSSES}")
     variant = VARIANTS[config.variant]
     if variant.adversarial and (unlabelled is None or len(unlabelled) == 0):
         raise EmovoxError(f"{config.variant}: the adversarial variants need unlabelled audio")
@@ -225,10 +247,10 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
     history, best_state, bad, low_d = History(), None, 0, 0
     parts = {"disc": disc, "opt_d": opt_d} | ({"gen": gen, "opt_g": opt_g} if gen else {})
     saver = Checkpoint(work_dir / "semi_checkpoint.pt" if work_dir else None, **parts)
-    progress = saver.restore()
-    if progress:
-        history, best_state, bad = History(**progress["history"]), progress["best"], progress["bad"]
-        rng.bit_generator.state = progress["rng"]
+    resumed = saver.restore()
+    if resumed:
+        history, best_state, bad = History(**resumed["history"]), resumed["best"], resumed["bad"]
+        rng.bit_generator.state = resumed["rng"]
     start = time.perf_counter() - history.seconds
     bce = torch.nn.BCEWithLogitsLoss()
     # A pass covers the whole training set, labelled or not (``pass_size``), so models with
@@ -252,15 +274,15 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
                 real = draw_crops(unlabelled, pool, config.width, rng)
                 fake = gen.sample(n_adv)
                 opt_d.zero_grad()
-                d_real = disc.real_fake(disc.features(real)).squeeze(1)
+                f_real = disc.features(real)
+                d_real = disc.real_fake(f_real).squeeze(1)
                 d_fake = disc.real_fake(disc.features(fake.detach())).squeeze(1)
-                loss_d = (bce(d_real, torch.ones_like(d_real))
+                loss_d = (bce(d_real, torch.full_like(d_real, config.real_label))
                           + bce(d_fake, torch.zeros_like(d_fake)))
                 loss_d.backward()
                 opt_d.step()
                 opt_g.zero_grad()
-                d_gen = disc.real_fake(disc.features(fake)).squeeze(1)
-                loss_g = bce(d_gen, torch.ones_like(d_gen))  # −log D(G(z))
+                loss_g = generator_loss(config.gen_loss, disc, fake, f_real.detach(), bce)
                 loss_g.backward()
                 opt_g.step()
                 losses.update(d=loss_d.item(), g=loss_g.item())

@@ -33,6 +33,7 @@ from emovox.io import atomic_write_json
 from emovox.models.dcgan import VARIANTS
 from emovox.training.checkpoint import save_checkpoint
 from emovox.training.semi import (
+    GEN_LOSSES,
     CropSet,
     History,
     SemiConfig,
@@ -222,6 +223,9 @@ class DCGANMethod(Method):
         max_passes: int = 60
         patience: int = 5
         select_on: str = "ua3"
+        #: "nonsaturating" (the paper's) or "feature_matching"; real-crop target (0.9: smoothing).
+        gen_loss: str = "nonsaturating"
+        real_label: float = 1.0
         #: Share of each training speaker's utterances that keep their labels.
         label_fraction: float = 1.0
         #: Directories of any audio for the discriminator (besides the training speakers').
@@ -241,6 +245,9 @@ class DCGANMethod(Method):
         if p.select_on not in ("ua3", "ua5", "pearson_r"):
             raise ConfigError(f"method.params.select_on: {p.select_on!r} is not one of "
                               "ua3, ua5, pearson_r")
+        if p.gen_loss not in GEN_LOSSES:
+            raise ConfigError(f"method.params.gen_loss: {p.gen_loss!r} is not one of "
+                              f"{', '.join(GEN_LOSSES)}")
         if not 0 < p.label_fraction <= 1:
             raise ConfigError("method.params.label_fraction must be in (0, 1]")
         self._vad: dict = {}
@@ -255,7 +262,8 @@ class DCGANMethod(Method):
                  for k, v in PAPER_PICKS[p.variant].items()}
         settings = {"variant": p.variant, "gen_filters": p.gen_filters,
                     "adversarial_batch": p.adversarial_batch, "max_passes": p.max_passes,
-                    "patience": p.patience, "select_on": p.select_on, "threads": p.threads}
+                    "patience": p.patience, "select_on": p.select_on, "threads": p.threads,
+                    "gen_loss": p.gen_loss, "real_label": p.real_label}
         return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
