@@ -151,3 +151,16 @@ def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic
     baseline = {v: [(r["training"]["baseline"], r["extra"]["early"]["gru_full"])
                     for r in rs] for v, rs in results.items()}
     assert baseline["a"] == baseline["b"] != baseline["c"]
+
+
+def test_a_run_written_before_a_setting_existed_resumes(synthetic_corpus, tmp_path):
+    """A finished run whose config.yaml lacks a setting added since (here protocol.train_only)
+    resumes when the setting keeps its default, and is still refused when a real one differs."""
+    config, out = _config(synthetic_corpus, tmp_path), tmp_path / "out"
+    assert main(["-q", "experiment", str(config), "--out", str(out)]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    del saved["protocol"]["train_only"]
+    (out / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert main(["-q", "experiment", str(config), "--out", str(out)]) == 0
+    assert main(["-q", "experiment", str(config), "--out", str(out),
+                 "method.params.scale=0.5"]) == 2

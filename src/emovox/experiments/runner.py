@@ -11,6 +11,7 @@ Output directory::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -20,7 +21,7 @@ import yaml
 from tqdm import tqdm
 
 from emovox.errors import ConfigError
-from emovox.experiments.config import ExperimentConfig, to_dict
+from emovox.experiments.config import ExperimentConfig, build_config, to_dict
 from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
 from emovox.experiments.methods.base import FoldResult, Split, fold_dir, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
@@ -70,12 +71,20 @@ def _results_part(data: dict, path: tuple = ()) -> dict:
             for k, v in data.items() if (*path, k) not in RUN_SETTINGS}
 
 
+def _comparable(data: dict) -> dict:
+    """The results part of a config with every default filled in, so that a run written
+    before a setting existed compares equal when the setting keeps its default."""
+    with contextlib.suppress(ConfigError):  # one this version cannot read: compare as written
+        data = to_dict(build_config(data))
+    return _results_part(yaml.safe_load(yaml.safe_dump(data)))
+
+
 def check_same_config(path: Path, config: ExperimentConfig) -> None:
     """Refuse to resume into a directory whose finished folds came from another config."""
     if not path.exists():
         return
-    before = _results_part(yaml.safe_load(path.read_text()) or {})
-    now = _results_part(yaml.safe_load(yaml.safe_dump(to_dict(config))))
+    before = _comparable(yaml.safe_load(path.read_text()) or {})
+    now = _comparable(to_dict(config))
     if before != now:
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         raise ConfigError(f"{path.parent}: holds a run with a different config (differs in "
