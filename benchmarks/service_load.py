@@ -385,7 +385,10 @@ HEADER = ("| streams | completed | events | p50 latency | p99 latency | max | fe
 
 
 def stream_lines(args, load, rows: list[dict], skipped: list[int], cost: dict) -> list[str]:
-    extra = " --all-levels" if args.all_levels else ""
+    default_levels = [10, 25, 50, 100, 200]
+    extra = "" if args.levels == default_levels else \
+        " --levels " + " ".join(str(n) for n in args.levels)
+    extra += " --all-levels" if args.all_levels else ""
     extra += " --streams-only" if args.streams_only else ""
     extra += f" --section {args.section}" if args.section != "service_load" else ""
     return [
