@@ -4,33 +4,20 @@ Emo-DB speech with real noise, silence and a tone, whatever the chunking."""
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
 from conftest import NOISE
 
 from emovox.audio import load_audio
-from emovox.serving.streaming import FRAME_MS, GateConfig, SpeechGate
+from emovox.serving.streaming import GateConfig, SpeechGate
 
 SR = 16_000
 FILES = ["03a01Wa", "08a02Na", "09b03Fd", "11b03Nb", "13a01Ec", "16b10Wb"]
 
 
-class FrameByFrameGate:
-    """The gate as it was before ``judge`` (one frame per call), kept here as the reference."""
-
-    def __init__(self, config: GateConfig, sample_rate: int):
-        import webrtcvad
-
-        self.config = config
-        self.vad = webrtcvad.Vad(config.aggressiveness)
-        self.sample_rate = sample_rate
-        self.frame = sample_rate * FRAME_MS // 1000
-        self.n_fft = 1 << (self.frame - 1).bit_length()
-        self.window = np.hanning(self.frame)
-        self.levels: deque[float] = deque(maxlen=int(config.floor_window_ms // FRAME_MS))
-        self.level = -120.0
+class FrameByFrameGate(SpeechGate):
+    """The gate as it was before ``judge`` (one frame per call), kept here as the reference;
+    the state (webrtcvad, window, level history) is the gate's own."""
 
     def __call__(self, frame: np.ndarray) -> bool:
         cfg = self.config
