@@ -148,12 +148,19 @@ class GruStream(UtteranceStream):
     def _step(self, state: torch.Tensor) -> Step:
         model = self.model
         self.steps += 1
-        with torch.no_grad():
-            proba = torch.softmax(model.classifier(state), -1).numpy()
-            actions = model.policy(state).numpy() if model.policy is not None else None
+        proba, actions = read_state(model.classifier, model.policy, state)
         # The last stacked frame is padded: never claim more audio than there was.
         heard = min(self.frames / model.frame_rate, self.samples / model.sample_rate)
         return Step(heard, proba, actions)
+
+
+@torch.no_grad()
+def read_state(classifier: Callable, policy: Callable | None,
+               state: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class probabilities and the agent's action logits (None without an agent) of a GRU's
+    running-mean state: what every stepping streamer reports."""
+    proba = torch.softmax(classifier(state), -1).numpy()
+    return proba, policy(state).numpy() if policy is not None else None
 
 
 # ---- the heard audio re-encoded every step ---------------------------------------------------

@@ -42,7 +42,7 @@ from emovox.experiments.methods.supervised import (
     Supervised,
     load_torch,
 )
-from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
+from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer, read_state
 from emovox.features.spectral import FramedExtractor
 from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet
@@ -225,7 +225,7 @@ class EmoRLMethod(Supervised):
         @torch.no_grad()
         def classify(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             state = agent.gru(torch.from_numpy(trained.sequences([feats])[0])[None])[0][0].mean(0)
-            return torch.softmax(agent.classifier(state), -1).numpy(), agent.policy(state).numpy()
+            return read_state(agent.classifier, agent.policy, state)
 
         return WindowStreamer(trained.extractor.extract_from, classify,
                               trained.extractor.sample_rate, trained.extractor.frame_rate,
