@@ -33,7 +33,7 @@ from emovox.io import atomic_write_json, atomic_write_text
 from emovox.serving.model_dir import Recognizer, train_and_save
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = ("features", "model", "training", "augment")
+SECTIONS = ("features", "model", "training", "augment", "method")
 NAMES = {"emodb": "Emo-DB", "nemo": "nEMO"}
 
 
@@ -140,7 +140,7 @@ def both(config: dict, protocol: dict, out: Path) -> dict:
     for path in sorted((out / "both" / "runs").glob("seed*/fold*/result.json")):
         fold = json.loads(path.read_text())
         labels = config["corpus"]["labels"]
-        for speaker, value in per_speaker_uar(fold["predictions"], labels).items():
+        for speaker, value in per_speaker_uar(fold["test"]["predictions"], labels).items():
             scores[part_of(speaker)].append(value)
     result = {"protocol": protocol, "seconds": time.time() - start,
               "per_corpus": {c: {"mean": float(np.mean(v)), "std": float(np.std(v)),

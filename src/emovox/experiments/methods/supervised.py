@@ -62,8 +62,9 @@ def check_model_params(name: str, params: dict[str, Any], where: str = "model.pa
         raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
                           f"accepted: {accepted}")
     try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
-        # (3840 input columns: wider than any branch split, divisible by common layer counts)
-        build_model(name, 3840, 2, **params)
+        # (10,080 input columns: wider than any branch split, divisible by every layer count
+        # up to 10 — Whisper tiny's 5 and base's 7 included — and by 12, 14, 15 and 16)
+        build_model(name, 10080, 2, **params)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 
