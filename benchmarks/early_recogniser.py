@@ -253,8 +253,9 @@ def plot(path: Path, title: str, summaries: dict[str, dict], n_classes: int) -> 
         ax.axhline(s["whole"].mean() - TOLERANCE, color=colour, lw=0.8, ls=":")
         for name, (u, frac, _) in s["ops"].items():
             ax.errorbar(frac.mean(), u.mean(), xerr=frac.std(), yerr=u.std(), fmt=next(markers),
-                        color=colour, capsize=2, ms=5, label=f"{norm}: {name.split(',')[0]}"
-                        + (name.split("`")[1] if "`" in name else ""))
+                        color=colour, capsize=2, ms=5,
+                        label=f"{norm}: {name.split(',')[0]}"
+                        + (f" {name.split('`')[1]}" if "`" in name else ""))
     ax.axvline(0.5, color="k", lw=0.6, ls="--")
     ax.set_xlabel("fraction of the utterance heard")
     ax.set_ylabel(f"test UAR ({n_classes} classes)")

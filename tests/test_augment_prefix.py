@@ -47,3 +47,20 @@ def test_registered_and_validated():
                 {"max_fraction": 1.5}, {"min_s": -1.0}):
         with pytest.raises(ConfigError):
             Prefix(**bad)
+
+
+def test_augmented_versions_can_take_the_clean_speaker_statistics():
+    """``augment.speaker_statistics: clean``: a prefix is normalised with its speaker's
+    statistics over whole utterances, as an enrolled stream normalises it."""
+    from emovox.features import Normaliser
+
+    rng = np.random.default_rng(0)
+    clean = [rng.normal(2.0, 3.0, (50, 4)) for _ in range(3)]
+    prefixes = [c[:10] + 5.0 for c in clean]
+    norm = Normaliser("speaker").fit(clean)
+    got = norm.apply(prefixes, ["a"] * 3, reference=clean)
+    stacked = np.concatenate(clean)
+    want = (prefixes[0] - stacked.mean(0)) / (stacked.std(0) + 1e-5)
+    np.testing.assert_allclose(got[0], want, atol=1e-5)
+    own = norm.apply(prefixes, ["a"] * 3)  # default: the versions' own statistics
+    assert np.abs(own[0] - got[0]).max() > 0.5

@@ -41,7 +41,11 @@ class Normaliser:
         self.mean, self.std = _stats(train)
         return self
 
-    def apply(self, feats: list[np.ndarray], speakers: list[str] | None = None) -> list[np.ndarray]:
+    def apply(self, feats: list[np.ndarray], speakers: list[str] | None = None,
+              reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """``reference``: per utterance, the frames its speaker's statistics come from (default:
+        ``feats``; e.g. the clean versions of augmented utterances)."""
+        reference = feats if reference is None else reference
         if self.mode == "none":
             return feats
         if self.mode == "utterance":
@@ -52,7 +56,7 @@ class Normaliser:
                 groups[s].append(i)
             out: list[np.ndarray] = [np.empty(0)] * len(feats)
             for indices in groups.values():
-                mean, std = _stats([feats[i] for i in indices])
+                mean, std = _stats([reference[i] for i in indices])
                 for i in indices:
                     out[i] = ((feats[i] - mean) / std).astype(np.float32)
             return out
