@@ -59,11 +59,12 @@ def _save(path: Path, done: dict) -> None:
 def load_steps(path: Path) -> dict[str, tuple[float, np.ndarray, np.ndarray]]:
     if not path.exists():
         return {}
-    z = np.load(path)
-    ends = np.cumsum(z["n_steps"])
-    starts = ends - z["n_steps"]
-    return {str(i): (float(d), z["seconds"][a:b], z["means"][a:b])
-            for i, d, a, b in zip(z["ids"], z["duration"], starts, ends, strict=True)}
+    with np.load(path) as z:  # each z[key] reads the whole array again: once each
+        ids, duration, n_steps = z["ids"], z["duration"], z["n_steps"]
+        seconds, means = z["seconds"], z["means"]
+    ends = np.cumsum(n_steps)
+    return {str(i): (float(d), seconds[b - n : b], means[b - n : b])
+            for i, d, n, b in zip(ids, duration, n_steps, ends, strict=True)}
 
 
 def corpus_steps(manifest: Manifest, extractor: Extractor, path: Path
