@@ -62,8 +62,10 @@ from emovox.training import SequenceSet  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "configs" / "recogniser_transfer_emodb.yaml"
 VARIANT = "mp_2_long"
-CORPORA = {"emodb": ("Emo-DB", {"format": "emodb", "path": "../shared/data/emodb"}),
-           "nemo": ("nEMO", {"format": "nemo", "path": "../shared/data/nemo"})}
+#: Name, corpus config and the issue's target: the most of an utterance an exit may hear on
+#: average (Emo-DB: ≥ 2× speed-up; nEMO: ≥ 1.75×).
+CORPORA = {"emodb": ("Emo-DB", {"format": "emodb", "path": "../shared/data/emodb"}, 1 / 2),
+           "nemo": ("nEMO", {"format": "nemo", "path": "../shared/data/nemo"}, 1 / 1.75)}
 NORMS = ("training", "enrolled")
 FRACTIONS = np.round(np.arange(0.1, 1.01, 0.1), 1)
 THETAS = np.round(np.arange(0.30, 0.995, 0.01), 2)
@@ -212,9 +214,9 @@ def pm(values: np.ndarray, fmt: str = ".3f") -> str:
     return f"{np.mean(values):{fmt}} ± {np.std(values):{fmt}}"
 
 
-def hit(u: np.ndarray, frac: np.ndarray, whole: np.ndarray) -> bool:
-    """The issue's target: mean UAR within 0.02 of whole-utterance, mean fraction ≤ 0.5."""
-    return bool(u.mean() >= whole.mean() - TOLERANCE and frac.mean() <= 0.5)
+def hit(u: np.ndarray, frac: np.ndarray, whole: np.ndarray, most: float) -> bool:
+    """The issue's target: mean UAR within 0.02 of whole-utterance, mean fraction ≤ most."""
+    return bool(u.mean() >= whole.mean() - TOLERANCE and frac.mean() <= most + 1e-9)
 
 
 def summarise(results: list[dict], norm: str, n_classes: int) -> dict:
@@ -237,7 +239,8 @@ def summarise(results: list[dict], norm: str, n_classes: int) -> dict:
             "no_theta_near": sum(not t[2] for t in thetas)}
 
 
-def plot(path: Path, title: str, summaries: dict[str, dict], n_classes: int) -> None:
+def plot(path: Path, title: str, summaries: dict[str, dict], n_classes: int, most: float
+         ) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,7 +259,7 @@ def plot(path: Path, title: str, summaries: dict[str, dict], n_classes: int) -> 
                         color=colour, capsize=2, ms=5,
                         label=f"{norm}: {name.split(',')[0]}"
                         + (f" {name.split('`')[1]}" if "`" in name else ""))
-    ax.axvline(0.5, color="k", lw=0.6, ls="--")
+    ax.axvline(most, color="k", lw=0.6, ls="--")
     ax.set_xlabel("fraction of the utterance heard")
     ax.set_ylabel(f"test UAR ({n_classes} classes)")
     ax.set_title(title, fontsize=9)
@@ -292,12 +295,12 @@ def main() -> None:
     n_classes = len(dataset.labels)
     summaries = {norm: summarise(results, norm, n_classes) for norm in NORMS}
     offline = np.array([r["offline_test_uar"] for r in results])
-    corpus_name = CORPORA[args.corpus][0]
+    corpus_name, _, most = CORPORA[args.corpus]
     suffix = "" if (args.corpus, args.tag) == ("emodb", "whole") else \
         f"_{args.corpus}_{args.tag}"
     figure = ROOT / "docs" / "figures" / f"early_recogniser{suffix}.png"
     plot(figure, f"MP-2 streamed, {corpus_name} LOSO ({len(folds)} folds), `{args.tag}`: "
-         "mean ± std over test speakers", summaries, n_classes)
+         "mean ± std over test speakers", summaries, n_classes, most)
     durations = [f["duration"] for r in results for f in r["test"]]
     command = (".venv/bin/python benchmarks/early_recogniser.py --corpus "
                f"{args.corpus}{' --emorl' if args.emorl else ''}"
@@ -349,11 +352,11 @@ def main() -> None:
             "| test UAR | " + " | ".join(f"{m:.3f}" for m in s["curve"][:, :, 0].mean(0)) + " |",
             "",
             "| operating point | θ per fold | test UAR | − whole | fraction heard | speed-up | "
-            "target (within 0.02 of whole, ≤ 0.5 heard) |",
+            f"target (within 0.02 of whole, ≥ {1 / most:.2f}× speed-up) |",
             "|---|---|---|---|---|---|---|",
             *[f"| {n} | {th} | {pm(u)} | {u.mean() - whole.mean():+.3f} | {pm(frac, '.2f')} | "
               f"{1 / frac.mean():.2f}× | "
-              f"{'met' if hit(u, frac, whole) else 'missed'} |"
+              f"{'met' if hit(u, frac, whole, most) else 'missed'} |"
               for n, (u, frac, th) in s["ops"].items()],
             "",
         ]
