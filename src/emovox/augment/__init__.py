@@ -1,6 +1,7 @@
 """Training-time augmentation: composable waveform transforms and seeded augmented versions."""
 
 from emovox.augment.padding import NoiseFloor, PadSilence
+from emovox.augment.prefix import Prefix
 from emovox.augment.transforms import (
     TRANSFORMS,
     BackgroundNoise,
@@ -15,5 +16,5 @@ from emovox.augment.transforms import (
 from emovox.augment.variants import AugmentConfig, Variant, variants
 
 __all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "NoiseFloor",
-           "PadSilence", "RoomReverb", "TimeStretch", "Transform", "Variant", "build_augmentation",
-           "check_transforms", "variants"]
+           "PadSilence", "Prefix", "RoomReverb", "TimeStretch", "Transform", "Variant",
+           "build_augmentation", "check_transforms", "variants"]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from emovox.augment.transforms import Compose, build_augmentation
+from emovox.errors import ConfigError
 from emovox.schema import bounded
 
 
@@ -32,6 +33,16 @@ class AugmentConfig:
     #: Also offer the clean utterance among the versions each epoch draws from.
     include_clean: bool = True
     seed: int = 0
+    #: Per-speaker normalisation of the augmented versions: each version with its own
+    #: speaker statistics (``version``: noise at test time brings its own) or with the clean
+    #: utterances' (``clean``: a stream deciding on a prefix knows its speaker from whole
+    #: recordings, the ``prefix`` transform's case).
+    speaker_statistics: str = "version"
+
+    def __post_init__(self) -> None:
+        if self.speaker_statistics not in ("version", "clean"):
+            raise ConfigError(f"augment.speaker_statistics must be 'version' or 'clean', not "
+                              f"{self.speaker_statistics!r}")
 
     @property
     def enabled(self) -> bool:

@@ -216,8 +216,19 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate {args.rate}: must be > 0 Hz")
     gate = GateConfig(pause_ms=args.pause_ms, max_utterance_s=args.max_utterance_s,
                       min_speech_ms=args.min_speech_ms, energy_floor_db=args.energy_floor_db)
-    stream = StreamingRecognizer(args.model or default_model_dir(), vad=args.vad,
-                                 threshold=args.threshold, gate=gate, threads=args.threads)
+    model = args.model or default_model_dir()
+    speaker = None
+    if args.enrol:  # the speaker's statistics from earlier recordings of them
+        from emovox.augment.rooms import audio_files
+        from emovox.experiments.streamers import speaker_statistics
+        from emovox.serving.model_dir import Recognizer
+
+        model = Recognizer(model)
+        files = [f for p in args.enrol for f in (audio_files(p) if Path(p).is_dir() else [p])]
+        speaker = speaker_statistics(model.trained.extractor,
+                                     (load_audio(f, model.sample_rate) for f in files))
+    stream = StreamingRecognizer(model, vad=args.vad, threshold=args.threshold, gate=gate,
+                                 threads=args.threads, speaker=speaker)
     chunk = max(1, int(stream.sample_rate * args.chunk_ms / 1000))
     wanted = {"decision", "no_speech", "utterance_start", "utterance_end"} | \
         ({"step"} if args.steps else set())
@@ -399,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--energy-floor-db", type=float, default=-50.0,
                    help="frames quieter than this (dBFS) are never speech (default -50)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--enrol", nargs="+", metavar="DIR_OR_FILE",
+                   help="earlier recordings of the speaker (no labels): a model trained with "
+                   "per-speaker normalisation then uses this speaker's statistics")
     p.set_defaults(run=cmd_stream)
 
     p = sub.add_parser("serve", help="HTTP + WebSocket service and live microphone page")

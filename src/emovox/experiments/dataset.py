@@ -35,6 +35,8 @@ class Dataset:
     task: TaskConfig = field(default_factory=TaskConfig)
     augmented: list[dict[str, np.ndarray]] = field(default_factory=list)
     include_clean: bool = True
+    #: Speaker statistics of augmented versions from the clean utterances (AugmentConfig).
+    clean_statistics: bool = False
 
     @property
     def input_dim(self) -> int:
@@ -57,9 +59,9 @@ class Dataset:
     def split(self, speakers: tuple[str, ...]) -> Manifest:
         return self.manifest.with_speakers(speakers)
 
-    def _prepare(self, feats: list[np.ndarray], manifest: Manifest,
-                 normaliser: Normaliser) -> list[np.ndarray]:
-        normalised = normaliser.apply(feats, [u.speaker for u in manifest])
+    def _prepare(self, feats: list[np.ndarray], manifest: Manifest, normaliser: Normaliser,
+                 reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        normalised = normaliser.apply(feats, [u.speaker for u in manifest], reference)
         return [stack_frames(f, self.stack) for f in normalised]
 
     def sequences(self, manifest: Manifest, normaliser: Normaliser) -> SequenceSet:
@@ -72,7 +74,8 @@ class Dataset:
         if not self.augmented:
             return self.sequences(manifest, normaliser)
         sources = ([self.feats] if self.include_clean else []) + self.augmented
-        versions = [self._prepare([s[u.id] for u in manifest], manifest, normaliser)
+        clean = [self.feats[u.id] for u in manifest] if self.clean_statistics else None
+        versions = [self._prepare([s[u.id] for u in manifest], manifest, normaliser, clean)
                     for s in sources]
         return AugmentedSet([list(v) for v in zip(*versions, strict=True)],
                             self.targets(manifest))
@@ -118,7 +121,8 @@ def load_dataset(config: ExperimentConfig, progress: bool = True) -> Dataset:
         augmented.append(version)
         manifest = manifest.filter(lambda u, v=version: u.id in v)
     dataset = Dataset(manifest, feats, labels, extractor, config.features.stack, config.task,
-                      augmented, config.augment.include_clean)
+                      augmented, config.augment.include_clean,
+                      config.augment.speaker_statistics == "clean")
     dataset.targets(manifest)  # fail now on missing dimensional annotations
     return dataset
 

@@ -18,19 +18,25 @@ kind:
   window as they were last computed; then the model reads all frames heard;
 - :class:`UtteranceStreamer` — a model that cannot step (cross-modal attention over a
   transcript): no steps, one at the end of the utterance from its audio.
+
+A stream has no speaker grouping, so a model trained with per-speaker normalisation falls back
+to its training speakers' statistics; :func:`enrol` gives it its speaker's own instead, from
+earlier unlabelled audio of that speaker (a robot that has heard its user before).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from emovox.early.reinforce import EmoRLConfig, step_frames
 from emovox.errors import EmovoxError
-from emovox.features import Extractor, Normaliser
+from emovox.features import Extractor, Normaliser, SpeakerStatistics
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
 
@@ -74,6 +80,23 @@ class Streamer:
     def start(self, max_steps: int) -> UtteranceStream:
         """A fresh utterance that stops stepping after ``max_steps`` steps."""
         raise NotImplementedError
+
+
+def speaker_statistics(extractor: Extractor, waves: Iterable[np.ndarray]) -> SpeakerStatistics:
+    """One speaker's normalisation statistics from recordings of that speaker: the frames
+    ``extractor`` gives each whole recording, as offline extraction does."""
+    return SpeakerStatistics.of([extractor.extract_long(np.asarray(w, np.float32))
+                                 for w in waves])
+
+
+def enrol(trained: Any, normalise: str, statistics: SpeakerStatistics) -> Any:
+    """``trained`` (a method's trained-model dataclass with ``normaliser``) normalising with
+    one speaker's ``statistics``; only a model trained with ``normalise: speaker`` reads them
+    as training did."""
+    if normalise != "speaker":
+        raise EmovoxError(f"enrolment needs a model trained with per-speaker normalisation; "
+                          f"this one normalises {normalise!r}")
+    return dataclasses.replace(trained, normaliser=statistics.normaliser())
 
 
 # ---- a GRU carried across chunks -------------------------------------------------------------

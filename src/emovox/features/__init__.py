@@ -1,7 +1,7 @@
 """Features: named extractors, a content-addressed cache, normalisation."""
 
 from emovox.features.base import EXTRACTORS, Extractor, make_extractor
-from emovox.features.normalise import Normaliser
+from emovox.features.normalise import Normaliser, SpeakerStatistics
 from emovox.features.store import FeatureCache, extract_all
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Extractor",
     "FeatureCache",
     "Normaliser",
+    "SpeakerStatistics",
     "extract_all",
     "make_extractor",
 ]

@@ -5,6 +5,10 @@
 - ``speaker``: each speaker z-scored with the statistics of that speaker's own utterances
   (unsupervised speaker adaptation: it uses a test speaker's audio, never their labels).
 - ``none``.
+
+A live stream has no speaker grouping: :class:`SpeakerStatistics` carries one speaker's sums
+(from enrolment audio, or utterance by utterance) and turns them into the normaliser that
+per-speaker normalisation would have used for that speaker.
 """
 
 from __future__ import annotations
@@ -37,7 +41,11 @@ class Normaliser:
         self.mean, self.std = _stats(train)
         return self
 
-    def apply(self, feats: list[np.ndarray], speakers: list[str] | None = None) -> list[np.ndarray]:
+    def apply(self, feats: list[np.ndarray], speakers: list[str] | None = None,
+              reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """``reference``: per utterance, the frames its speaker's statistics come from (default:
+        ``feats``; e.g. the clean versions of augmented utterances)."""
+        reference = feats if reference is None else reference
         if self.mode == "none":
             return feats
         if self.mode == "utterance":
@@ -48,7 +56,7 @@ class Normaliser:
                 groups[s].append(i)
             out: list[np.ndarray] = [np.empty(0)] * len(feats)
             for indices in groups.values():
-                mean, std = _stats([feats[i] for i in indices])
+                mean, std = _stats([reference[i] for i in indices])
                 for i in indices:
                     out[i] = ((feats[i] - mean) / std).astype(np.float32)
             return out
@@ -64,3 +72,66 @@ class Normaliser:
         norm = cls(str(state["mode"]))
         norm.mean, norm.std = np.asarray(state["mean"]), np.asarray(state["std"])
         return norm
+
+
+class SpeakerStatistics:
+    """Running sums of one speaker's frames (count, sum, sum of squares, float64): the
+    statistics ``speaker`` normalisation computes, gathered from audio heard before (an
+    enrolment, earlier utterances of a session), without labels. :meth:`without` removes an
+    utterance, so the utterance being decided never normalises itself."""
+
+    def __init__(self, dim: int):
+        self.count = 0
+        self.sum = np.zeros(dim)
+        self.sumsq = np.zeros(dim)
+
+    @classmethod
+    def of(cls, frames: list[np.ndarray]) -> SpeakerStatistics:
+        if not frames:
+            raise ConfigError("speaker statistics need at least one utterance")
+        stats = cls(frames[0].shape[1])
+        for f in frames:
+            stats.add(f)
+        return stats
+
+    def add(self, frames: np.ndarray) -> SpeakerStatistics:
+        f = np.asarray(frames, dtype=np.float64)
+        self.count += len(f)
+        self.sum += f.sum(0)
+        self.sumsq += np.square(f).sum(0)
+        return self
+
+    def without(self, frames: np.ndarray) -> SpeakerStatistics:
+        """These statistics less one utterance's frames (a new object)."""
+        f = np.asarray(frames, dtype=np.float64)
+        out = SpeakerStatistics(len(self.sum))
+        out.count = self.count - len(f)
+        if out.count <= 0:
+            raise ConfigError("speaker statistics: nothing left once the utterance is removed")
+        out.sum, out.sumsq = self.sum - f.sum(0), self.sumsq - np.square(f).sum(0)
+        return out
+
+    def normaliser(self) -> Normaliser:
+        """A ``global`` normaliser with this speaker's mean and standard deviation: what
+        ``speaker`` normalisation applies to each of the speaker's utterances."""
+        if not self.count:
+            raise ConfigError("speaker statistics: no frames")
+        norm = Normaliser("global")
+        norm.mean = self.sum / self.count
+        norm.std = np.sqrt(np.maximum(self.sumsq / self.count - norm.mean ** 2, 0.0)) + EPS
+        return norm
+
+
+def leave_one_out(feats: dict[str, np.ndarray], speakers: dict[str, str]
+                  ) -> dict[str, SpeakerStatistics]:
+    """Per utterance id: the statistics of its speaker's OTHER utterances — what an enrolled
+    stream knows of its speaker when it decides that utterance (never the utterance itself)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for uid, speaker in speakers.items():
+        groups[speaker].append(uid)
+    out = {}
+    for ids in groups.values():
+        total = SpeakerStatistics.of([feats[i] for i in ids])
+        for i in ids:
+            out[i] = total.without(feats[i])
+    return out

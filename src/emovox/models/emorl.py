@@ -78,10 +78,48 @@ class EmoRL(nn.Module):
               max_steps: int | None = None) -> dict[str, torch.Tensor]:
         """EC logits, AS logits and BRE values at every decision step."""
         states, read, exists = prefix_means(self.states(x, lengths), lengths, step, max_steps)
-        return {
-            "class_logits": self.classifier(states),
-            "action_logits": self.policy(states),
-            "baseline": self.baseline(states.detach()).squeeze(-1),
-            "read": read,
-            "exists": exists,
-        }
+        return agent_outputs(self, states, read, exists)
+
+
+def agent_outputs(agent: nn.Module, states: torch.Tensor, read: torch.Tensor,
+                  exists: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What REINFORCE and every decision rule read of an agent at each step of [B, K, H]
+    states."""
+    return {
+        "class_logits": agent.classifier(states),
+        "action_logits": agent.policy(states),
+        "baseline": agent.baseline(states.detach()).squeeze(-1),
+        "read": read,
+        "exists": exists,
+    }
+
+
+class StepAgent(nn.Module):
+    """EmoRL's agent on states computed outside it, one per decision step ([B, K, D]): a
+    recogniser-layer head re-encodes the heard audio every step, so its state at step k is the
+    pooled, normalised prefix heard then, not a running mean of one pass. The classifier starts
+    as the head's linear layer (:meth:`from_head`); no recurrent part (``gru`` is the identity,
+    so REINFORCE's freezing schedule applies to the classifier alone). Step k reads k + 1
+    steps."""
+
+    def __init__(self, input_dim: int, n_outputs: int):
+        super().__init__()
+        self.gru = nn.Identity()
+        self.classifier = nn.Linear(input_dim, n_outputs)
+        self.policy = nn.Linear(input_dim, 2)
+        self.baseline = nn.Linear(input_dim, 1)
+
+    @classmethod
+    def from_head(cls, head: nn.Linear) -> StepAgent:
+        agent = cls(head.in_features, head.out_features)
+        agent.classifier.load_state_dict(head.state_dict())
+        return agent
+
+    def steps(self, x: torch.Tensor, lengths: torch.Tensor, step: int = 1,
+              max_steps: int | None = None) -> dict[str, torch.Tensor]:
+        """``x`` [B, K, D]: the state of every step; ``lengths``: steps per utterance."""
+        if max_steps is not None:
+            x = x[:, :max_steps]
+        k = torch.arange(1, x.shape[1] + 1, device=x.device)[None, :]
+        read = torch.minimum(k, lengths[:, None])
+        return agent_outputs(self, x, read, k <= lengths[:, None])

@@ -31,7 +31,8 @@ import torch
 
 from emovox.early.decisions import stop_rule
 from emovox.errors import ConfigError, EmovoxError
-from emovox.experiments.streamers import Step
+from emovox.experiments.streamers import Step, enrol
+from emovox.features import SpeakerStatistics
 
 FRAME_MS = 30  # webrtcvad's longest frame
 #: The pre-roll's bound when a model has no decision step (utterance-level).
@@ -287,11 +288,14 @@ class StreamingRecognizer:
     model with no agent decides at the end of the utterance. ``vad`` only shortens the pause
     that ends an utterance (see :class:`GateConfig`); every mode decides on speech only.
     ``threads``: torch/BLAS threads of this process (:func:`set_threads`; None leaves them).
+    ``speaker``: the speaker's normalisation statistics (``experiments.streamers.enrol``), for
+    a model trained with per-speaker normalisation; without them it uses its training speakers'.
     """
 
     def __init__(self, model, sample_rate: int = 16_000, vad: bool = False,
                  threshold: float | None = None, max_steps: int | None = None,
-                 gate: GateConfig | None = None, threads: int | None = 1):
+                 gate: GateConfig | None = None, threads: int | None = 1,
+                 speaker: SpeakerStatistics | None = None):
         from emovox.serving.model_dir import Recognizer
 
         _check_number("threshold", threshold, 0.0, 1.0, "(0, 1]", low_open=True)
@@ -303,7 +307,9 @@ class StreamingRecognizer:
             set_threads(threads)
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
-        self.model = rec.method.streamer(rec.trained)
+        trained = rec.trained if speaker is None else \
+            enrol(rec.trained, rec.config.features.normalise, speaker)
+        self.model = rec.method.streamer(trained)
         if sample_rate != self.model.sample_rate:
             raise EmovoxError(f"stream sample rate {sample_rate} Hz: the model expects "
                               f"{self.model.sample_rate} Hz")
