@@ -248,6 +248,7 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
                             f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} | "
                             f"{cell(d5)} |")
                 deltas.setdefault(f"{semi} − {twin}", {})[fraction] = d
+        text += changes_table(ok)
         plot_curve({v: {f: mean_std(r["metrics"]["ua3"] for r in ok[v, f])
                         for (w, f) in ok if w == v and ok[w, f]}
                     | {"n": {f: len(ok[v, f]) for (w, f) in ok if w == v}}
@@ -285,6 +286,46 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
     atomic_write_text(out / "summary.md", "# DCGAN study\n\n" + body)
     print(body)
     return body
+
+
+def changes_table(ok: dict[tuple, list[dict]]) -> list[str]:
+    """Each method change (``variant+tag``) against the same variant without it, paired on
+    (fold, seed): the validation difference is what keeps or drops the change, the test
+    difference is reported after the fact; plus the discriminator / generator losses over the
+    last three passes (how much the adversarial game still runs)."""
+    lines = ["", "Method changes against the same variant without them, paired on the same "
+             "(fold, seed) runs (3-class UA; chosen on **validation**, test after the fact):",
+             "", "| change | labels kept | pairs | Δ valid 3-class UA | Δ test 3-class UA | "
+             "D / G loss, last 3 passes (without: D / G) | CPU s / run (without) |",
+             "|---" * 7 + "|"]
+
+    def tail(rs: list[dict], key: str) -> float:
+        return float(np.mean([np.mean([p.get(key, np.nan) for p in
+                                       r["info"]["history"]["passes"][-3:]]) for r in rs]))
+
+    def cpu(rs: list[dict]) -> str:
+        timed = [r["cpu_seconds"] for r in rs if "cpu_seconds" in r]
+        return f"{np.mean(timed):.0f}" if timed else "—"
+
+    rows = 0
+    for (variant, fraction), rs in sorted(ok.items()):
+        if "+" not in variant or not rs:
+            continue
+        a = {(r["fold"], r["seed"]): r for r in rs}
+        b = {(r["fold"], r["seed"]): r for r in ok.get((variant.split("+")[0], fraction), [])}
+        common = sorted(set(a) & set(b))
+        if not common:
+            continue
+        ra, rb = [a[k] for k in common], [b[k] for k in common]
+        dv = [x["info"]["history"]["best_score"] - y["info"]["history"]["best_score"]
+              for x, y in zip(ra, rb, strict=True)]
+        dt = [x["metrics"]["ua3"] - y["metrics"]["ua3"] for x, y in zip(ra, rb, strict=True)]
+        losses = " / ".join(f"{tail(ra, k):.2f}" for k in ("loss_d", "loss_g"))
+        without = " / ".join(f"{tail(rb, k):.2f}" for k in ("loss_d", "loss_g"))
+        lines.append(f"| {variant} | {fraction:.0%} | {len(common)} | {cell(dv)} | {cell(dt)} | "
+                     f"{losses} ({without}) | {cpu(ra)} ({cpu(rb)}) |")
+        rows += 1
+    return lines if rows else []
 
 
 def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
