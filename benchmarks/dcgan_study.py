@@ -356,19 +356,21 @@ def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
     from emovox.evaluation.plots import save_figure
 
     fig, (ax, dx) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, (variant, points) in enumerate(sorted(curve.items())):
+    order = {v: i for i, v in enumerate(sorted(curve))}  # one colour per model in both panels
+    for variant, points in sorted(curve.items()):
+        i = order[variant]
         counts = points.pop("n")
         xs = sorted(points)
         n = "/".join(str(counts[x]) for x in xs)
         ax.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs], [points[x][0] for x in xs],
-                    yerr=[points[x][1] for x in xs], marker="o", capsize=3,
+                    yerr=[points[x][1] for x in xs], marker="o", capsize=3, color=f"C{i}",
                     label=f"{variant} (runs {n})",
                     linestyle="--" if "cnn" in variant else "-")
-    for i, (pair, points) in enumerate(sorted(deltas.items())):
-        xs = sorted(points)
+    for pair, points in sorted(deltas.items()):
+        i, xs = order[pair.split(" − ")[0]], sorted(points)
         dx.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs],
                     [np.mean(points[x]) for x in xs], yerr=[np.std(points[x]) for x in xs],
-                    marker="o", capsize=3,
+                    marker="o", capsize=3, color=f"C{i}",
                     label=f"{pair} (pairs {'/'.join(str(len(points[x])) for x in xs)})")
     dx.axhline(0, color="grey", lw=0.8)
     for a in (ax, dx):
