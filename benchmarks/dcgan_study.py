@@ -225,9 +225,11 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
                 text.append(row(variant, fraction, ok[variant, fraction],
                                 len(groups[variant, fraction])))
         text += ["", "Paired differences, semi-supervised minus its supervised twin, on the "
-                 "same (fold, seed) runs (3-class UA; test, then validation):", "",
-                 "| pair | labels kept | pairs | Δ test 3-class UA | semi wins | "
-                 "Δ valid 3-class UA | Δ test 5-class UA |", "|---" * 7 + "|"]
+                 "same (fold, seed) runs (3-class UA; test, then validation). Per seed: the "
+                 "mean Δ over the folds of each seed; p: two-sided Wilcoxon signed-rank test "
+                 "of the per-fold Δ averaged over seeds (folds are the independent units):",
+                 "", "| pair | labels kept | pairs | Δ test 3-class UA | semi wins | per seed | "
+                 "p (folds) | Δ valid 3-class UA | Δ test 5-class UA |", "|---" * 9 + "|"]
         deltas: dict[str, dict[float, list[float]]] = {}
         for semi in curve_variants:
             base = semi.split("+")[0]
@@ -244,10 +246,12 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
                 dv = [a[k]["info"]["history"]["best_score"]
                       - b[k]["info"]["history"]["best_score"] for k in common]
                 d5 = [a[k]["metrics"]["ua5"] - b[k]["metrics"]["ua5"] for k in common]
+                seeds, fold_ids = paired_units(common, d)
                 text.append(f"| {semi} − {twin} | {fraction:.0%} | {len(common)} | "
-                            f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {cell(dv)} | "
-                            f"{cell(d5)} |")
+                            f"{cell(d)} | {sum(x > 0 for x in d)}/{len(d)} | {seeds} | "
+                            f"{fold_ids} | {cell(dv)} | {cell(d5)} |")
                 deltas.setdefault(f"{semi} − {twin}", {})[fraction] = d
+        text += changes_table(ok)
         plot_curve({v: {f: mean_std(r["metrics"]["ua3"] for r in ok[v, f])
                         for (w, f) in ok if w == v and ok[w, f]}
                     | {"n": {f: len(ok[v, f]) for (w, f) in ok if w == v}}
@@ -287,6 +291,62 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
     return body
 
 
+def paired_units(keys: list[tuple[int, int]], deltas: list[float]) -> tuple[str, str]:
+    """The mean Δ of each seed over its folds ("a / b / c"), and the two-sided Wilcoxon
+    signed-rank p of the per-fold Δ averaged over seeds ("—" under 6 folds)."""
+    from scipy.stats import wilcoxon
+
+    by_seed: dict[int, list[float]] = {}
+    by_fold: dict[int, list[float]] = {}
+    for (fold, seed), d in zip(keys, deltas, strict=True):
+        by_seed.setdefault(seed, []).append(d)
+        by_fold.setdefault(fold, []).append(d)
+    seeds = " / ".join(f"{np.mean(v):+.3f}" for _, v in sorted(by_seed.items()))
+    folds = [np.mean(v) for v in by_fold.values()]
+    p = f"{wilcoxon(folds).pvalue:.2f}" if len(folds) >= 6 and any(folds) else "—"
+    return seeds, p
+
+
+def changes_table(ok: dict[tuple, list[dict]]) -> list[str]:
+    """Each method change (``variant+tag``) against the same variant without it, paired on
+    (fold, seed): the validation difference is what keeps or drops the change, the test
+    difference is reported after the fact; plus the discriminator / generator losses over the
+    last three passes (how much the adversarial game still runs)."""
+    lines = ["", "Method changes against the same variant without them, paired on the same "
+             "(fold, seed) runs (3-class UA; chosen on **validation**, test after the fact):",
+             "", "| change | labels kept | pairs | Δ valid 3-class UA | Δ test 3-class UA | "
+             "D / G loss, last 3 passes (without: D / G) | CPU s / run (without) |",
+             "|---" * 7 + "|"]
+
+    def tail(rs: list[dict], key: str) -> float:
+        return float(np.mean([np.mean([p.get(key, np.nan) for p in
+                                       r["info"]["history"]["passes"][-3:]]) for r in rs]))
+
+    def cpu(rs: list[dict]) -> str:
+        timed = [r["cpu_seconds"] for r in rs if "cpu_seconds" in r]
+        return f"{np.mean(timed):.0f}" if timed else "—"
+
+    rows = 0
+    for (variant, fraction), rs in sorted(ok.items()):
+        if "+" not in variant or not rs:
+            continue
+        a = {(r["fold"], r["seed"]): r for r in rs}
+        b = {(r["fold"], r["seed"]): r for r in ok.get((variant.split("+")[0], fraction), [])}
+        common = sorted(set(a) & set(b))
+        if not common:
+            continue
+        ra, rb = [a[k] for k in common], [b[k] for k in common]
+        dv = [x["info"]["history"]["best_score"] - y["info"]["history"]["best_score"]
+              for x, y in zip(ra, rb, strict=True)]
+        dt = [x["metrics"]["ua3"] - y["metrics"]["ua3"] for x, y in zip(ra, rb, strict=True)]
+        losses = " / ".join(f"{tail(ra, k):.2f}" for k in ("loss_d", "loss_g"))
+        without = " / ".join(f"{tail(rb, k):.2f}" for k in ("loss_d", "loss_g"))
+        lines.append(f"| {variant} | {fraction:.0%} | {len(common)} | {cell(dv)} | {cell(dt)} | "
+                     f"{losses} ({without}) | {cpu(ra)} ({cpu(rb)}) |")
+        rows += 1
+    return lines if rows else []
+
+
 def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
     """Left: 3-class UA (mean ± std over runs) against the labelled share, one line per model.
     Right: the paired difference semi-supervised minus supervised twin (mean ± std over the
@@ -296,19 +356,21 @@ def plot_curve(curve: dict, deltas: dict, path: Path) -> None:
     from emovox.evaluation.plots import save_figure
 
     fig, (ax, dx) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for i, (variant, points) in enumerate(sorted(curve.items())):
+    order = {v: i for i, v in enumerate(sorted(curve))}  # one colour per model in both panels
+    for variant, points in sorted(curve.items()):
+        i = order[variant]
         counts = points.pop("n")
         xs = sorted(points)
         n = "/".join(str(counts[x]) for x in xs)
         ax.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs], [points[x][0] for x in xs],
-                    yerr=[points[x][1] for x in xs], marker="o", capsize=3,
+                    yerr=[points[x][1] for x in xs], marker="o", capsize=3, color=f"C{i}",
                     label=f"{variant} (runs {n})",
                     linestyle="--" if "cnn" in variant else "-")
-    for i, (pair, points) in enumerate(sorted(deltas.items())):
-        xs = sorted(points)
+    for pair, points in sorted(deltas.items()):
+        i, xs = order[pair.split(" − ")[0]], sorted(points)
         dx.errorbar([100 * x * (1 + 0.02 * (i - 1)) for x in xs],
                     [np.mean(points[x]) for x in xs], yerr=[np.std(points[x]) for x in xs],
-                    marker="o", capsize=3,
+                    marker="o", capsize=3, color=f"C{i}",
                     label=f"{pair} (pairs {'/'.join(str(len(points[x])) for x in xs)})")
     dx.axhline(0, color="grey", lw=0.8)
     for a in (ax, dx):

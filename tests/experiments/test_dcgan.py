@@ -189,6 +189,52 @@ def test_gan_options_train_and_unknown_loss_is_refused():
         fit_semi(replace(config, gen_loss="wasserstein"), train, valid, train)
 
 
+def test_adversarial_steps_repeat_the_real_fake_game_per_labelled_step(monkeypatch):
+    """k discriminator + generator updates per labelled step: k times the generator samples,
+    the same number of head steps, and k = 0 is refused."""
+    train, valid = toy_sets()
+    calls = {"sample": 0, "heads": 0}
+    sample, heads = Generator.sample, Discriminator.heads
+
+    def count(name, fn):
+        def wrapped(self, *a, **kw):
+            calls[name] += self.training  # training steps only, not validation scoring
+            return fn(self, *a, **kw)
+        return wrapped
+
+    monkeypatch.setattr(Generator, "sample", count("sample", sample))
+    monkeypatch.setattr(Discriminator, "heads", count("heads", heads))
+    config = replace(SMALL, variant="basic_dcgan", max_passes=2, patience=10)
+    steps = 2 * -(-len(train) // config.batch_size)
+    counts = {}
+    for k in (1, 3):
+        calls.update(sample=0, heads=0)
+        trained = fit_semi(replace(config, adversarial_steps=k), train, valid, train)
+        counts[k] = dict(calls)
+        assert all(np.isfinite(p["loss_d"]) and np.isfinite(p["loss_g"])
+                   for p in trained.history.passes)
+    assert counts[1] == {"sample": steps, "heads": steps}
+    assert counts[3] == {"sample": 3 * steps, "heads": steps}
+    with pytest.raises(EmovoxError, match="adversarial_steps"):
+        fit_semi(replace(config, adversarial_steps=0), train, valid, train)
+
+
+def test_nemo_held_out_speakers_never_enter_a_nemo_pool():
+    """nEMO as its own pool directory (no word timings, files named by speaker): the fold's
+    validation and test speakers' files are all removed, by path."""
+    from pathlib import Path
+
+    from emovox.corpora import load_corpus
+
+    nemo = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nemo"
+    assert nemo.is_dir(), f"tests need the nEMO corpus at {nemo} (see README)"
+    manifest = load_corpus("nemo", nemo, check_files=False)
+    held_out = manifest.with_speakers(["EB0", "WR0"])
+    pool = unlabelled_pool([str(nemo / "samples")], held_out, 0, 0)
+    assert len(pool) == len(manifest) - len(held_out) > 0
+    assert not {Path(u.path).name.split("_")[0] for u in pool} & {"EB0", "WR0"}
+
+
 def test_test_speakers_never_enter_the_unlabelled_pool(emodb, emodb_manifest):
     """The pool directory is the corpus itself: the fold's held-out speakers' files are
     removed, everything else stays."""

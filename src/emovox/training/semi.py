@@ -3,7 +3,8 @@
 One *pass* draws as many labelled crops as there are training utterances (labelled or not),
 with under-represented valence classes oversampled (weights 1 / class count, with replacement).
 Each step trains, in order, the discriminator (real = unlabelled-pool crops, which include every
-training utterance; BCE), the generator (−log D(G(z))), the valence head and the arousal head
+training utterance; BCE) and the generator (−log D(G(z))), ``adversarial_steps`` times each
+(1 in the paper), then the valence head and the arousal head
 (cross-entropy against fuzzy labels), each back-propagating its own loss through the shared
 trunk. Supervised variants train the heads only. After every pass the validation utterances are
 scored (crop predictions averaged); the best pass is kept, training stops after ``patience``
@@ -63,6 +64,10 @@ class SemiConfig:
     gen_loss: str = "nonsaturating"
     #: Target of real crops in the discriminator's BCE (0.9: one-sided label smoothing).
     real_label: float = 1.0
+    #: Discriminator + generator updates per labelled step (1: the paper's alternation). More
+    #: lets the adversarial game run longer than the heads' task, which the stop rule ends
+    #: after a few hundred labelled steps.
+    adversarial_steps: int = 1
     threads: int = 2
 
 
@@ -235,6 +240,8 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
                           f"{sorted(VARIANTS)}")
     if config.gen_loss not in GEN_LOSSES:
         raise EmovoxError(f"unknown generator loss {config.gen_loss!r}; choose from {GEN_LOSSES}")
+    if config.adversarial_steps < 1:
+        raise EmovoxError(f"adversarial_steps must be at least 1, not {config.adversarial_steps}")
     variant = VARIANTS[config.variant]
     if variant.adversarial and (unlabelled is None or len(unlabelled) == 0):
         raise EmovoxError(f"{config.variant}: the adversarial variants need unlabelled audio")
@@ -266,7 +273,7 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
             x = draw_crops(train, index, config.width, rng)
             losses = {}
-            if gen:
+            for _ in range(config.adversarial_steps if gen else 0):
                 # The pool holds every training utterance (labelled or not) and the extra
                 # unlabelled audio, so labelled speech reaches the real/fake task through it.
                 n_adv = config.adversarial_batch or len(index)
@@ -285,8 +292,9 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
                 loss_g = generator_loss(config.gen_loss, disc, fake, f_real.detach(), bce)
                 loss_g.backward()
                 opt_g.step()
-                losses.update(d=loss_d.item(), g=loss_g.item())
-                low_d = low_d + 1 if losses["d"] < config.collapse_loss else 0
+                for k, v in (("d", loss_d.item()), ("g", loss_g.item())):
+                    losses[k] = losses.get(k, 0.0) + v / config.adversarial_steps
+                low_d = low_d + 1 if loss_d.item() < config.collapse_loss else 0
                 if low_d >= config.collapse_steps:
                     raise GANFailure(f"{config.variant}: discriminator loss below "
                                      f"{config.collapse_loss} for {low_d} steps (pass "

@@ -226,6 +226,8 @@ class DCGANMethod(Method):
         #: "nonsaturating" (the paper's) or "feature_matching"; real-crop target (0.9: smoothing).
         gen_loss: str = "nonsaturating"
         real_label: float = 1.0
+        #: Discriminator + generator updates per labelled step (1: the paper's alternation).
+        adversarial_steps: int = 1
         #: Share of each training speaker's utterances that keep their labels.
         label_fraction: float = 1.0
         #: Directories of any audio for the discriminator (besides the training speakers').
@@ -248,6 +250,8 @@ class DCGANMethod(Method):
         if p.gen_loss not in GEN_LOSSES:
             raise ConfigError(f"method.params.gen_loss: {p.gen_loss!r} is not one of "
                               f"{', '.join(GEN_LOSSES)}")
+        if p.adversarial_steps < 1:
+            raise ConfigError("method.params.adversarial_steps must be at least 1")
         if not 0 < p.label_fraction <= 1:
             raise ConfigError("method.params.label_fraction must be in (0, 1]")
         self._vad: dict = {}
@@ -263,7 +267,8 @@ class DCGANMethod(Method):
         settings = {"variant": p.variant, "gen_filters": p.gen_filters,
                     "adversarial_batch": p.adversarial_batch, "max_passes": p.max_passes,
                     "patience": p.patience, "select_on": p.select_on, "threads": p.threads,
-                    "gen_loss": p.gen_loss, "real_label": p.real_label}
+                    "gen_loss": p.gen_loss, "real_label": p.real_label,
+                    "adversarial_steps": p.adversarial_steps}
         return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
