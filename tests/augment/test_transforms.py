@@ -16,7 +16,7 @@ from emovox.augment import (
     build_augmentation,
     variants,
 )
-from emovox.augment.transforms import rms
+from emovox.augment.transforms import ChannelColour, SoftClip, rms
 from emovox.errors import ConfigError
 
 SR = 16000
@@ -108,3 +108,69 @@ def test_variants_are_seeded_per_utterance_and_version():
     assert not np.allclose(versions[0](wave, "u1"), versions[1](wave, "u1"))
     assert not np.allclose(versions[0](wave, "u1"), versions[0](wave, "u2"))
     assert variants(AugmentConfig(transforms={"gain": None}, copies=3)) == []
+
+
+def band_energy(wave: np.ndarray, hz: float) -> float:
+    spectrum = np.abs(np.fft.rfft(wave)) ** 2
+    freqs = np.fft.rfftfreq(len(wave), 1 / SR)
+    return float(spectrum[np.abs(freqs - hz) < 20].sum())
+
+
+def test_noise_mixes_clips_at_the_drawn_level():
+    wave = tone()
+    mixed = BackgroundNoise(str(NOISE), min_snr_db=5, max_snr_db=5, max_clips=3)
+    single = BackgroundNoise(str(NOISE), min_snr_db=5, max_snr_db=5)
+    outs = [mixed(wave, np.random.default_rng(s)) for s in range(8)]
+    for out in outs:
+        assert 20 * np.log10(rms(wave) / rms(out - wave)) == pytest.approx(5.0, abs=1e-3)
+    assert sum(not np.allclose(o, single(wave, np.random.default_rng(s)))
+               for s, o in enumerate(outs)) > 0  # some backgrounds are mixtures
+    with pytest.raises(ConfigError, match="max_clips"):
+        BackgroundNoise(str(NOISE), max_clips=0)
+
+
+def test_colour_band_limits_and_keeps_length_dtype_level():
+    wave = tone(100.0) + tone(2000.0)
+    colour = ChannelColour(min_highpass_hz=500, max_highpass_hz=500, min_lowpass_hz=7000,
+                           max_lowpass_hz=7000, min_order=4, max_order=4, bands=0)
+    out = colour(wave, np.random.default_rng(0))
+    assert out.dtype == np.float32 and len(out) == len(wave)
+    assert rms(out) == pytest.approx(rms(wave), rel=1e-4)
+    before = band_energy(wave, 100) / band_energy(wave, 2000)
+    after = band_energy(out, 100) / band_energy(out, 2000)
+    assert 10 * np.log10(before / after) > 30  # 100 Hz is 2.3 octaves below a 24 dB/oct cut
+
+
+def test_colour_draws_from_its_ranges_and_is_seeded():
+    wave = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+    peak = ChannelColour(min_highpass_hz=20, max_highpass_hz=20, min_lowpass_hz=7400,
+                         max_lowpass_hz=7400, bands=1, min_centre_hz=1000, max_centre_hz=1000,
+                         min_gain_db=9, max_gain_db=9, min_q=2, max_q=2)
+    out = peak(wave, np.random.default_rng(1))
+    boost = (band_energy(out, 1000) / band_energy(out, 4000)) / (
+        band_energy(wave, 1000) / band_energy(wave, 4000))
+    assert 10 * np.log10(boost) == pytest.approx(9.0, abs=1.5)
+    colour = ChannelColour()
+    a, b = (colour(wave, np.random.default_rng([3, 1])) for _ in range(2))
+    c = colour(wave, np.random.default_rng([3, 2]))
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert ChannelColour(p=0.0)(wave, np.random.default_rng(0)) is wave
+    with pytest.raises(ConfigError, match="exceeds"):
+        ChannelColour(min_lowpass_hz=6000, max_lowpass_hz=4000)
+    with pytest.raises(ConfigError, match="frequencies"):
+        ChannelColour(max_lowpass_hz=9000)
+
+
+def test_clipping_squashes_peaks_only_as_far_as_drawn():
+    wave = tone() * np.linspace(0.1, 1.0, SR, dtype=np.float32)  # a crescendo
+    crest = float(np.max(np.abs(wave))) / rms(wave)
+    hard = SoftClip(min_percentile=20, max_percentile=20)(wave, np.random.default_rng(0))
+    assert hard.dtype == np.float32 and len(hard) == len(wave)
+    assert rms(hard) == pytest.approx(rms(wave), rel=1e-4)
+    assert float(np.max(np.abs(hard))) / rms(hard) < 0.9 * crest
+    crests = [float(np.max(np.abs(o))) / rms(o) for o in
+              (SoftClip(0, 20)(wave, np.random.default_rng(s)) for s in range(20))]
+    assert max(crests) - min(crests) > 0.05  # the share is drawn, not fixed
+    assert SoftClip(p=0.0)(wave, np.random.default_rng(0)) is wave
+    with pytest.raises(ConfigError, match="percentiles"):
+        SoftClip(max_percentile=100)

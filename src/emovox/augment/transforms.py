@@ -116,15 +116,19 @@ class BackgroundNoise(Transform):
     over the utterance's samples (an amplitude ratio: NSR 0.5 ≈ 6.0 dB SNR, 0.9 ≈ 0.9 dB), drawn
     uniformly in [min_nsr, max_nsr] (the robustness paper's [0.5, 0.9]); or, when ``min_snr_db``
     and ``max_snr_db`` are given, by an SNR drawn uniformly in decibels. Clips shorter than the
-    utterance are looped.
+    utterance are looped. With ``max_clips`` > 1 the noise is a mixture of 1…max_clips stretches
+    of random clips at random relative levels (0 to −10 dB), so a handful of recordings yields
+    many more backgrounds.
     """
 
     name = "noise"
 
     def __init__(self, directory: str = "../shared/data/noise", min_nsr: float = 0.5,
                  max_nsr: float = 0.9, min_snr_db: float | None = None,
-                 max_snr_db: float | None = None, p: float = 1.0):
+                 max_snr_db: float | None = None, max_clips: int = 1, p: float = 1.0):
         super().__init__(p)
+        if max_clips < 1:
+            raise ConfigError(f"{self.name}: max_clips must be at least 1, got {max_clips}")
         if (min_snr_db is None) != (max_snr_db is None):
             raise ConfigError(f"{self.name}: give both min_snr_db and max_snr_db, or neither")
         if min_snr_db is not None:
@@ -134,6 +138,7 @@ class BackgroundNoise(Transform):
         self.directory = str(Path(directory).expanduser())
         self.min_nsr, self.max_nsr = min_nsr, max_nsr
         self.min_snr_db, self.max_snr_db = min_snr_db, max_snr_db
+        self.max_clips = max_clips
         _noise_clips(self.directory)  # fail at construction, not in a training worker
 
     def noise_to_signal(self, rng: np.random.Generator) -> float:
@@ -141,13 +146,24 @@ class BackgroundNoise(Transform):
             return 10 ** (-rng.uniform(self.min_snr_db, self.max_snr_db) / 20)
         return rng.uniform(self.min_nsr, self.max_nsr)
 
-    def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def stretch(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` samples from a random place of a random clip (looped if short)."""
         clips = _noise_clips(self.directory)
         _, clip = clips[rng.integers(len(clips))]
-        reps = -(-len(wave) // len(clip))
+        reps = -(-n // len(clip))
         clip = np.tile(clip, reps + 1) if reps > 0 else clip
-        start = rng.integers(0, len(clip) - len(wave) + 1)
-        noise = clip[start : start + len(wave)]
+        start = rng.integers(0, len(clip) - n + 1)
+        return clip[start : start + n]
+
+    def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        noise = self.stretch(len(wave), rng)
+        if self.max_clips > 1:  # draws nothing more when max_clips is 1: old versions stay
+            for _ in range(rng.integers(self.max_clips)):
+                extra = self.stretch(len(wave), rng)
+                level = rms(extra)
+                if level > 0:
+                    noise = noise + extra * np.float32(
+                        rms(noise) / level * 10 ** (-rng.uniform(0, 10) / 20))
         level = rms(noise)
         if level == 0:
             return wave
@@ -192,6 +208,86 @@ class RoomReverb(Transform):
 
     def sources(self) -> set[str]:
         return {f"rir:{fingerprint(r)}" for r in self.bank()}
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+@TRANSFORMS.register
+class ChannelColour(Transform):
+    """An unknown microphone, loudspeaker or line: a random Butterworth high-pass and low-pass
+    (cut-offs log-uniform in their ranges, order ``min_order…max_order``, i.e. 6–24 dB/octave)
+    and ``bands`` peaking filters (centre log-uniform, gain and Q uniform) — the
+    HighPassFilter / LowPassFilter / PeakingFilter family of audiomentations in one transform.
+    The output keeps the input's length and RMS, so level stays the gain transform's business.
+    """
+
+    name = "colour"
+
+    def __init__(self, min_highpass_hz: float = 20.0, max_highpass_hz: float = 400.0,
+                 min_lowpass_hz: float = 3000.0, max_lowpass_hz: float = 7500.0,
+                 min_order: int = 1, max_order: int = 4, bands: int = 2,
+                 min_centre_hz: float = 150.0, max_centre_hz: float = 6000.0,
+                 min_gain_db: float = -10.0, max_gain_db: float = 10.0, min_q: float = 0.5,
+                 max_q: float = 4.0, p: float = 1.0):
+        super().__init__(p)
+        for low, high in ((min_highpass_hz, max_highpass_hz), (min_lowpass_hz, max_lowpass_hz),
+                          (min_order, max_order), (min_centre_hz, max_centre_hz),
+                          (min_gain_db, max_gain_db), (min_q, max_q)):
+            _check_range(self.name, low, high)
+        nyquist = SAMPLE_RATE / 2
+        if not (min_highpass_hz > 0 and max_lowpass_hz < nyquist and max_centre_hz < nyquist):
+            raise ConfigError(f"{self.name}: frequencies must lie in (0, {nyquist:g}) Hz")
+        if min_order < 1 or bands < 0 or min_q <= 0 or min_centre_hz <= 0:
+            raise ConfigError(f"{self.name}: orders ≥ 1, bands ≥ 0, Q and centres > 0")
+        self.highpass = (min_highpass_hz, max_highpass_hz)
+        self.lowpass = (min_lowpass_hz, max_lowpass_hz)
+        self.order = (min_order, max_order)
+        self.bands, self.centre = bands, (min_centre_hz, max_centre_hz)
+        self.gain_db, self.q = (min_gain_db, max_gain_db), (min_q, max_q)
+
+    def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        import pedalboard
+        from scipy.signal import butter, sosfilt
+
+        out = wave.astype(np.float64)
+        for kind, cutoff in (("highpass", self.highpass), ("lowpass", self.lowpass)):
+            order = int(rng.integers(self.order[0], self.order[1] + 1))
+            sos = butter(order, _log_uniform(rng, *cutoff), kind, fs=SAMPLE_RATE, output="sos")
+            out = sosfilt(sos, out)
+        peaks = [pedalboard.PeakFilter(cutoff_frequency_hz=_log_uniform(rng, *self.centre),
+                                       gain_db=rng.uniform(*self.gain_db),
+                                       q=rng.uniform(*self.q)) for _ in range(self.bands)]
+        out = pedalboard.Pedalboard(peaks)(out.astype(np.float32), SAMPLE_RATE)
+        level = rms(out)
+        return out * np.float32(rms(wave) / level) if level > 0 else wave
+
+
+@TRANSFORMS.register
+class SoftClip(Transform):
+    """Saturation of an overdriven microphone pre-amp or small loudspeaker: the loudest
+    ``min_percentile…max_percentile`` % of samples are squashed by tanh above the threshold
+    they define (audiomentations' ClippingDistortion with a soft knee). Length and RMS kept."""
+
+    name = "clipping"
+
+    def __init__(self, min_percentile: float = 0.0, max_percentile: float = 10.0,
+                 p: float = 1.0):
+        super().__init__(p)
+        _check_range(self.name, min_percentile, max_percentile)
+        if not (min_percentile >= 0 and max_percentile < 100):
+            raise ConfigError(f"{self.name}: percentiles must lie in [0, 100)")
+        self.min_percentile, self.max_percentile = min_percentile, max_percentile
+
+    def apply(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        share = rng.uniform(self.min_percentile, self.max_percentile)
+        threshold = float(np.percentile(np.abs(wave), 100 - share))
+        if threshold <= 0:
+            return wave
+        out = threshold * np.tanh(wave / threshold)
+        level = rms(out)
+        return out * np.float32(rms(wave) / level) if level > 0 else wave
 
 
 class Compose:
