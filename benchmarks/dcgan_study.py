@@ -49,6 +49,10 @@ def main() -> None:
     ap.add_argument("--unlabelled-limit", type=int, default=0)
     ap.add_argument("--params", default="{}", help="JSON method params for every run")
     ap.add_argument("--summary-only", action="store_true")
+    ap.add_argument("--no-summary", action="store_true", help="train only")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="train the (seed, fold) cells in this many processes at once, each "
+                         "in OUT/parts/, merged into OUT/runs.jsonl as it finishes")
     ap.add_argument("--extra", nargs="*", default=[], metavar="TAG=DIR",
                     help="also summarise DIR's runs, their variants renamed variant+TAG")
     ap.add_argument("--table2-seeds", nargs="+", type=int, default=[0])
@@ -60,7 +64,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     runs_path = args.out / "runs.jsonl"
     if not args.summary_only:
-        run_all(args, runs_path)
+        (run_parallel if args.workers > 1 else run_all)(args, runs_path)
+    if args.no_summary:
+        return
     body = summarise_runs(load_runs(args.out, args.extra), args.out, args.table2_seeds,
                           args.figures)
     if args.results_section:
@@ -71,6 +77,63 @@ def main() -> None:
                       f"command and protocol).\n\n{body}")
 
 
+def cells(args: argparse.Namespace, fold_indices: list[int]):
+    """(key, variant, fraction, seed, fold) of every run asked for, seed- and fold-major:
+    whatever number of folds finishes holds every variant and fraction."""
+    for seed in args.seeds:
+        for fold in fold_indices:
+            if args.folds is not None and fold not in args.folds:
+                continue
+            for fraction in args.fractions:
+                for variant in args.variants:
+                    if fraction < 1 and variant not in args.fraction_variants:
+                        continue
+                    yield f"{variant}/f{fraction}/s{seed}/fold{fold}", variant, fraction, seed, fold
+
+
+def run_parallel(args: argparse.Namespace, runs_path: Path) -> None:
+    """One child process per unfinished (seed, fold) cell, ``args.workers`` at a time, each
+    training into ``OUT/parts/s{seed}_fold{fold}`` (resumable there); a child's runs are
+    appended to ``runs_path`` as soon as it ends, so an interrupted study keeps them."""
+    import subprocess
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = {json.loads(line)["key"] for line in runs_path.open()} if runs_path.exists() else set()
+    manifest = load_corpus(args.format, args.corpus)
+    n_folds = len(leave_one_speaker_out(manifest.speakers))
+    todo = sorted({(seed, fold) for key, _, _, seed, fold in cells(args, list(range(n_folds)))
+                   if key not in done})
+    lock = threading.Lock()
+
+    def train(cell: tuple[int, int]) -> None:
+        seed, fold = cell
+        part = args.out / "parts" / f"s{seed}_fold{fold}"
+        cmd = [sys.executable, __file__, "--corpus", args.corpus, "--format", args.format,
+               "--out", str(part), "--seeds", str(seed), "--folds", str(fold),
+               "--variants", *args.variants, "--fractions", *map(str, args.fractions),
+               "--fraction-variants", *args.fraction_variants, "--params", args.params,
+               "--unlabelled-limit", str(args.unlabelled_limit), "--no-summary"]
+        if args.unlabelled:
+            cmd += ["--unlabelled", *args.unlabelled]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        part_runs = part / "runs.jsonl"
+        with lock:
+            new = [line for line in (part_runs.open() if part_runs.exists() else [])
+                   if json.loads(line)["key"] not in done]
+            with runs_path.open("a") as fh:
+                fh.writelines(new)
+            done.update(json.loads(line)["key"] for line in new)
+            print(json.dumps({"seed": seed, "fold": fold, "runs": len(new),
+                              "rc": result.returncode}), flush=True)
+            if result.returncode:
+                print(result.stderr[-3000:], file=sys.stderr, flush=True)
+
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(pool.map(train, todo))
+
+
 def run_all(args: argparse.Namespace, runs_path: Path) -> None:
     done = {json.loads(line)["key"] for line in runs_path.open()} if runs_path.exists() else set()
     manifest = load_corpus(args.format, args.corpus)
@@ -78,59 +141,51 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
     feats = extract_all(manifest, extractor, FeatureCache("auto"), progress=False)
     dataset = Dataset(manifest.filter(lambda u: u.id in feats), feats, manifest.labels,
                       extractor)
-    folds = leave_one_speaker_out(dataset.manifest.speakers)
-    # Fold-major: whatever number of folds finishes holds every variant and fraction.
-    for seed in args.seeds:
-        for fold in folds:
-            for fraction in args.fractions:
-                for variant in args.variants:
-                    if args.folds is not None and fold.index not in args.folds:
-                        continue
-                    if fraction < 1 and variant not in args.fraction_variants:
-                        continue
-                    key = f"{variant}/f{fraction}/s{seed}/fold{fold.index}"
-                    if key in done:
-                        continue
-                    params = DCGANMethod.Params(
-                        variant=variant, label_fraction=fraction, unlabelled=args.unlabelled,
-                        unlabelled_limit=args.unlabelled_limit, **json.loads(args.params))
-                    config = SimpleNamespace(
-                        method=SimpleNamespace(params=params),
-                        task=SimpleNamespace(derived=True, dimensions=["valence", "arousal"]),
-                        features=SimpleNamespace(cache="auto"))
-                    method = DCGANMethod(config)
-                    split = Split(dataset.split(fold.train), dataset.split(fold.valid),
-                                  dataset.split(fold.test), seed)
-                    start, cpu = time.perf_counter(), time.process_time()
-                    record = {"key": key, "variant": variant, "fraction": fraction,
-                              "seed": seed, "fold": fold.index, "test": list(fold.test)}
-                    try:
-                        work = args.out / "work" / key.replace("/", "_")
-                        work.mkdir(parents=True, exist_ok=True)
-                        trained, info = method.fit(dataset, split, work)
-                        scores = method.score(trained, dataset, split.test)
-                        record.update(metrics=metrics_of(scores), info=info,
-                                      extra=method.extra(trained, dataset, split))
-                    except Exception as exc:  # a failed GAN is recorded, never scored
-                        from emovox.training.semi import GANFailure
+    folds = {f.index: f for f in leave_one_speaker_out(dataset.manifest.speakers)}
+    for key, variant, fraction, seed, fold_index in cells(args, list(folds)):
+        fold = folds[fold_index]
+        if key in done:
+            continue
+        params = DCGANMethod.Params(
+            variant=variant, label_fraction=fraction, unlabelled=args.unlabelled,
+            unlabelled_limit=args.unlabelled_limit, **json.loads(args.params))
+        config = SimpleNamespace(
+            method=SimpleNamespace(params=params),
+            task=SimpleNamespace(derived=True, dimensions=["valence", "arousal"]),
+            features=SimpleNamespace(cache="auto"))
+        method = DCGANMethod(config)
+        split = Split(dataset.split(fold.train), dataset.split(fold.valid),
+                      dataset.split(fold.test), seed)
+        start, cpu = time.perf_counter(), time.process_time()
+        record = {"key": key, "variant": variant, "fraction": fraction,
+                  "seed": seed, "fold": fold.index, "test": list(fold.test)}
+        try:
+            work = args.out / "work" / key.replace("/", "_")
+            work.mkdir(parents=True, exist_ok=True)
+            trained, info = method.fit(dataset, split, work)
+            scores = method.score(trained, dataset, split.test)
+            record.update(metrics=metrics_of(scores), info=info,
+                          extra=method.extra(trained, dataset, split))
+        except Exception as exc:  # a failed GAN is recorded, never scored
+            from emovox.training.semi import GANFailure
 
-                        if not isinstance(exc, GANFailure):
-                            raise
-                        record["failed"] = str(exc)
-                    record["seconds"] = time.perf_counter() - start
-                    # CPU time of this process: with threads=1 the single-core cost, whatever
-                    # the machine's load (wall seconds depend on the other jobs).
-                    record["cpu_seconds"] = time.process_time() - cpu
-                    record["load"] = os.getloadavg()[0]
-                    with runs_path.open("a") as fh:
-                        fh.write(json.dumps(record) + "\n")
-                    m = record.get("metrics", {})
-                    print(json.dumps({"key": key, "seconds": round(record["seconds"], 1),
-                                      "ua3": m.get("ua3"), "ua5": m.get("ua5"),
-                                      "r": m.get("pearson_r"),
-                                      "passes": len(record.get("info", {}).get("history", {})
-                                                    .get("passes", [])),
-                                      "failed": record.get("failed")}), flush=True)
+            if not isinstance(exc, GANFailure):
+                raise
+            record["failed"] = str(exc)
+        record["seconds"] = time.perf_counter() - start
+        # CPU time of this process: with threads=1 the single-core cost, whatever
+        # the machine's load (wall seconds depend on the other jobs).
+        record["cpu_seconds"] = time.process_time() - cpu
+        record["load"] = os.getloadavg()[0]
+        with runs_path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        m = record.get("metrics", {})
+        print(json.dumps({"key": key, "seconds": round(record["seconds"], 1),
+                          "ua3": m.get("ua3"), "ua5": m.get("ua5"),
+                          "r": m.get("pearson_r"),
+                          "passes": len(record.get("info", {}).get("history", {})
+                                        .get("passes", [])),
+                          "failed": record.get("failed")}), flush=True)
 
 
 def metrics_of(scores) -> dict:

@@ -219,6 +219,36 @@ def test_adversarial_steps_repeat_the_real_fake_game_per_labelled_step(monkeypat
         fit_semi(replace(config, adversarial_steps=0), train, valid, train)
 
 
+def test_pretraining_plays_the_game_before_the_first_pass_and_resumes_past_it(tmp_path,
+                                                                            monkeypatch):
+    """pretrain_steps generator samples happen before any head step, their losses are logged
+    every 50 steps, and a resumed run does not pre-train again."""
+    train, valid = toy_sets()
+    order: list[str] = []
+    sample, heads = Generator.sample, Discriminator.heads
+
+    def log(name, fn):
+        def wrapped(self, *a, **kw):
+            if self.training:
+                order.append(name)
+            return fn(self, *a, **kw)
+        return wrapped
+
+    monkeypatch.setattr(Generator, "sample", log("sample", sample))
+    monkeypatch.setattr(Discriminator, "heads", log("heads", heads))
+    config = replace(SMALL, variant="basic_dcgan", max_passes=1, patience=10, pretrain_steps=120)
+    first = fit_semi(config, train, valid, train, 0, tmp_path)
+    assert order[:120] == ["sample"] * 120 and order[120] == "sample" and "heads" in order
+    assert [p["step"] for p in first.history.pretrain] == [50, 100, 120]
+    assert all(np.isfinite(p["loss_d"]) for p in first.history.pretrain)
+    order.clear()
+    resumed = fit_semi(replace(config, max_passes=2), train, valid, train, 0, tmp_path)
+    assert order.count("sample") == order.count("heads")  # one pass, no second pre-training
+    assert resumed.history.pretrain == first.history.pretrain
+    with pytest.raises(EmovoxError, match="pretrain_steps"):
+        fit_semi(replace(config, pretrain_steps=-1), train, valid, train)
+
+
 def test_nemo_held_out_speakers_never_enter_a_nemo_pool():
     """nEMO as its own pool directory (no word timings, files named by speaker): the fold's
     validation and test speakers' files are all removed, by path."""

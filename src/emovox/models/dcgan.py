@@ -93,4 +93,5 @@ class Generator(nn.Module):
         return self.deconv(self.project(z).view(len(z), *self.start)).squeeze(1)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self(torch.randn(n, self.noise_dim, generator=generator))
+        device = self.project[0].weight.device
+        return self(torch.randn(n, self.noise_dim, generator=generator, device=device))

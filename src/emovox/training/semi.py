@@ -68,7 +68,13 @@ class SemiConfig:
     #: lets the adversarial game run longer than the heads' task, which the stop rule ends
     #: after a few hundred labelled steps.
     adversarial_steps: int = 1
+    #: Discriminator + generator updates on the unlabelled pool alone before the first
+    #: labelled pass (adversarial variants; 0 in the paper). The stop rule ends a run after a
+    #: few hundred labelled steps, too few for the game to shape the trunk on its own.
+    pretrain_steps: int = 0
     threads: int = 2
+    #: torch device for training ("cpu", "cuda"); the trained model is returned on the CPU.
+    device: str = "cpu"
 
 
 @dataclass
@@ -92,6 +98,8 @@ class History:
     best_pass: int = -1
     best_score: float = -np.inf
     seconds: float = 0.0
+    #: Mean discriminator / generator losses over each 50 pre-training steps.
+    pretrain: list[dict] = field(default_factory=list)
 
 
 # ---- where crops may be centred ---------------------------------------------------------
@@ -199,12 +207,13 @@ class Trained:
     def predict(self, data: CropSet) -> tuple[np.ndarray, np.ndarray]:
         """Valence and arousal distributions [N, 5] per utterance: crop predictions averaged."""
         self.disc.eval()
+        device = next(self.disc.parameters()).device
         val, aro = [], []
         for spec, centres in zip(data.specs, data.centres, strict=True):
-            x = torch.from_numpy(eval_crops(spec, centres, self.config.width))
+            x = torch.from_numpy(eval_crops(spec, centres, self.config.width)).to(device)
             v, a = self.disc.heads(self.disc.features(x))
-            val.append(torch.softmax(v, -1).mean(0).numpy())
-            aro.append(torch.softmax(a, -1).mean(0).numpy())
+            val.append(torch.softmax(v, -1).mean(0).cpu().numpy())
+            aro.append(torch.softmax(a, -1).mean(0).cpu().numpy())
         return np.stack(val), np.stack(aro)
 
 
@@ -230,6 +239,62 @@ def generator_loss(kind: str, disc: Discriminator, fake: torch.Tensor, f_real: t
     return bce(d_gen, torch.ones_like(d_gen))
 
 
+class AdversarialGame:
+    """One discriminator update (real = unlabelled-pool crops, fake = generated; BCE) and one
+    generator update per :meth:`step`, watching for a collapsed discriminator."""
+
+    def __init__(self, config: SemiConfig, disc: Discriminator, gen: Generator,
+                 opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+                 pool: CropSet, rng: np.random.Generator, batch: int):
+        self.config, self.disc, self.gen, self.opt_d, self.opt_g = config, disc, gen, opt_d, opt_g
+        self.pool, self.rng, self.batch = pool, rng, batch
+        self.device = torch.device(config.device)
+        self.bce = torch.nn.BCEWithLogitsLoss()
+        self.low_d = 0
+
+    def step(self) -> dict[str, float]:
+        config, disc = self.config, self.disc
+        # The pool holds every training utterance (labelled or not) and the extra unlabelled
+        # audio, so labelled speech reaches the real/fake task through it.
+        index = self.rng.integers(len(self.pool), size=self.batch)
+        real = draw_crops(self.pool, index, config.width, self.rng).to(self.device)
+        fake = self.gen.sample(self.batch)
+        self.opt_d.zero_grad()
+        f_real = disc.features(real)
+        d_real = disc.real_fake(f_real).squeeze(1)
+        d_fake = disc.real_fake(disc.features(fake.detach())).squeeze(1)
+        loss_d = (self.bce(d_real, torch.full_like(d_real, config.real_label))
+                  + self.bce(d_fake, torch.zeros_like(d_fake)))
+        loss_d.backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad()
+        loss_g = generator_loss(config.gen_loss, disc, fake, f_real.detach(), self.bce)
+        loss_g.backward()
+        self.opt_g.step()
+        d, g = loss_d.item(), loss_g.item()
+        self.low_d = self.low_d + 1 if d < config.collapse_loss else 0
+        if self.low_d >= config.collapse_steps:
+            raise GANFailure(f"{config.variant}: discriminator loss below {config.collapse_loss} "
+                             f"for {self.low_d} steps: the generator collapsed; no numbers "
+                             "reported")
+        if not (np.isfinite(d) and np.isfinite(g)):
+            raise GANFailure(f"{config.variant}: non-finite GAN loss (d {d}, g {g}): training "
+                             "diverged; no numbers reported")
+        return {"d": d, "g": g}
+
+    def pretrain(self, steps: int, history: History, every: int = 50) -> None:
+        """``steps`` updates on the pool alone, their mean losses logged every ``every``."""
+        sums = {"d": 0.0, "g": 0.0}
+        for i in range(1, steps + 1):
+            for k, v in self.step().items():
+                sums[k] += v
+            if i % every == 0 or i == steps:
+                n = every if i % every == 0 else i % every
+                history.pretrain.append({"step": i, **{f"loss_{k}": v / n
+                                                        for k, v in sums.items()}})
+                sums = {"d": 0.0, "g": 0.0}
+
+
 def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: CropSet | None,
              seed: int = 0, work_dir: Path | None = None, progress: bool = False,
              pass_size: int | None = None) -> Trained:
@@ -242,16 +307,22 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         raise EmovoxError(f"unknown generator loss {config.gen_loss!r}; choose from {GEN_LOSSES}")
     if config.adversarial_steps < 1:
         raise EmovoxError(f"adversarial_steps must be at least 1, not {config.adversarial_steps}")
+    if config.pretrain_steps < 0:
+        raise EmovoxError(f"pretrain_steps must not be negative, not {config.pretrain_steps}")
     variant = VARIANTS[config.variant]
     if variant.adversarial and (unlabelled is None or len(unlabelled) == 0):
         raise EmovoxError(f"{config.variant}: the adversarial variants need unlabelled audio")
     torch.set_num_threads(config.threads)
     seed_everything(seed)
     rng = np.random.default_rng(seed)
+    device = torch.device(config.device)
     disc, gen = build(config)
+    disc.to(device)
+    if gen:
+        gen.to(device)
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(0.5, 0.999)) if gen else None
-    history, best_state, bad, low_d = History(), None, 0, 0
+    history, best_state, bad = History(), None, 0
     parts = {"disc": disc, "opt_d": opt_d} | ({"gen": gen, "opt_g": opt_g} if gen else {})
     saver = Checkpoint(work_dir / "semi_checkpoint.pt" if work_dir else None, **parts)
     resumed = saver.restore()
@@ -259,7 +330,19 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         history, best_state, bad = History(**resumed["history"]), resumed["best"], resumed["bad"]
         rng.bit_generator.state = resumed["rng"]
     start = time.perf_counter() - history.seconds
-    bce = torch.nn.BCEWithLogitsLoss()
+    game = (AdversarialGame(config, disc, gen, opt_d, opt_g, unlabelled, rng,
+                            config.adversarial_batch or config.batch_size) if gen else None)
+
+    def save() -> None:
+        saver.save({"history": asdict(history), "best": best_state, "bad": bad,
+                    "rng": rng.bit_generator.state})
+
+    if game and config.pretrain_steps and not resumed:
+        disc.train()
+        gen.train()
+        game.pretrain(config.pretrain_steps, history)
+        history.seconds = time.perf_counter() - start
+        save()
     # A pass covers the whole training set, labelled or not (``pass_size``), so models with
     # 10 % of the labels take as many steps between validations as those with all of them.
     steps = max(1, -(-(pass_size or len(train)) // config.batch_size))
@@ -271,42 +354,18 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         sums: dict[str, float] = {}
         for step in range(steps):
             index = order[step * config.batch_size:(step + 1) * config.batch_size]
-            x = draw_crops(train, index, config.width, rng)
+            x = draw_crops(train, index, config.width, rng).to(device)
             losses = {}
             for _ in range(config.adversarial_steps if gen else 0):
-                # The pool holds every training utterance (labelled or not) and the extra
-                # unlabelled audio, so labelled speech reaches the real/fake task through it.
-                n_adv = config.adversarial_batch or len(index)
-                pool = rng.integers(len(unlabelled), size=n_adv)
-                real = draw_crops(unlabelled, pool, config.width, rng)
-                fake = gen.sample(n_adv)
-                opt_d.zero_grad()
-                f_real = disc.features(real)
-                d_real = disc.real_fake(f_real).squeeze(1)
-                d_fake = disc.real_fake(disc.features(fake.detach())).squeeze(1)
-                loss_d = (bce(d_real, torch.full_like(d_real, config.real_label))
-                          + bce(d_fake, torch.zeros_like(d_fake)))
-                loss_d.backward()
-                opt_d.step()
-                opt_g.zero_grad()
-                loss_g = generator_loss(config.gen_loss, disc, fake, f_real.detach(), bce)
-                loss_g.backward()
-                opt_g.step()
-                for k, v in (("d", loss_d.item()), ("g", loss_g.item())):
+                for k, v in game.step().items():
                     losses[k] = losses.get(k, 0.0) + v / config.adversarial_steps
-                low_d = low_d + 1 if loss_d.item() < config.collapse_loss else 0
-                if low_d >= config.collapse_steps:
-                    raise GANFailure(f"{config.variant}: discriminator loss below "
-                                     f"{config.collapse_loss} for {low_d} steps (pass "
-                                     f"{len(history.passes) + 1}): the generator collapsed; "
-                                     "no numbers reported")
             heads = [("valence", train.valence, 0)]
             if variant.arousal:
                 heads.append(("arousal", train.arousal, 1))
             for name, labels, which in heads:
                 opt_d.zero_grad()
                 logits = disc.heads(disc.features(x))[which]
-                loss = soft_ce(logits, torch.from_numpy(labels[index]).float())
+                loss = soft_ce(logits, torch.from_numpy(labels[index]).float().to(device))
                 loss.backward()
                 opt_d.step()
                 losses[name] = loss.item()
@@ -334,10 +393,12 @@ def fit_semi(config: SemiConfig, train: CropSet, valid: CropSet, unlabelled: Cro
         if progress:
             log.warning("%s pass %d %s", config.variant, record["pass"],
                         {k: round(v, 3) for k, v in record.items() if k != "pass"})
-        saver.save({"history": asdict(history), "best": best_state, "bad": bad,
-                    "rng": rng.bit_generator.state})
+        save()
     if best_state is not None:
         disc.load_state_dict(best_state["disc"])
         if gen:
             gen.load_state_dict(best_state["gen"])
+    disc.cpu()
+    if gen:
+        gen.cpu()
     return Trained(config, disc, gen, history)

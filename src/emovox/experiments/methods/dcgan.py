@@ -228,6 +228,8 @@ class DCGANMethod(Method):
         real_label: float = 1.0
         #: Discriminator + generator updates per labelled step (1: the paper's alternation).
         adversarial_steps: int = 1
+        #: GAN updates on the unlabelled pool before the first labelled pass (0: the paper's).
+        pretrain_steps: int = 0
         #: Share of each training speaker's utterances that keep their labels.
         label_fraction: float = 1.0
         #: Directories of any audio for the discriminator (besides the training speakers').
@@ -237,6 +239,8 @@ class DCGANMethod(Method):
         search_trials: int = 0
         search_passes: int = 15
         threads: int = 2
+        #: torch device for training: "cpu" or "cuda" (inference runs on the CPU).
+        device: str = "cpu"
 
     def __init__(self, config: ExperimentConfig):
         super().__init__(config)
@@ -252,6 +256,8 @@ class DCGANMethod(Method):
                               f"{', '.join(GEN_LOSSES)}")
         if p.adversarial_steps < 1:
             raise ConfigError("method.params.adversarial_steps must be at least 1")
+        if p.pretrain_steps < 0:
+            raise ConfigError("method.params.pretrain_steps must not be negative")
         if not 0 < p.label_fraction <= 1:
             raise ConfigError("method.params.label_fraction must be in (0, 1]")
         self._vad: dict = {}
@@ -268,7 +274,8 @@ class DCGANMethod(Method):
                     "adversarial_batch": p.adversarial_batch, "max_passes": p.max_passes,
                     "patience": p.patience, "select_on": p.select_on, "threads": p.threads,
                     "gen_loss": p.gen_loss, "real_label": p.real_label,
-                    "adversarial_steps": p.adversarial_steps}
+                    "adversarial_steps": p.adversarial_steps,
+                    "pretrain_steps": p.pretrain_steps, "device": p.device}
         return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
