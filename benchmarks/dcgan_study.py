@@ -216,6 +216,37 @@ def load_runs(out: Path, extra: list[str]) -> list[dict]:
     return list(runs.values())
 
 
+COLLAPSED = 0.2  # generated crops varying < 1/5 as much as real ones: a collapsed generator
+
+
+def diversity(record: dict) -> float:
+    """Std across the run's 4 generated crops over std across its 4 real validation crops
+    (mean over pixels), at the kept pass: ≈ 1 healthy, ≈ 0 collapsed to one output."""
+    fake, real = np.array(record["extra"]["fake"]), np.array(record["extra"]["real"])
+    return float(fake.std(0).mean() / max(real.std(0).mean(), 1e-8))
+
+
+def generator_health(order: list[tuple], ok: dict) -> list[str]:
+    """Per adversarial row: the generators' diversity and how many collapsed (< COLLAPSED),
+    which the discriminator-loss check does not see when the discriminator is merely
+    winning (loss ≈ 0.01) rather than at 0."""
+    rows = []
+    for variant, fraction in order:
+        values = [diversity(r) for r in ok[variant, fraction] if r.get("extra", {}).get("fake")]
+        if values:
+            rows.append(f"| {variant} | {fraction:.0%} | {len(values)} | "
+                        f"{np.median(values):.2f} ({min(values):.2f}–{max(values):.2f}) | "
+                        f"{sum(v < COLLAPSED for v in values)} |")
+    if not rows:
+        return []
+    return ["", "Generator health at the kept pass: diversity = std across 4 generated crops / "
+            "std across 4 real validation crops (≈ 1 healthy, ≈ 0 one output for every "
+            f"noise); collapsed = diversity < {COLLAPSED} (runs kept, not stopped: "
+            "`collapse_diversity` stops them during training):", "",
+            "| model | labels kept | runs | diversity, median (range) | collapsed |",
+            "|---" * 5 + "|", *rows]
+
+
 def mean_std(values) -> tuple[float, float]:
     v = np.array(list(values), dtype=float)
     return float(np.nanmean(v)), float(np.nanstd(v))
@@ -336,7 +367,9 @@ def summarise_runs(runs: list[dict], out: Path, table2_seeds: list[int],
         plot_grid(np.array(r["extra"]["real"]), np.array(r["extra"]["fake"]),
                   figures / "dcgan_samples.png")
         plot_losses(r["info"]["history"]["passes"], f"{r['variant']}, fold {r['fold']}, "
-                    f"seed {r['seed']}, {r['fraction']:.0%} labels", figures / "dcgan_losses.png")
+                    f"seed {r['seed']}, {r['fraction']:.0%} labels", figures / "dcgan_losses.png",
+                    r["info"]["history"].get("pretrain"))
+    text += generator_health(order, ok)
     failed = [r for r in runs if "failed" in r]
     text += ["", f"Runs stopped by the GAN failure check: {len(failed)}"
              + "".join(f"\n- {r['key']}: {r['failed']}" for r in failed)]

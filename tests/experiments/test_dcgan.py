@@ -18,10 +18,12 @@ from emovox.experiments.methods.dcgan import PAPER_PICKS, keep_labels, unlabelle
 from emovox.features import make_extractor
 from emovox.models.dcgan import Discriminator, Generator
 from emovox.training.semi import (
+    AdversarialGame,
     CropSet,
     GANFailure,
     SemiConfig,
     balanced_draw,
+    build,
     crop,
     draw_crops,
     eval_crops,
@@ -164,6 +166,25 @@ def test_collapsed_or_diverged_gan_stops_with_a_message():
     with pytest.raises(GANFailure, match="non-finite"):
         broken = CropSet([np.full_like(s, np.nan) for s in train.specs], train.centres)
         fit_semi(replace(SMALL, variant="basic_dcgan"), train, valid, broken)
+
+
+def test_mode_collapse_is_measured_every_pass_and_stops_a_run_when_asked():
+    """gen_diversity ≈ 0 for a generator with one output, logged every pass; a run whose
+    generator stays under collapse_diversity for collapse_passes passes is stopped."""
+    train, valid = toy_sets()
+    trained = fit_semi(replace(SMALL, variant="basic_dcgan", max_passes=2, patience=10),
+                       train, valid, train)
+    assert all(p["gen_diversity"] > 0 for p in trained.history.passes)
+    disc, gen = build(replace(SMALL, variant="basic_dcgan"))
+    with torch.no_grad():
+        for layer in gen.deconv:
+            if isinstance(layer, torch.nn.ConvTranspose2d):
+                layer.weight.zero_()   # output = tanh(bias): the same crop for every z
+    game = AdversarialGame(SMALL, disc, gen, None, None, train, np.random.default_rng(0), 8)
+    assert game.diversity() < 1e-6
+    with pytest.raises(GANFailure, match="mode collapse, pass 3"):
+        fit_semi(replace(SMALL, variant="basic_dcgan", max_passes=6, patience=10,
+                         collapse_diversity=100.0, collapse_passes=3), train, valid, train)
 
 
 def test_feature_matching_pulls_generated_features_towards_real_ones():

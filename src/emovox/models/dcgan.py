@@ -94,4 +94,6 @@ class Generator(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = self.project[0].weight.device
-        return self(torch.randn(n, self.noise_dim, generator=generator, device=device))
+        if generator is not None:  # a seeded CPU generator: draw there, then move
+            return self(torch.randn(n, self.noise_dim, generator=generator).to(device))
+        return self(torch.randn(n, self.noise_dim, device=device))

@@ -151,12 +151,23 @@ def unlabelled_pool(directories: list[str], held_out: Manifest, limit: int, seed
 
 
 # ---- plots ------------------------------------------------------------------------------
-def plot_losses(passes: list[dict], title: str, path: Path) -> None:
+def plot_losses(passes: list[dict], title: str, path: Path,
+                pretrain: list[dict] | None = None) -> None:
+    """Mean losses per pass; with GAN pre-training, its losses in a panel to the left."""
     import matplotlib.pyplot as plt
 
     from emovox.evaluation.plots import save_figure
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    panels = 2 if pretrain else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.2), squeeze=False)
+    if pretrain:
+        ax = axes[0, 0]
+        for key, name in (("loss_d", "discriminator"), ("loss_g", "generator")):
+            ax.plot([p["step"] for p in pretrain], [p[key] for p in pretrain], label=name)
+        ax.set_xlabel("pre-training step (unlabelled pool only)")
+        ax.set_ylabel("mean loss")
+        ax.legend(fontsize=8)
+    ax = axes[0, -1]
     x = [p["pass"] for p in passes]
     for key, name in (("loss_d", "discriminator"), ("loss_g", "generator"),
                       ("loss_valence", "valence head"), ("loss_arousal", "arousal head")):
@@ -164,8 +175,8 @@ def plot_losses(passes: list[dict], title: str, path: Path) -> None:
             ax.plot(x, [p[key] for p in passes], label=name)
     ax.set_xlabel("pass over the training set")
     ax.set_ylabel("mean loss")
-    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -228,6 +239,10 @@ class DCGANMethod(Method):
         real_label: float = 1.0
         #: Discriminator + generator updates per labelled step (1: the paper's alternation).
         adversarial_steps: int = 1
+        #: Stop a run whose generated crops vary less than this share of real ones' for
+        #: collapse_passes passes (mode collapse; 0 only logs ``gen_diversity``).
+        collapse_diversity: float = 0.0
+        collapse_passes: int = 3
         #: GAN updates on the unlabelled pool before the first labelled pass (0: the paper's).
         pretrain_steps: int = 0
         #: Share of each training speaker's utterances that keep their labels.
@@ -275,7 +290,9 @@ class DCGANMethod(Method):
                     "patience": p.patience, "select_on": p.select_on, "threads": p.threads,
                     "gen_loss": p.gen_loss, "real_label": p.real_label,
                     "adversarial_steps": p.adversarial_steps,
-                    "pretrain_steps": p.pretrain_steps, "device": p.device}
+                    "pretrain_steps": p.pretrain_steps, "device": p.device,
+                    "collapse_diversity": p.collapse_diversity,
+                    "collapse_passes": p.collapse_passes}
         return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
@@ -400,7 +417,8 @@ class DCGANMethod(Method):
         first = results[0]
         if first.training.get("history", {}).get("passes"):
             plot_losses(first.training["history"]["passes"],
-                        f"{self.params.variant}, fold {first.fold}", out / "dcgan_losses.png")
+                        f"{self.params.variant}, fold {first.fold}", out / "dcgan_losses.png",
+                        first.training["history"].get("pretrain"))
             lines += ["", "![losses](dcgan_losses.png)"]
         if first.extra.get("real"):
             plot_grid(np.array(first.extra["real"]), np.array(first.extra["fake"]),
