@@ -8,9 +8,10 @@ training utterance; BCE) and the generator (−log D(G(z))), ``adversarial_steps
 (cross-entropy against fuzzy labels), each back-propagating its own loss through the shared
 trunk. Supervised variants train the heads only. After every pass the validation utterances are
 scored (crop predictions averaged); the best pass is kept, training stops after ``patience``
-passes without a new best and the best weights are restored. A collapsed or diverged GAN
-(discriminator loss ≈ 0 for many steps, a non-finite loss) raises :class:`GANFailure` instead
-of returning numbers.
+passes without a new best and the best weights are restored. Optionally the game first runs
+``pretrain_steps`` updates on the pool alone. A collapsed or diverged GAN (discriminator loss ≈ 0
+for many steps, a non-finite loss, and, when asked, generated crops that stopped varying)
+raises :class:`GANFailure` instead of returning numbers.
 """
 
 from __future__ import annotations
