@@ -31,6 +31,13 @@ from emovox.experiments.protocols import leave_one_speaker_out
 from emovox.features import FeatureCache, extract_all, make_extractor
 from emovox.io import atomic_write_text
 from emovox.models.dcgan import VARIANTS
+from emovox.training.semi import GANFailure, crop_diversity
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
+    return int(text)
 
 
 def main() -> None:
@@ -50,7 +57,7 @@ def main() -> None:
     ap.add_argument("--params", default="{}", help="JSON method params for every run")
     ap.add_argument("--summary-only", action="store_true")
     ap.add_argument("--no-summary", action="store_true", help="train only")
-    ap.add_argument("--workers", type=int, default=1,
+    ap.add_argument("--workers", type=positive_int, default=1,
                     help="train the (seed, fold) cells in this many processes at once, each "
                          "in OUT/parts/, merged into OUT/runs.jsonl as it finishes")
     ap.add_argument("--extra", nargs="*", default=[], metavar="TAG=DIR",
@@ -166,11 +173,7 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
             scores = method.score(trained, dataset, split.test)
             record.update(metrics=metrics_of(scores), info=info,
                           extra=method.extra(trained, dataset, split))
-        except Exception as exc:  # a failed GAN is recorded, never scored
-            from emovox.training.semi import GANFailure
-
-            if not isinstance(exc, GANFailure):
-                raise
+        except GANFailure as exc:  # a failed GAN is recorded, never scored
             record["failed"] = str(exc)
         record["seconds"] = time.perf_counter() - start
         # CPU time of this process: with threads=1 the single-core cost, whatever
@@ -220,10 +223,8 @@ COLLAPSED = 0.2  # generated crops varying < 1/5 as much as real ones: a collaps
 
 
 def diversity(record: dict) -> float:
-    """Std across the run's 4 generated crops over std across its 4 real validation crops
-    (mean over pixels), at the kept pass: ≈ 1 healthy, ≈ 0 collapsed to one output."""
-    fake, real = np.array(record["extra"]["fake"]), np.array(record["extra"]["real"])
-    return float(fake.std(0).mean() / max(real.std(0).mean(), 1e-8))
+    """The run's 4 generated crops against its 4 real validation crops, at the kept pass."""
+    return crop_diversity(np.array(record["extra"]["fake"]), np.array(record["extra"]["real"]))
 
 
 def generator_health(order: list[tuple], ok: dict) -> list[str]:

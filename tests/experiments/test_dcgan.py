@@ -446,3 +446,31 @@ def test_random_search_is_bounded_resumable_and_scored_on_validation(tmp_path, m
     params.search_trials = 4
     method.search(train, valid_set, train, 0, tmp_path)
     assert len(calls) == 1  # only the new trial
+
+
+@pytest.mark.parametrize("bad, match", [({"device": "gpu"}, "device"),
+                                        ({"collapse_passes": 0}, "collapse_passes"),
+                                        ({"collapse_diversity": -1.0}, "collapse_diversity"),
+                                        ({"pretrain_steps": -5}, "pretrain_steps")])
+def test_bad_gan_settings_are_refused_with_their_name(bad, match):
+    from emovox.errors import ConfigError
+    from emovox.experiments.methods import dcgan
+
+    params = dcgan.DCGANMethod.Params(variant="basic_dcgan", **bad)
+    config = SimpleNamespace(method=SimpleNamespace(params=params),
+                             task=SimpleNamespace(derived=True))
+    with pytest.raises(ConfigError, match=match):
+        dcgan.DCGANMethod(config)
+
+
+def test_method_passes_every_shared_setting_to_training():
+    from emovox.experiments.methods import dcgan
+
+    params = dcgan.DCGANMethod.Params(variant="basic_dcgan", pretrain_steps=7, threads=1,
+                                      collapse_diversity=0.2, width=64)
+    config = SimpleNamespace(method=SimpleNamespace(params=params),
+                             task=SimpleNamespace(derived=True))
+    semi = dcgan.DCGANMethod(config).semi_config()
+    assert (semi.pretrain_steps, semi.threads, semi.collapse_diversity, semi.width) == (
+        7, 1, 0.2, 64)
+    assert semi.lr == dcgan.PAPER_PICKS["basic_dcgan"]["lr"]  # unset → the paper's pick

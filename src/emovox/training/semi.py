@@ -245,6 +245,12 @@ def generator_loss(kind: str, disc: Discriminator, fake: torch.Tensor, f_real: t
     return bce(d_gen, torch.ones_like(d_gen))
 
 
+def crop_diversity(fake: np.ndarray, real: np.ndarray) -> float:
+    """Std across generated crops over std across real crops, each averaged over the pixels:
+    about 1 for a healthy generator, near 0 for one that collapsed to a single output."""
+    return float(fake.std(0).mean() / max(real.std(0).mean(), 1e-8))
+
+
 class AdversarialGame:
     """One discriminator update (real = unlabelled-pool crops, fake = generated; BCE) and one
     generator update per :meth:`step`, watching for a collapsed discriminator."""
@@ -298,7 +304,7 @@ class AdversarialGame:
         self.gen.eval()
         fake = self.gen.sample(n, torch.Generator().manual_seed(seed)).cpu()
         self.gen.train()
-        return float(fake.std(0).mean() / real.std(0).mean().clamp_min(1e-8))
+        return crop_diversity(fake.numpy(), real.numpy())
 
     def pretrain(self, steps: int, history: History, every: int = 50) -> None:
         """``steps`` updates on the pool alone, their mean losses logged every ``every``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -273,6 +273,12 @@ class DCGANMethod(Method):
             raise ConfigError("method.params.adversarial_steps must be at least 1")
         if p.pretrain_steps < 0:
             raise ConfigError("method.params.pretrain_steps must not be negative")
+        if p.collapse_diversity < 0 or p.collapse_passes < 1:
+            raise ConfigError("method.params: collapse_diversity must be ≥ 0 and "
+                              "collapse_passes ≥ 1")
+        if p.device != "cpu" and not (p.device.startswith("cuda") and torch.cuda.is_available()):
+            raise ConfigError(f"method.params.device: {p.device!r} is not usable here (\"cpu\", "
+                              "or \"cuda\" where torch sees a GPU)")
         if not 0 < p.label_fraction <= 1:
             raise ConfigError("method.params.label_fraction must be in (0, 1]")
         self._vad: dict = {}
@@ -285,14 +291,9 @@ class DCGANMethod(Method):
         p = self.params
         picks = {k: (getattr(p, k) if getattr(p, k) is not None else v)
                  for k, v in PAPER_PICKS[p.variant].items()}
-        settings = {"variant": p.variant, "gen_filters": p.gen_filters,
-                    "adversarial_batch": p.adversarial_batch, "max_passes": p.max_passes,
-                    "patience": p.patience, "select_on": p.select_on, "threads": p.threads,
-                    "gen_loss": p.gen_loss, "real_label": p.real_label,
-                    "adversarial_steps": p.adversarial_steps,
-                    "pretrain_steps": p.pretrain_steps, "device": p.device,
-                    "collapse_diversity": p.collapse_diversity,
-                    "collapse_passes": p.collapse_passes}
+        # Every training setting the params share with SemiConfig by name; the picks fill
+        # what the params leave unset.
+        settings = {f.name: getattr(p, f.name) for f in fields(SemiConfig) if hasattr(p, f.name)}
         return SemiConfig(**{**settings, **picks, **overrides})
 
     # -- training -----------------------------------------------------------------------
