@@ -28,7 +28,7 @@ class NearestMean(Method):
     class Params:
         scale: float = 1.0
 
-    def fit(self, dataset, split, work_dir):
+    def fit(self, dataset, split, run):
         vectors = {u.id: dataset.feats[u.id].mean(0) for u in dataset.manifest}
         targets = dataset.targets(split.train)
         means = np.stack([np.mean([vectors[u.id] for u, t in zip(split.train, targets,
@@ -125,11 +125,9 @@ def test_emovox_list_prints_every_registry(capsys):
     assert all(r["description"] for r in rows)
 
 
-def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic_corpus,
-                                                                        tmp_path):
-    """EmoRL variants differing only in the agent's reward train one GRU per fold, not one
-    each; a variant that changes the GRU's training gets its own."""
-    base = {"corpus": {"format": "csv", "path": str(synthetic_corpus)},
+def _tiny_emorl(corpus: Path, tmp_path: Path) -> dict:
+    """EmoRL on the synthetic corpus in seconds: a GRU of 8 units, 2 epochs, 40 episodes."""
+    return {"corpus": {"format": "csv", "path": str(corpus)},
             "features": {"name": "mfcc_pitch", "normalise": "global", "workers": 1,
                          "cache": str(tmp_path / "cache")},
             "protocol": {"name": "loso", "seeds": [0], "folds": [0, 1]},
@@ -138,6 +136,28 @@ def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic
             "method": {"name": "emorl", "params": {"episodes": 40, "freeze_episodes": 10,
                                                    "step_ms": 300}},
             "workers": 1}
+
+
+def test_emovox_train_writes_an_emorl_model_into_a_shallow_out(synthetic_corpus, tmp_path,
+                                                               capsys, monkeypatch):
+    """The README's ``emovox train configs/emodb_emorl.yaml --out DIR`` with a DIR one level
+    deep: the method is told where it runs, nothing is derived from how deep DIR is."""
+    path = tmp_path / "emorl.yaml"
+    path.write_text(yaml.safe_dump(_tiny_emorl(synthetic_corpus, tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "train", str(path), "--out", "m"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model_dir"] == "m"
+    out = tmp_path / "m"
+    assert json.loads((out / "model.json").read_text())["method"] == "emorl"
+    assert not list(out.rglob("*checkpoint*.pt"))  # the baseline's checkpoint went too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "emorl.yaml", "m"]
+
+
+def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic_corpus,
+                                                                        tmp_path):
+    """EmoRL variants differing only in the agent's reward train one GRU per fold, not one
+    each; a variant that changes the GRU's training gets its own."""
+    base = _tiny_emorl(synthetic_corpus, tmp_path)
     study = {"name": "share", "base": base, "variants": {
         "a": {}, "b": {"method.params.latency_weight": 0.2},
         "c": {"training.epochs": 3}}}

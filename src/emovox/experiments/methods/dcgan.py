@@ -27,7 +27,7 @@ from emovox.corpora.dimensions import DERIVED, DIMENSIONS
 from emovox.corpora.manifest import Manifest, Utterance
 from emovox.errors import ConfigError, CorpusError
 from emovox.evaluation.valence import CLASSES3, POINTS, fuzzy_label, rating_metrics
-from emovox.experiments.methods.base import METHODS, FoldResult, Method, Scores, Split
+from emovox.experiments.methods.base import METHODS, FoldResult, Method, RunContext, Scores, Split
 from emovox.features import Extractor, FeatureCache, extract_all, make_extractor
 from emovox.io import atomic_write_json
 from emovox.models.dcgan import VARIANTS
@@ -301,11 +301,11 @@ class DCGANMethod(Method):
         return extract_all(utts, dataset.extractor, FeatureCache(self.config.features.cache),
                            progress=False)
 
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
+    def fit(self, dataset: Dataset, split: Split, run: RunContext) -> tuple[Any, dict]:
         p = self.params
-        labelled, rest = keep_labels(split.train, p.label_fraction, split.seed)
+        labelled, rest = keep_labels(split.train, p.label_fraction, run.seed)
         held_out = Manifest(list(split.valid) + list(split.test))
-        pool = unlabelled_pool(p.unlabelled, held_out, p.unlabelled_limit, split.seed)
+        pool = unlabelled_pool(p.unlabelled, held_out, p.unlabelled_limit, run.seed)
         feats = dict(dataset.feats)
         feats.update(self.pool_features(dataset, pool))
         pool = [u for u in pool if u.id in feats]
@@ -316,12 +316,12 @@ class DCGANMethod(Method):
         unlab = crop_set(list(split.train) + pool, feats, scaler, ex, None, self._vad)
         info = {"labelled": len(labelled), "unlabelled_train": len(rest), "pool": len(pool)}
         if p.search_trials:
-            config, search = self.search(train, valid, unlab, split.seed, work_dir,
+            config, search = self.search(train, valid, unlab, run.seed, run.work_dir,
                                          len(split.train))
             info["search"] = search
         else:
             config = self.semi_config()
-        trained = fit_semi(config, train, valid, unlab, split.seed, work_dir,
+        trained = fit_semi(config, train, valid, unlab, run.seed, run.work_dir,
                            pass_size=len(split.train))
         info.update(semi=asdict(config), history=asdict(trained.history))
         return DCGANModel(trained, scaler, ex), info

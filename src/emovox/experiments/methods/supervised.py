@@ -16,7 +16,7 @@ import torch
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import METHODS, Method, Split
+from emovox.experiments.methods.base import METHODS, Method, RunContext, Split
 from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
 from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
@@ -83,7 +83,7 @@ class Supervised(Method):
                    if self.config.training.class_weights else None)
         return Classification(len(dataset.labels), weights)
 
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+    def fit(self, dataset: Dataset, split: Split, run: RunContext
             ) -> tuple[SequenceModels, dict]:
         config = self.config
         normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
@@ -92,13 +92,12 @@ class Supervised(Method):
         task = self.task(dataset, train_set.targets)
         members, infos = [], []
         for member in range(config.model.ensemble):
-            member_seed = split.seed * 1000 + member
+            member_seed = run.seed * 1000 + member
             seed_everything(member_seed)
             model = build_model(config.model.name, dataset.input_dim, dataset.n_outputs,
                                 **config.model.params)
-            ckpt = work_dir / f"checkpoint{member}.pt" if work_dir else None
             infos.append(self.fit_member(model, dataset, train_set, valid_set, task,
-                                         member_seed, ckpt))
+                                         member_seed, run.checkpoint(f"checkpoint{member}.pt")))
             members.append(model)
         info = infos[0] if len(infos) == 1 else {"members": infos}
         return SequenceModels(members, normaliser, task, dataset.extractor, dataset.stack), info
