@@ -22,17 +22,12 @@ import numpy as np
 from emovox.corpora import Manifest
 from emovox.errors import EmovoxError
 from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
-from emovox.registry import Registry
+from emovox.experiments.methods import METHODS
 
 if TYPE_CHECKING:
     from emovox.experiments.config import ExperimentConfig
     from emovox.experiments.dataset import Dataset
     from emovox.experiments.streamers import Streamer
-
-METHODS: Registry[type[Method]] = Registry("method", providers=(
-    "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
-    "emovox.experiments.methods.emorl", "emovox.experiments.methods.multimodal",
-    "emovox.experiments.methods.dcgan"))
 
 
 @dataclass

@@ -4,7 +4,6 @@ dimensional targets, optional training-time augmentation."""
 
 from __future__ import annotations
 
-import inspect
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
 from emovox.features.spectral import FramedExtractor
 from emovox.io import atomic_write
-from emovox.models import MODELS, build_model
+from emovox.models import build_model
 from emovox.models.recurrent import GruBaseline
 from emovox.training import SequenceSet, fit, predict
 from emovox.training.tasks import Classification, Regression
@@ -50,23 +49,6 @@ class SequenceModels:
     def sequences(self, feats: list[np.ndarray], speakers: list[str] | None = None
                   ) -> list[np.ndarray]:
         return [stack_frames(f, self.stack) for f in self.normaliser.apply(feats, speakers)]
-
-
-def check_model_params(name: str, params: dict[str, Any], where: str = "model.params") -> None:
-    """Fail at config load on a parameter the model's builder does not take."""
-    builder = MODELS.get(name)
-    accepted = [p for p in inspect.signature(builder).parameters
-                if p not in ("self", "input_dim", "n_outputs")]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
-                          f"accepted: {accepted}")
-    try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
-        # (10,080 input columns: wider than any branch split, divisible by every layer count
-        # up to 10 — Whisper tiny's 5 and base's 7 included — and by 12, 14, 15 and 16)
-        build_model(name, 10080, 2, **params)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 
 
 @METHODS.register
