@@ -17,7 +17,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -233,7 +233,7 @@ class DCGANMethod(Method):
         adversarial_batch: int | None = None
         max_passes: int = 60
         patience: int = 5
-        select_on: str = "ua3"
+        select_on: Literal["ua3", "ua5", "pearson_r"] = "ua3"
         #: "nonsaturating" (the paper's) or "feature_matching"; real-crop target (0.9: smoothing).
         gen_loss: str = "nonsaturating"
         real_label: float = 1.0
@@ -263,9 +263,6 @@ class DCGANMethod(Method):
         if p.variant not in VARIANTS:
             raise ConfigError(f"method.params.variant: {p.variant!r} is not one of "
                               f"{sorted(VARIANTS)}")
-        if p.select_on not in ("ua3", "ua5", "pearson_r"):
-            raise ConfigError(f"method.params.select_on: {p.select_on!r} is not one of "
-                              "ua3, ua5, pearson_r")
         if p.gen_loss not in GEN_LOSSES:
             raise ConfigError(f"method.params.gen_loss: {p.gen_loss!r} is not one of "
                               f"{', '.join(GEN_LOSSES)}")
