@@ -25,7 +25,7 @@ import numpy as np
 from emovox.corpora import load_corpus
 from emovox.evaluation.valence import CLASSES3, POINTS, fuzzy_label, rating_metrics
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import Split
+from emovox.experiments.methods.base import RunContext, Split
 from emovox.experiments.methods.dcgan import DCGANMethod, plot_grid, plot_losses
 from emovox.experiments.protocols import leave_one_speaker_out
 from emovox.features import FeatureCache, extract_all, make_extractor
@@ -162,14 +162,14 @@ def run_all(args: argparse.Namespace, runs_path: Path) -> None:
             features=SimpleNamespace(cache="auto"))
         method = DCGANMethod(config)
         split = Split(dataset.split(fold.train), dataset.split(fold.valid),
-                      dataset.split(fold.test), seed)
+                      dataset.split(fold.test))
         start, cpu = time.perf_counter(), time.process_time()
         record = {"key": key, "variant": variant, "fraction": fraction,
                   "seed": seed, "fold": fold.index, "test": list(fold.test)}
         try:
             work = args.out / "work" / key.replace("/", "_")
             work.mkdir(parents=True, exist_ok=True)
-            trained, info = method.fit(dataset, split, work)
+            trained, info = method.fit(dataset, split, RunContext(seed, fold.index, work))
             scores = method.score(trained, dataset, split.test)
             record.update(metrics=metrics_of(scores), info=info,
                           extra=method.extra(trained, dataset, split))

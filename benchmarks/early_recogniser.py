@@ -51,7 +51,7 @@ from emovox.early.reinforce import EmoRLConfig, greedy_decisions, train_emorl  #
 from emovox.evaluation.metrics import uar  # noqa: E402
 from emovox.experiments.config import apply_overrides, build_config, read_yaml  # noqa: E402
 from emovox.experiments.dataset import load_dataset  # noqa: E402
-from emovox.experiments.methods.base import Split, make_method  # noqa: E402
+from emovox.experiments.methods.base import RunContext, Split, make_method  # noqa: E402
 from emovox.experiments.protocols import make_folds  # noqa: E402
 from emovox.experiments.streamers import enrol  # noqa: E402
 from emovox.features.normalise import leave_one_out  # noqa: E402
@@ -142,9 +142,8 @@ def run_fold(cfg, dataset, steps, fold, work: Path, emorl: bool) -> dict:
         if not emorl or "emorl" in result:
             return result
     method = make_method(cfg)
-    split = Split(dataset.split(fold.train), dataset.split(fold.valid), dataset.split(fold.test),
-                  0)
-    trained, _ = method.fit(dataset, split, work)
+    split = Split(dataset.split(fold.train), dataset.split(fold.valid), dataset.split(fold.test))
+    trained, _ = method.fit(dataset, split, RunContext(seed=0, fold=fold.index, work_dir=work))
     heads = Heads(trained)
     stats = leave_one_out(dataset.feats, {u.id: u.speaker for u in dataset.manifest})
     enrolled = {u: st.normaliser() for u, st in stats.items()}

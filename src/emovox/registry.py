@@ -6,6 +6,11 @@ registry's ``providers`` are the modules imported on first lookup, so a package 
 import its plug-ins at start-up and a higher layer (``asr``) can provide a lower layer's kind
 (features) without the lower one importing it. Unknown names fail with one line that lists the
 choices; ``describe`` gives each name's one-line description for ``emovox list`` and ``--help``.
+
+Every entry's parameters are one dataclass, checked the same way for every kind by
+:meth:`Registry.params`: the entry's own ``Params`` class (methods, extractors, channels), or,
+for a builder whose keyword parameters are its declaration (models, augmentations, corpus
+loaders), the dataclass :func:`emovox.schema.signature_params` makes of them.
 """
 
 from __future__ import annotations
@@ -15,15 +20,21 @@ from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from emovox.errors import ConfigError
+from emovox.schema import build, signature_params
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, providers: tuple[str, ...] = ()):
+    def __init__(self, kind: str, providers: tuple[str, ...] = (),
+                 supplied: tuple[str, ...] = ()):
+        """``supplied``: the builder arguments that the caller passes itself and a config
+        never sets (a model's ``input_dim``, a corpus loader's ``root``)."""
         self.kind = kind
         self.providers = providers
+        self.supplied = supplied
         self._items: dict[str, T] = {}
+        self._params: dict[str, type] = {}
         self._loaded = False
 
     def register(self, name: str | Callable | type | None = None) -> Any:
@@ -58,6 +69,20 @@ class Registry(Generic[T]):
         if name not in self._items:
             raise ConfigError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
         return self._items[name]
+
+    def params_class(self, name: str) -> type:
+        """The dataclass of ``name``'s parameters."""
+        if name not in self._params:
+            entry = self.get(name)
+            declared = getattr(entry, "Params", None)
+            self._params[name] = declared if declared is not None else signature_params(
+                entry, ("self", *self.supplied))
+        return self._params[name]
+
+    def params(self, name: str, data: Any, where: str) -> Any:
+        """``name``'s typed parameters from a mapping; an unknown or missing key, a wrong type
+        or a value out of range fails with one line that names ``where.key``."""
+        return build(self.params_class(name), data, where, f" for {self.kind} {name!r}")
 
     def names(self) -> list[str]:
         if not self._loaded:

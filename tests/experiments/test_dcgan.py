@@ -313,7 +313,7 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
     """Through DCGANMethod.fit itself: what reaches the discriminator never holds a
     validation or test speaker's file, even when the pool directory is the corpus."""
     from emovox.experiments.methods import dcgan
-    from emovox.experiments.methods.base import Split
+    from emovox.experiments.methods.base import RunContext, Split
 
     seen = {}
 
@@ -336,9 +336,9 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
                              task=SimpleNamespace(derived=True),
                              features=SimpleNamespace(cache="auto"))
     split = Split(manifest.with_speakers(["03"]), manifest.with_speakers(["08"]),
-                  manifest.with_speakers(["09"]), 0)
+                  manifest.with_speakers(["09"]))
     with pytest.raises(RuntimeError, match="stop after"):
-        dcgan.DCGANMethod(config).fit(dataset, split, None)
+        dcgan.DCGANMethod(config).fit(dataset, split, RunContext())
     held = {u.path.rsplit("/", 1)[-1] for u in Manifest(list(split.valid) + list(split.test))}
     assert not {u.path.rsplit("/", 1)[-1] for u in pool_calls[0]} & held
     assert seen["n_unlab"] == len(split.train) + len(pool_calls[0])

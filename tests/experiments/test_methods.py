@@ -28,7 +28,7 @@ class NearestMean(Method):
     class Params:
         scale: float = 1.0
 
-    def fit(self, dataset, split, work_dir):
+    def fit(self, dataset, split, run):
         vectors = {u.id: dataset.feats[u.id].mean(0) for u in dataset.manifest}
         targets = dataset.targets(split.train)
         means = np.stack([np.mean([vectors[u.id] for u, t in zip(split.train, targets,
@@ -79,7 +79,22 @@ def test_a_registered_toy_method_runs_through_emovox_experiment(synthetic_corpus
 @pytest.mark.parametrize("override, message", [
     ({"model": {"name": "bigru", "params": {"hiden": 8}}},
      "model.params: unknown key(s) ['hiden'] for model 'bigru'"),
-    ({"features": {"name": "mfcc_pitch", "params": {"n_mfc": 3}}}, "has no parameter(s)"),
+    ({"features": {"name": "mfcc_pitch", "params": {"n_mfc": 3}}},
+     "features.params: unknown key(s) ['n_mfc'] for feature extractor 'mfcc_pitch'"),
+    ({"features": {"name": "mfcc_pitch", "params": {"hop_ms": 0}}},
+     "features.params.hop_ms: 0.0 out of range: must be > 0"),
+    ({"features": {"name": "smile_functionals", "params": {"feature_set": "GeMAPS"}}},
+     "features.params.feature_set: 'GeMAPS' is not one of ['eGeMAPSv02', 'ComParE_2016']"),
+    ({"model": {"name": "bigru", "params": {"pool": "median"}}},
+     "model.params.pool: 'median' is not one of ['mean', 'stats', 'max']"),
+    ({"model": {"name": "bigru", "params": {"hidden": "wide"}}},
+     "model.params.hidden: expected int, got 'wide'"),
+    ({"model": {"name": "progressive"}}, "model.params: missing key(s) ['recogniser_dim']"),
+    ({"augment": {"transforms": {"gain": {"p": "often"}}}}, "augment.transforms.gain.p"),
+    ({"task": {"kind": "ordinal"}}, "task.kind: 'ordinal' is not one of"),
+    ({"test_sets": {"robot": {"path": "x", "channel": "robot",
+                              "channel_params": {"rooms": "many"}}}},
+     "test_sets.robot.channel_params.rooms: expected int"),
     ({"method": {"name": "toy_nearest_mean", "params": {"scal": 1}}},
      "method.params: unknown key(s) ['scal']"),
     ({"method": {"name": "emorl", "params": {"episodes": "many"}}}, "method.params.episodes"),
@@ -125,11 +140,9 @@ def test_emovox_list_prints_every_registry(capsys):
     assert all(r["description"] for r in rows)
 
 
-def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic_corpus,
-                                                                        tmp_path):
-    """EmoRL variants differing only in the agent's reward train one GRU per fold, not one
-    each; a variant that changes the GRU's training gets its own."""
-    base = {"corpus": {"format": "csv", "path": str(synthetic_corpus)},
+def _tiny_emorl(corpus: Path, tmp_path: Path) -> dict:
+    """EmoRL on the synthetic corpus in seconds: a GRU of 8 units, 2 epochs, 40 episodes."""
+    return {"corpus": {"format": "csv", "path": str(corpus)},
             "features": {"name": "mfcc_pitch", "normalise": "global", "workers": 1,
                          "cache": str(tmp_path / "cache")},
             "protocol": {"name": "loso", "seeds": [0], "folds": [0, 1]},
@@ -138,6 +151,28 @@ def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic
             "method": {"name": "emorl", "params": {"episodes": 40, "freeze_episodes": 10,
                                                    "step_ms": 300}},
             "workers": 1}
+
+
+def test_emovox_train_writes_an_emorl_model_into_a_shallow_out(synthetic_corpus, tmp_path,
+                                                               capsys, monkeypatch):
+    """The README's ``emovox train configs/emodb_emorl.yaml --out DIR`` with a DIR one level
+    deep: the method is told where it runs, nothing is derived from how deep DIR is."""
+    path = tmp_path / "emorl.yaml"
+    path.write_text(yaml.safe_dump(_tiny_emorl(synthetic_corpus, tmp_path)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "train", str(path), "--out", "m"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["model_dir"] == "m"
+    out = tmp_path / "m"
+    assert json.loads((out / "model.json").read_text())["method"] == "emorl"
+    assert not list(out.rglob("*checkpoint*.pt"))  # the baseline's checkpoint went too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "emorl.yaml", "m"]
+
+
+def test_study_variants_that_change_only_the_reward_share_one_baseline(synthetic_corpus,
+                                                                        tmp_path):
+    """EmoRL variants differing only in the agent's reward train one GRU per fold, not one
+    each; a variant that changes the GRU's training gets its own."""
+    base = _tiny_emorl(synthetic_corpus, tmp_path)
     study = {"name": "share", "base": base, "variants": {
         "a": {}, "b": {"method.params.latency_weight": 0.2},
         "c": {"training.epochs": 3}}}

@@ -13,7 +13,7 @@ from conftest import ROOT
 from emovox.corpora import Manifest, Utterance
 from emovox.errors import CorpusError
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import Split
+from emovox.experiments.methods.base import RunContext, Split
 from emovox.experiments.methods.multimodal import MultimodalMethod, PairedSet
 from emovox.models.multimodal import MultimodalCMA
 from emovox.text import WordVectors, embed_texts, tokenize
@@ -120,7 +120,7 @@ def test_text_only_learns_words_that_carry_emotion():
     train, valid, test = _text_manifest(64, 0), _text_manifest(16, 1), _text_manifest(32, 2)
     dataset = Dataset(Manifest([*train, *valid, *test]), {}, ["anger", "joy"], None)
     method = _method(modality="text")
-    trained, info = method.fit(dataset, Split(train, valid, test), None)
+    trained, info = method.fit(dataset, Split(train, valid, test), RunContext())
     scores = method.score(trained, dataset, test)
     assert scores.metrics["uar"] >= 0.9, scores.metrics
     assert {"weighted_f1", "recall_joy", "recall_anger"} <= set(scores.metrics)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal
+
 import numpy as np
 import torch
 
@@ -20,8 +23,14 @@ class WhisperLayers(Extractor):
     """
 
     name = "whisper_layers"
-    defaults = {"model": "tiny.en", "layers": 2, "pad": False}
     version = 1
+
+    @dataclass(frozen=True)
+    class Params:
+        #: A Whisper size (``tiny.en``, ``base``, ...) or a converted checkpoint's directory.
+        model: str = "tiny.en"
+        layers: int | list[int] | Literal["all"] = 2
+        pad: bool = False
 
     @property
     def encoder(self):
@@ -84,8 +93,12 @@ class DeepSpeech2Layers(Extractor):
     layer 0 = the convolutions, x = bidirectional GRU x."""
 
     name = "deepspeech2_layers"
-    defaults = {"checkpoint": "models/ds2/deepspeech2.pt", "layers": 2}
     version = 1
+
+    @dataclass(frozen=True)
+    class Params:
+        checkpoint: str = "models/ds2/deepspeech2.pt"
+        layers: int | list[int] = 2
 
     @property
     def recogniser(self):

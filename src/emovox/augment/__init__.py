@@ -11,10 +11,9 @@ from emovox.augment.transforms import (
     TimeStretch,
     Transform,
     build_augmentation,
-    check_transforms,
 )
 from emovox.augment.variants import AugmentConfig, Variant, variants
 
 __all__ = ["TRANSFORMS", "AugmentConfig", "BackgroundNoise", "Compose", "Gain", "NoiseFloor",
            "PadSilence", "Prefix", "RoomReverb", "TimeStretch", "Transform", "Variant",
-           "build_augmentation", "check_transforms", "variants"]
+           "build_augmentation", "variants"]

@@ -9,7 +9,6 @@ All transforms work on mono float32 at 16 kHz.
 
 from __future__ import annotations
 
-import inspect
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from emovox.augment.rooms import (
 from emovox.errors import ConfigError
 from emovox.registry import Registry
 
+#: Transform classes; a transform's parameters are its constructor's keyword parameters.
 TRANSFORMS: Registry[type[Transform]] = Registry("augmentation", ("emovox.augment.padding",))
 
 
@@ -307,27 +307,9 @@ class Compose:
         return set().union(*(t.sources() for t in self.transforms))
 
 
-def check_transforms(transforms: dict[str, dict[str, Any] | None]) -> None:
-    """Names and parameter keys of an augmentation chain, checked without building it (a
-    reverb bank is simulated on construction)."""
-    for name, params in transforms.items():
-        cls = TRANSFORMS.get(name)
-        accepted = [k for k in inspect.signature(cls.__init__).parameters if k != "self"]
-        unknown = sorted(set(params or {}) - set(accepted))
-        if unknown:
-            raise ConfigError(f"augment.transforms.{name}: unknown key(s) {unknown}; "
-                              f"accepted: {accepted}")
-
-
 def build_augmentation(transforms: dict[str, dict[str, Any] | None]) -> Compose:
     """``{tempo: {min_rate: 0.85, ...}, noise: {...}, reverb: null}`` → Compose; a null entry
     switches that transform off (how ablations drop one at a time)."""
-    chain = []
-    for name, params in transforms.items():
-        if params is None:
-            continue
-        try:
-            chain.append(TRANSFORMS.get(name)(**params))
-        except TypeError as exc:
-            raise ConfigError(f"bad parameter for augmentation {name!r}: {exc}") from None
-    return Compose(chain)
+    return Compose([
+        TRANSFORMS.get(name)(**vars(TRANSFORMS.params(name, params, f"augment.transforms.{name}")))
+        for name, params in transforms.items() if params is not None])

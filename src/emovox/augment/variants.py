@@ -15,12 +15,11 @@ import json
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from emovox.augment.transforms import Compose, build_augmentation
-from emovox.errors import ConfigError
 from emovox.schema import bounded
 
 
@@ -37,12 +36,7 @@ class AugmentConfig:
     #: speaker statistics (``version``: noise at test time brings its own) or with the clean
     #: utterances' (``clean``: a stream deciding on a prefix knows its speaker from whole
     #: recordings, the ``prefix`` transform's case).
-    speaker_statistics: str = "version"
-
-    def __post_init__(self) -> None:
-        if self.speaker_statistics not in ("version", "clean"):
-            raise ConfigError(f"augment.speaker_statistics must be 'version' or 'clean', not "
-                              f"{self.speaker_statistics!r}")
+    speaker_statistics: Literal["version", "clean"] = "version"
 
     @property
     def enabled(self) -> bool:

@@ -71,7 +71,7 @@ class RobotChannel:
     """A robot's microphone: loudspeaker colouring, a room at 1–3 m, ego-noise and events."""
 
     name = "robot"
-    config_class = RobotChannelConfig
+    Params = RobotChannelConfig
 
     def __init__(self, config: RobotChannelConfig = RobotChannelConfig()):
         self.config = config
@@ -161,10 +161,4 @@ CHANNELS.register(RobotChannel)
 
 
 def make_channel(name: str, **params) -> RobotChannel:
-    from emovox.errors import ConfigError
-
-    cls = CHANNELS.get(name)
-    try:
-        return cls(cls.config_class(**params))
-    except TypeError as exc:
-        raise ConfigError(f"bad parameter for channel {name!r}: {exc}") from None
+    return CHANNELS.get(name)(CHANNELS.params(name, params, "channel_params"))

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from emovox.audio import audio_info
 from emovox.corpora.manifest import Manifest
-from emovox.errors import AudioError, ConfigError, CorpusError
+from emovox.errors import AudioError, CorpusError
 from emovox.registry import Registry
 
 log = logging.getLogger(__name__)
 
 Loader = Callable[..., Manifest]
+#: Loaders ``(root, on_error, **options)``: the options (``corpus.options``) are the loader's
+#: own typed keyword parameters.
 CORPORA: Registry[Loader] = Registry("corpus format", providers=(
     "emovox.corpora.emodb", "emovox.corpora.iemocap", "emovox.corpora.ravdess",
     "emovox.corpora.cremad", "emovox.corpora.csv_corpus", "emovox.corpora.librispeech",
-    "emovox.corpora.nemo", "emovox.corpora.combined", "emovox.corpora.meld"))
+    "emovox.corpora.nemo", "emovox.corpora.combined", "emovox.corpora.meld"),
+    supplied=("root", "on_error"))
 
 #: What to do with a bad file: "skip" (warn, record in ``manifest.problems``) or "stop".
 POLICIES = ("skip", "stop")
@@ -52,16 +54,6 @@ def check_audio(manifest: Manifest, policy: str = "skip") -> Manifest:
     return Manifest(kept, problems)
 
 
-def check_corpus_options(format: str, options: dict, where: str = "corpus.options") -> None:
-    """A corpus format's loader options, checked against the loader before anything is read."""
-    accepted = [k for k in inspect.signature(CORPORA.get(format)).parameters
-                if k not in ("root", "on_error")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} for corpus format {format!r}; "
-                          f"accepted: {accepted}")
-
-
 def load_corpus(
     format: str,
     path: str | Path,
@@ -78,10 +70,8 @@ def load_corpus(
     root = Path(path)
     if not root.exists():
         raise CorpusError(f"{root}: corpus directory or file not found")
-    try:
-        manifest = loader(root, on_error=on_error, **options)
-    except TypeError as exc:
-        raise CorpusError(f"bad option for corpus format {format!r}: {exc}") from None
+    manifest = loader(root, on_error=on_error,
+                      **vars(CORPORA.params(format, options, "corpus.options")))
     if labels:
         unknown = set(labels) - set(manifest.labels)
         if unknown:

@@ -1,25 +1,23 @@
 """Typed experiment configuration, loaded from YAML with ``key.sub=value`` overrides.
 
 Everything is checked when the config is read, before any audio: unknown keys, wrong types,
-numeric ranges (``bounded`` fields), and every component's own parameters against the
-component (the method's ``Params``, the model builder's signature, the extractor's defaults,
-each augmentation's and channel's parameters, the corpus loader's options).
+numeric ranges (``bounded`` fields), and every component's parameters, each by its registry
+(``Registry.params``: one typed dataclass per method, model, extractor, augmentation, corpus
+format and channel). The config imports registries, never the plug-ins: they import it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from emovox.augment import AugmentConfig
 from emovox.errors import ConfigError
-from emovox.schema import bounded, range_error
+from emovox.schema import bounded, build
 from emovox.training.trainer import TrainConfig
 
 
@@ -31,7 +29,8 @@ class CorpusConfig:
     labels: list[str] | None = None
     #: Keep only these speakers (smoke tests, subsets); None keeps all.
     speakers: list[str] | None = None
-    on_error: str = "skip"
+    #: A bad audio file: "skip" it (warn, list it in the report) or "stop".
+    on_error: Literal["skip", "stop"] = "skip"
     #: Loader-specific options (e.g. IEMOCAP's ``merge_excited``).
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -80,10 +79,10 @@ class MethodConfig:
 @dataclass
 class TaskConfig:
     #: "categorical" (class probabilities) or "dimensional" (regression of ``dimensions``).
-    kind: str = "categorical"
+    kind: Literal["categorical", "dimensional"] = "categorical"
     dimensions: list[str] = field(default_factory=lambda: ["arousal", "valence"])
     #: Regression loss: "ccc" (1 − concordance correlation) or "mse".
-    loss: str = "ccc"
+    loss: Literal["ccc", "mse"] = "ccc"
     #: Derive dimensions from the category (emovox.corpora.dimensions) for corpora that have
     #: no dimensional annotation (Emo-DB, RAVDESS, CREMA-D). Reports say so.
     derived: bool = False
@@ -123,71 +122,6 @@ class ExperimentConfig:
     workers: int | dict[str, Any] = bounded(1, ge=1)
 
 
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Instantiate dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    known = set(fields)
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {sorted(unknown)}; "
-                          f"expected {sorted(known)}")
-    kwargs = {}
-    for key, value in data.items():
-        hint = hints[key]
-        path = f"{where}.{key}" if where else key
-        if dataclasses.is_dataclass(hint):
-            kwargs[key] = _build(hint, value or {}, path)
-        else:
-            kwargs[key] = _check(hint, value, path)
-            bounds = fields[key].metadata.get("range")
-            problem = bounds and range_error(kwargs[key], bounds)
-            if problem:
-                raise ConfigError(f"{path}: {problem}")
-    return cls(**kwargs)
-
-
-def _check(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin is typing.Literal:
-        if value not in typing.get_args(hint):
-            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(hint))}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            try:
-                return _check(option, value, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: {value!r} does not match {hint}")
-    if hint is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{where}: expected null")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return [_check(typing.get_args(hint)[0], v, where) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        item = typing.get_args(hint)[1]
-        if dataclasses.is_dataclass(item):
-            return {k: _build(item, v or {}, f"{where}.{k}") for k, v in value.items()}
-        return value
-    if hint is Any:
-        return value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: expected int, got {value!r}")
-    if not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-    return value
-
-
 def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
     """``training.lr=0.001`` style overrides (values parsed as YAML), or a mapping of dotted
     keys to values (a study's variants)."""
@@ -225,51 +159,39 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def build_config(data: dict) -> ExperimentConfig:
-    config = _build(ExperimentConfig, data, "")
+    config = build(ExperimentConfig, data)
     check_components(config)
     return config
 
 
-def build_params(cls: type, data: Any, where: str) -> Any:
-    """A component's typed parameters from a mapping (unknown keys, types, ranges checked)."""
-    return _build(cls, data or {}, where)
-
-
 def check_components(config: ExperimentConfig) -> None:
-    """Each component's parameters against the component itself, and the settings that only
-    make sense together. Imports the registries lazily: the schema above stays light."""
-    from emovox.augment import check_transforms
-    from emovox.corpora import check_corpus_options
-    from emovox.experiments.methods.base import METHODS
-    from emovox.experiments.methods.supervised import check_model_params
+    """Each component's parameters, checked by its registry, and the settings that only make
+    sense together. Imports the registries when called: reading a config stays light."""
+    from emovox.augment import TRANSFORMS
+    from emovox.channels import CHANNELS
+    from emovox.corpora import CORPORA
+    from emovox.experiments.methods import METHODS
     from emovox.experiments.protocols import PROTOCOLS
     from emovox.features import make_extractor
+    from emovox.models import check_model
 
-    method = METHODS.get(config.method.name)
     if not dataclasses.is_dataclass(config.method.params):
-        config.method.params = build_params(method.Params, config.method.params,
-                                            "method.params")
-    method(config)  # a method checks how its parameters combine when it is built
-    check_model_params(config.model.name, config.model.params)
+        config.method.params = METHODS.params(config.method.name, config.method.params,
+                                              "method.params")
+    METHODS.get(config.method.name)(config)  # a method checks how its parameters combine
+    check_model(config.model.name, config.model.params)
     make_extractor(config.features.name, **config.features.params)
-    check_transforms(config.augment.transforms)
-    check_corpus_options(config.corpus.format, config.corpus.options)
+    for name, params in config.augment.transforms.items():
+        TRANSFORMS.params(name, params, f"augment.transforms.{name}")
+    CORPORA.params(config.corpus.format, config.corpus.options, "corpus.options")
     PROTOCOLS.get(config.protocol.name)
     if not config.protocol.seeds:
         raise ConfigError("protocol.seeds: must name at least one seed")
-    if config.task.kind not in ("categorical", "dimensional"):
-        raise ConfigError(f"task.kind: must be categorical or dimensional, not "
-                          f"{config.task.kind!r}")
-    if config.task.loss not in ("ccc", "mse"):
-        raise ConfigError(f"task.loss: must be ccc or mse, not {config.task.loss!r}")
     for name, test in config.test_sets.items():
-        check_corpus_options(test.format, test.options, f"test_sets.{name}.options")
+        CORPORA.params(test.format, test.options, f"test_sets.{name}.options")
         if test.channel:
-            from emovox.channels import CHANNELS
-
-            channel = CHANNELS.get(test.channel)
-            build_params(channel.config_class, test.channel_params,
-                         f"test_sets.{name}.channel_params")
+            CHANNELS.params(test.channel, test.channel_params,
+                            f"test_sets.{name}.channel_params")
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from emovox.errors import ConfigError
 from emovox.experiments.config import ExperimentConfig, build_config, to_dict
 from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
-from emovox.experiments.methods.base import FoldResult, Split, fold_dir, make_method
+from emovox.experiments.methods.base import FoldResult, RunContext, Split, fold_dir, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
 from emovox.experiments.report import write_reports
 from emovox.io import atomic_write_json, atomic_write_text, run_lock
@@ -32,17 +32,17 @@ from emovox.parallel import imap
 log = logging.getLogger(__name__)
 
 
-def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
-             fold_dir: Path, test_sets: dict[str, Dataset] | None = None) -> FoldResult:
+def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, run: RunContext,
+             test_sets: dict[str, Dataset] | None = None) -> FoldResult:
     """Train on the fold's training speakers, select on validation, score the test speakers
     (and the same utterances in every extra test set)."""
     start = time.time()
     method = make_method(config)
-    split = Split(*(dataset.split(s) for s in (fold.train, fold.valid, fold.test)), seed=seed)
-    trained, info = method.fit(dataset, split, fold_dir)
+    split = Split(*(dataset.split(s) for s in (fold.train, fold.valid, fold.test)))
+    trained, info = method.fit(dataset, split, run)
     ids = {u.id for u in split.test}
     result = FoldResult(
-        seed=seed, fold=fold.index, test_speakers=list(fold.test),
+        seed=run.seed, fold=fold.index, test_speakers=list(fold.test),
         valid_speakers=list(fold.valid),
         test=method.score(trained, dataset, split.test),
         tests={name: method.score(trained, other,
@@ -50,8 +50,8 @@ def run_fold(config: ExperimentConfig, dataset: Dataset, fold: Fold, seed: int,
                for name, other in (test_sets or {}).items()},
         training=info, extra=method.extra(trained, dataset, split))
     result.seconds = time.time() - start
-    atomic_write_json(fold_dir / "result.json", result.to_json())
-    for checkpoint in fold_dir.glob("*checkpoint*.pt"):
+    atomic_write_json(run.work_dir / "result.json", result.to_json())
+    for checkpoint in run.work_dir.glob("*checkpoint*.pt"):
         checkpoint.unlink()
     return result
 
@@ -92,8 +92,10 @@ def check_same_config(path: Path, config: ExperimentConfig) -> None:
 
 
 def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
-                   progress: bool = True) -> dict:
-    """Run (or resume) every fold of every seed and write the report; returns metrics.json."""
+                   progress: bool = True, shared_dir: Path | None = None) -> dict:
+    """Run (or resume) every fold of every seed and write the report; returns metrics.json.
+    ``shared_dir`` holds what runs side by side may reuse (``emovox study`` passes
+    ``OUT/shared`` to its variants); a run on its own shares nothing."""
     _lock = run_lock(out)  # held until return: one run (and its workers) per directory
     out.mkdir(parents=True, exist_ok=True)
     check_same_config(out / "config.yaml", config)
@@ -122,7 +124,8 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
             if done.exists():
                 results.append(FoldResult.from_json(json.loads(done.read_text())))
             else:
-                jobs.append((config, dataset, fold, seed, work_dir, test_sets))
+                run = RunContext(seed, fold.index, work_dir, shared_dir)
+                jobs.append((config, dataset, fold, run, test_sets))
     if results:
         log.info("resuming: %d fold(s) already done, %d to go", len(results), len(jobs))
     bar = tqdm(total=len(jobs) + len(results), initial=len(results), desc=config.name,

@@ -59,7 +59,7 @@ def run_study(path: str | Path, out: Path, only: list[str] | None = None,
         config.training.progress = config.training.progress and progress
         command = f"emovox study {shlex.quote(str(path))} --out {shlex.quote(str(out))} " \
                   f"--only {name}"
-        results[name] = run_experiment(config, out / name, command, progress)
+        results[name] = run_experiment(config, out / name, command, progress, out / "shared")
     for name in study["variants"]:  # variants finished by earlier (e.g. --only) runs
         done = out / name / "metrics.json"
         if name not in results and done.exists():

@@ -2,38 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from emovox.audio import SAMPLE_RATE
-from emovox.errors import ConfigError
 from emovox.registry import Registry
+from emovox.schema import build
 
 
 class Extractor:
     """Turns mono 16 kHz samples into a [frames, dim] float32 matrix.
 
-    Subclasses set ``name``, ``defaults`` and implement :meth:`compute`. ``frame_rate`` is in
-    frames per second, or None for one vector per utterance (functionals).
+    Subclasses set ``name`` and ``Params`` (the typed parameters, ``features.params``) and
+    implement :meth:`compute`. ``frame_rate`` is in frames per second, or None for one vector
+    per utterance (functionals).
     """
 
     name: ClassVar[str]
-    defaults: ClassVar[dict[str, Any]] = {}
+
+    @dataclass(frozen=True)
+    class Params:
+        """No parameters."""
+
     #: Bumped when the computation changes, so stale cache entries are never reused.
     version: ClassVar[int] = 2
     sample_rate: int = SAMPLE_RATE
 
     def __init__(self, **params: Any):
-        unknown = set(params) - set(self.defaults)
-        if unknown:
-            raise ConfigError(
-                f"extractor {self.name!r} has no parameter(s) {sorted(unknown)}; "
-                f"it takes {sorted(self.defaults)}"
-            )
-        self.params = {**self.defaults, **params}
+        checked = build(self.Params, params, "features.params",
+                        f" for feature extractor {self.name!r}")
+        #: Every parameter, defaults filled in: the cache key and the saved settings.
+        self.params: dict[str, Any] = dataclasses.asdict(checked)
 
     @property
     def frame_rate(self) -> float | None:

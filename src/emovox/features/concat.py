@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
 
 from emovox.errors import ConfigError
@@ -15,8 +18,12 @@ class Concat(Extractor):
     repeating its last frame) to the first part's length."""
 
     name = "concat"
-    defaults = {"parts": []}
     version = 1
+
+    @dataclass(frozen=True)
+    class Params:
+        #: ``[{name, params?}, ...]``: the extractors side by side, the first sets the rate.
+        parts: list[dict[str, Any]] = field(default_factory=list)
 
     def __init__(self, **params):
         super().__init__(**params)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from emovox.features.base import EXTRACTORS, Extractor
 from emovox.io import cache_dir
+from emovox.schema import bounded
 
 
 def egemaps_config(n_mfcc: int) -> Path:
@@ -71,7 +74,10 @@ class EgemapsLld(SmileExtractor):
     by openSMILE) with MFCC 1–13 instead of 1–4: 34 values every 10 ms."""
 
     name = "egemaps_lld"
-    defaults = {"n_mfcc": 13}
+
+    @dataclass(frozen=True)
+    class Params:
+        n_mfcc: int = bounded(13, ge=1)
 
     @property
     def frame_rate(self) -> float:
@@ -94,8 +100,11 @@ class SmileFunctionals(SmileExtractor):
     """Utterance-level openSMILE functionals: eGeMAPSv02 (88) or ComParE 2016 (6,373)."""
 
     name = "smile_functionals"
-    defaults = {"feature_set": "eGeMAPSv02"}
     DIMS = {"eGeMAPSv02": 88, "ComParE_2016": 6373}
+
+    @dataclass(frozen=True)
+    class Params:
+        feature_set: Literal["eGeMAPSv02", "ComParE_2016"] = "eGeMAPSv02"
 
     @property
     def frame_rate(self) -> None:

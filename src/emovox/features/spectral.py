@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from emovox.features import dsp
 from emovox.features.base import EXTRACTORS, Extractor
+from emovox.schema import bounded
 
 
 class FramedExtractor(Extractor):
@@ -85,8 +88,18 @@ class MfccProsody(FramedExtractor):
     three prosodic tracks smoothed by a centred moving average."""
 
     name = "mfcc_prosody"
-    defaults = {"n_mfcc": 15, "n_mels": 26, "win_ms": 25.0, "hop_ms": 10.0,
-                "pitch_win_ms": 40.0, "smooth": 15, "fmin": 60.0, "fmax": 500.0}
+
+    @dataclass(frozen=True)
+    class Params:
+        n_mfcc: int = bounded(15, ge=1)
+        n_mels: int = bounded(26, ge=1)
+        win_ms: float = bounded(25.0, gt=0)
+        hop_ms: float = bounded(10.0, gt=0)
+        pitch_win_ms: float = bounded(40.0, gt=0)
+        #: Frames of the centred moving average over the prosodic tracks.
+        smooth: int = bounded(15, ge=1)
+        fmin: float = bounded(60.0, gt=0)
+        fmax: float = bounded(500.0, gt=0)
 
     split = True
 
@@ -120,8 +133,11 @@ class MfccPitch(FramedExtractor):
     """The ASR-transfer paper's features: MFCCs with Δ and a smoothed pitch track."""
 
     name = "mfcc_pitch"
-    defaults = {"n_mfcc": 13, "n_mels": 26, "win_ms": 20.0, "hop_ms": 10.0,
-                "pitch_win_ms": 40.0, "smooth": 15, "fmin": 60.0, "fmax": 500.0}
+
+    @dataclass(frozen=True)
+    class Params(MfccProsody.Params):
+        n_mfcc: int = bounded(13, ge=1)
+        win_ms: float = bounded(20.0, gt=0)
 
     @property
     def dim(self) -> int:
@@ -141,7 +157,12 @@ class PowerSpectrogram(FramedExtractor):
     """DeepSpeech2's input: log power spectrum of 20 ms Hamming windows (161 bins at 16 kHz)."""
 
     name = "power_spectrogram"
-    defaults = {"win_ms": 20.0, "hop_ms": 10.0, "log": True}
+
+    @dataclass(frozen=True)
+    class Params:
+        win_ms: float = bounded(20.0, gt=0)
+        hop_ms: float = bounded(10.0, gt=0)
+        log: bool = True
 
     @property
     def dim(self) -> int:
@@ -157,7 +178,13 @@ class LogMel(FramedExtractor):
     """Log mel filterbank energies (``n_mels``, ``win_ms``, ``hop_ms``)."""
 
     name = "log_mel"
-    defaults = {"n_mels": 40, "win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512}
+
+    @dataclass(frozen=True)
+    class Params:
+        n_mels: int = bounded(40, ge=1)
+        win_ms: float = bounded(25.0, gt=0)
+        hop_ms: float = bounded(10.0, gt=0)
+        n_fft: int = bounded(512, ge=1)
 
     @property
     def dim(self) -> int:
@@ -172,7 +199,6 @@ class Waveform(Extractor):
     """The samples themselves, for raw-waveform models: [samples, 1] at 16 kHz."""
 
     name = "waveform"
-    defaults = {}
 
     @property
     def frame_rate(self) -> float:

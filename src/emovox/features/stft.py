@@ -8,11 +8,14 @@ The paper's 128 rows cover 0–11 kHz of 22 kHz audio; at 16 kHz the band ends a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from emovox.features import dsp
 from emovox.features.base import EXTRACTORS
 from emovox.features.spectral import FramedExtractor
+from emovox.schema import bounded
 
 
 @EXTRACTORS.register
@@ -20,7 +23,12 @@ class StftSpectrogram(FramedExtractor):
     """Log STFT spectrogram, 1024-sample windows, 128 rows over 0–8 kHz (the DCGAN input)."""
 
     name = "stft_spectrogram"
-    defaults = {"n_fft": 1024, "rows": 128, "hop_ms": 10.0}
+
+    @dataclass(frozen=True)
+    class Params:
+        n_fft: int = bounded(1024, ge=1)
+        rows: int = bounded(128, ge=1)
+        hop_ms: float = bounded(10.0, gt=0)
 
     @property
     def win(self) -> int:

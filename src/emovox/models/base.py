@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -12,18 +12,28 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from emovox.errors import ConfigError
 from emovox.registry import Registry
 
+#: Builders taking ``input_dim`` and ``n_outputs`` (from the data) and their own typed keyword
+#: parameters (``model.params``).
 MODELS: Registry[Callable[..., Any]] = Registry("model", providers=(
     "emovox.models.convolutional", "emovox.models.emorl", "emovox.models.feedforward",
     "emovox.models.recurrent",
-    "emovox.models.svm"))
+    "emovox.models.svm"), supplied=("input_dim", "n_outputs"))
 
 
 def build_model(name: str, input_dim: int, n_outputs: int, **params: Any) -> Any:
-    builder = MODELS.get(name)
-    try:
-        return builder(input_dim=input_dim, n_outputs=n_outputs, **params)
-    except TypeError as exc:
-        raise ConfigError(f"bad parameter for model {name!r}: {exc}") from None
+    checked = MODELS.params(name, params, "model.params")
+    return MODELS.get(name)(input_dim=input_dim, n_outputs=n_outputs, **vars(checked))
+
+
+def check_model(name: str, params: dict[str, Any], where: str = "model.params") -> None:
+    """``model.params`` at config load: its keys and types, then one build, so that sizes
+    out of range fail now, not after feature extraction (builders are cheap)."""
+    MODELS.params(name, params, where)
+    try:  # 10,080 input columns: wider than any branch split, divisible by every layer count
+        # up to 10 (Whisper tiny's 5 and base's 7 included) and by 12, 14, 15 and 16
+        build_model(name, 10080, 2, **params)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 
 
 def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -49,6 +59,8 @@ def masked_stats(h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, (var + 1e-6).sqrt()], dim=-1)
 
 
+#: How a model pools frames over time (a ``pool`` parameter's choices).
+Pooling = Literal["mean", "stats", "max"]
 POOLING = {"mean": masked_mean, "stats": masked_stats, "max": masked_max}
 POOLED_WIDTH = {"mean": 1, "stats": 2, "max": 1}
 

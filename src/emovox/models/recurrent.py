@@ -10,6 +10,7 @@ from emovox.errors import ConfigError
 from emovox.models.base import (
     MODELS,
     POOLED_WIDTH,
+    Pooling,
     SequenceModel,
     masked_mean,
     pooling,
@@ -41,7 +42,7 @@ class BiGruEncoder(nn.Module):
     """Bidirectional GRU layers pooled over time: [B, T, D] → [B, 2·hidden·(1 or 2)]."""
 
     def __init__(self, input_dim: int, hidden: int = 128, layers: int = 2, dropout: float = 0.25,
-                 pool: str = "mean"):
+                 pool: Pooling = "mean"):
         super().__init__()
         self.width = 2 * hidden * POOLED_WIDTH.get(pool, 1)
         self.pool = pooling(pool)
@@ -60,7 +61,7 @@ class BiGru(SequenceModel):
     """
 
     def __init__(self, input_dim: int, n_outputs: int, hidden: int = 128, layers: int = 2,
-                 dropout: float = 0.25, pool: str = "mean"):
+                 dropout: float = 0.25, pool: Pooling = "mean"):
         encoder = BiGruEncoder(input_dim, hidden, layers, dropout, pool)
         super().__init__(encoder.width, n_outputs, dropout)
         self.encoder = encoder
@@ -89,7 +90,7 @@ class LayerMix(SequenceModel):
     dropout and softmax. Learns *which* layers carry emotion instead of picking one by hand."""
 
     def __init__(self, input_dim: int, n_outputs: int, n_layers: int = 5,
-                 dropout: float = 0.25, pool: str = "mean"):
+                 dropout: float = 0.25, pool: Pooling = "mean"):
         if n_layers < 1 or input_dim % n_layers:
             raise ConfigError(f"layer_mix: {input_dim} input columns do not split into "
                               f"n_layers={n_layers} equal layers")

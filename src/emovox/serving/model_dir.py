@@ -50,7 +50,7 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
     from emovox.corpora import Manifest
     from emovox.experiments.config import to_dict
     from emovox.experiments.dataset import load_dataset
-    from emovox.experiments.methods.base import METHODS, Split, make_method
+    from emovox.experiments.methods.base import METHODS, RunContext, Split, make_method
 
     # Methods with their own output record (``describe``, e.g. dcgan's valence/arousal
     # distributions) save dimensional models too.
@@ -66,10 +66,10 @@ def train_and_save(config: ExperimentConfig, out: Path, n_valid: int = 1,
                           f"{len(speakers) - 1} for a corpus of {len(speakers)} speakers")
     valid_speakers = sorted(random.Random(seed).sample(speakers, n_valid))
     split = Split(dataset.manifest.filter(lambda u: u.speaker not in valid_speakers),
-                  dataset.manifest.with_speakers(valid_speakers), Manifest([]), seed)
+                  dataset.manifest.with_speakers(valid_speakers), Manifest([]))
     out.mkdir(parents=True, exist_ok=True)
     method = make_method(config)
-    trained, info = method.fit(dataset, split, out)
+    trained, info = method.fit(dataset, split, RunContext(seed=seed, work_dir=out))
     meta = {
         "format_version": FORMAT_VERSION,
         "method": config.method.name,

@@ -22,17 +22,12 @@ import numpy as np
 from emovox.corpora import Manifest
 from emovox.errors import EmovoxError
 from emovox.evaluation.metrics import classification_metrics, dimensional_metrics
-from emovox.registry import Registry
+from emovox.experiments.methods import METHODS
 
 if TYPE_CHECKING:
     from emovox.experiments.config import ExperimentConfig
     from emovox.experiments.dataset import Dataset
     from emovox.experiments.streamers import Streamer
-
-METHODS: Registry[type[Method]] = Registry("method", providers=(
-    "emovox.experiments.methods.supervised", "emovox.experiments.methods.svm",
-    "emovox.experiments.methods.emorl", "emovox.experiments.methods.multimodal",
-    "emovox.experiments.methods.dcgan"))
 
 
 @dataclass
@@ -42,7 +37,25 @@ class Split:
     train: Manifest
     valid: Manifest
     test: Manifest
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The run a method trains in, as its caller (the runner, ``emovox train``) states it:
+    nothing is inferred from where a directory sits."""
+
     seed: int = 0
+    #: The fold's index under the protocol; None outside a cross-validation (``emovox train``).
+    fold: int | None = None
+    #: This run's own files (checkpoints an interrupted run resumes from); None keeps nothing.
+    work_dir: Path | None = None
+    #: Artefacts that runs side by side may reuse (a study's variants share one EmoRL baseline
+    #: per fold); None shares nothing.
+    shared_dir: Path | None = None
+
+    def checkpoint(self, name: str) -> Path | None:
+        """Where to checkpoint ``name`` in the work dir (None when there is none)."""
+        return self.work_dir / name if self.work_dir else None
 
 
 @dataclass
@@ -118,9 +131,10 @@ class Method:
         return self.config.model.name
 
     # -- training and scoring -------------------------------------------------------------
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None) -> tuple[Any, dict]:
-        """Train on ``split.train``, select on ``split.valid``; checkpoint under ``work_dir``
-        so an interrupted fold resumes. Returns (trained state, training info)."""
+    def fit(self, dataset: Dataset, split: Split, run: RunContext) -> tuple[Any, dict]:
+        """Train on ``split.train``, select on ``split.valid``, seeded by ``run.seed``;
+        checkpoint under ``run.work_dir`` so an interrupted fold resumes. Returns (trained
+        state, training info)."""
         raise NotImplementedError
 
     def outputs(self, trained: Any, dataset: Dataset, manifest: Manifest) -> np.ndarray:
@@ -165,12 +179,6 @@ class Method:
 def fold_dir(out: Path, seed: int, fold: int) -> Path:
     """Where the runner keeps one fold's checkpoints and ``result.json``."""
     return out / "runs" / f"seed{seed}" / f"fold{fold}"
-
-
-def shared_dir(work_dir: Path) -> Path:
-    """A place for artefacts that runs written side by side (a study's variants, in
-    ``OUT/<variant>/``) may share: ``OUT/shared``, beside the runs' own directories."""
-    return work_dir.parents[3] / "shared"
 
 
 def scores_from_outputs(dataset: Dataset, manifest: Manifest, outputs: np.ndarray) -> Scores:

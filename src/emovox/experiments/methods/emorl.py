@@ -13,6 +13,7 @@ Each fold also compares, on the same test speakers:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from emovox.early.report import early_report
 from emovox.evaluation.metrics import classification_metrics
 from emovox.experiments.config import ExperimentConfig, to_dict
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import METHODS, FoldResult, Scores, Split, shared_dir
+from emovox.experiments.methods.base import METHODS, FoldResult, RunContext, Scores, Split
 from emovox.experiments.methods.supervised import (
     WINDOW_S,
     SequenceModels,
@@ -115,37 +116,41 @@ class EmoRLMethod(Supervised):
     def frame_rate(self, trained: SequenceModels) -> float:
         return trained.extractor.frame_rate / trained.stack
 
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+    def fit(self, dataset: Dataset, split: Split, run: RunContext
             ) -> tuple[EmoRLModels, dict]:
         base_config = copy.deepcopy(self.config)
         base_config.model.ensemble = 1
-        base_dir = self.baseline_dir(base_config, split, work_dir) if work_dir else None
-        base, base_info = Supervised(base_config).fit(dataset, split, base_dir)
+        base, base_info = Supervised(base_config).fit(
+            dataset, split, self.baseline_run(base_config, split, run))
         baseline = base.members[0]
         agent = EmoRL.from_baseline(baseline)
         rl_info = train_emorl(agent, dataset.sequences(split.train, base.normaliser),
                               dataset.sequences(split.valid, base.normaliser), self.params,
-                              self.frame_rate(base), self.positive(dataset.labels), split.seed,
-                              work_dir / "emorl_checkpoint.pt" if work_dir else None,
+                              self.frame_rate(base), self.positive(dataset.labels), run.seed,
+                              run.checkpoint("emorl_checkpoint.pt"),
                               self.config.training.progress)
         trained = EmoRLModels([agent], base.normaliser, base.task, base.extractor, base.stack,
                               baseline)
         return trained, {"baseline": base_info, "emorl": rl_info}
 
     @staticmethod
-    def baseline_dir(base_config: ExperimentConfig, split: Split, work_dir: Path) -> Path:
-        """Where the baseline's checkpoint lives: in the runs' shared directory, keyed by
+    def baseline_run(base_config: ExperimentConfig, split: Split, run: RunContext) -> RunContext:
+        """Where the baseline GRU checkpoints: in the run's shared directory, keyed by
         everything that shapes it (the config without its name and method, the fold's speakers
         and seed), so the variants of a study that change only the agent's reward train one GRU
-        per fold instead of one each (a finished checkpoint resumes as done)."""
+        per fold instead of one each (a finished checkpoint resumes as done); in the run's own
+        work dir when nothing is shared (its ``checkpoint0.pt`` beside the agent's)."""
+        if run.shared_dir is None:
+            return run
         config = {k: v for k, v in to_dict(base_config).items()
                   if k not in ("name", "method", "workers")}
         config["training"].pop("progress", None)
-        key = {"config": config, "seed": split.seed,
+        key = {"config": config, "seed": run.seed,
                "train": sorted(u.id for u in split.train),
                "valid": sorted(u.id for u in split.valid)}
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-        return shared_dir(work_dir) / "baselines" / digest.hexdigest()[:20]
+        return dataclasses.replace(
+            run, work_dir=run.shared_dir / "baselines" / digest.hexdigest()[:20])
 
     def decisions(self, trained: EmoRLModels, data: SequenceSet) -> Decisions:
         frame_rate = self.frame_rate(trained)

@@ -36,6 +36,7 @@ from emovox.experiments.methods.base import (
     METHODS,
     FoldResult,
     Method,
+    RunContext,
     Scores,
     Split,
     scores_from_outputs,
@@ -237,7 +238,7 @@ class MultimodalMethod(Method):
         return self.paired(feats, manifest, dataset.targets(manifest), trained.normaliser,
                            trained.extractor)
 
-    def fit(self, dataset: Any, split: Split, work_dir: Path | None
+    def fit(self, dataset: Any, split: Split, run: RunContext
             ) -> tuple[CMATrained, dict]:
         normaliser = None
         crop = self.crop(dataset.extractor)
@@ -248,15 +249,14 @@ class MultimodalMethod(Method):
                              dataset.extractor)
         train_set, train_stats = self._set(trained, dataset, split.train)
         valid_set, valid_stats = self._set(trained, dataset, split.valid)
-        seed_everything(split.seed)
+        seed_everything(run.seed)
         trained.net = self.build(len(dataset.labels),
                                  dataset.extractor.dim if self.uses_audio else 0)
         weights = (class_weight_tensor(train_set.targets, len(dataset.labels))
                    if self.config.training.class_weights else None)
         task = Classification(len(dataset.labels), weights)
-        checkpoint = work_dir / "checkpoint.pt" if work_dir else None
-        history = fit(trained.net, train_set, valid_set, self.config.training, split.seed,
-                      checkpoint, task)
+        history = fit(trained.net, train_set, valid_set, self.config.training, run.seed,
+                      run.checkpoint("checkpoint.pt"), task)
         trained.net.eval()
         if train_stats is not None:
             trained.text_stats = {"train": train_stats.summary(), "valid": valid_stats.summary()}

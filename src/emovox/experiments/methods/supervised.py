@@ -4,7 +4,6 @@ dimensional targets, optional training-time augmentation."""
 
 from __future__ import annotations
 
-import inspect
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +15,13 @@ import torch
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import METHODS, Method, Split
+from emovox.experiments.methods.base import METHODS, Method, RunContext, Split
 from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
 from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
 from emovox.features.spectral import FramedExtractor
 from emovox.io import atomic_write
-from emovox.models import MODELS, build_model
+from emovox.models import build_model
 from emovox.models.recurrent import GruBaseline
 from emovox.training import SequenceSet, fit, predict
 from emovox.training.tasks import Classification, Regression
@@ -52,23 +51,6 @@ class SequenceModels:
         return [stack_frames(f, self.stack) for f in self.normaliser.apply(feats, speakers)]
 
 
-def check_model_params(name: str, params: dict[str, Any], where: str = "model.params") -> None:
-    """Fail at config load on a parameter the model's builder does not take."""
-    builder = MODELS.get(name)
-    accepted = [p for p in inspect.signature(builder).parameters
-                if p not in ("self", "input_dim", "n_outputs")]
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown} for model {name!r}; "
-                          f"accepted: {accepted}")
-    try:  # builders are cheap: build once so out-of-range sizes fail now, not after extraction
-        # (10,080 input columns: wider than any branch split, divisible by every layer count
-        # up to 10 — Whisper tiny's 5 and base's 7 included — and by 12, 14, 15 and 16)
-        build_model(name, 10080, 2, **params)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"{where} for model {name!r}: {exc}") from None
-
-
 @METHODS.register
 class Supervised(Method):
     """Train a registered sequence model on frame features, checkpoint on validation."""
@@ -83,7 +65,7 @@ class Supervised(Method):
                    if self.config.training.class_weights else None)
         return Classification(len(dataset.labels), weights)
 
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+    def fit(self, dataset: Dataset, split: Split, run: RunContext
             ) -> tuple[SequenceModels, dict]:
         config = self.config
         normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
@@ -92,13 +74,12 @@ class Supervised(Method):
         task = self.task(dataset, train_set.targets)
         members, infos = [], []
         for member in range(config.model.ensemble):
-            member_seed = split.seed * 1000 + member
+            member_seed = run.seed * 1000 + member
             seed_everything(member_seed)
             model = build_model(config.model.name, dataset.input_dim, dataset.n_outputs,
                                 **config.model.params)
-            ckpt = work_dir / f"checkpoint{member}.pt" if work_dir else None
             infos.append(self.fit_member(model, dataset, train_set, valid_set, task,
-                                         member_seed, ckpt))
+                                         member_seed, run.checkpoint(f"checkpoint{member}.pt")))
             members.append(model)
         info = infos[0] if len(infos) == 1 else {"members": infos}
         return SequenceModels(members, normaliser, task, dataset.extractor, dataset.stack), info

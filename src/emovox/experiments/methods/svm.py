@@ -11,7 +11,7 @@ import numpy as np
 
 from emovox.errors import ConfigError, ModelDirError
 from emovox.experiments.dataset import Dataset
-from emovox.experiments.methods.base import METHODS, Split
+from emovox.experiments.methods.base import METHODS, RunContext, Split
 from emovox.experiments.methods.supervised import SequenceModels, Supervised
 from emovox.io import atomic_write
 from emovox.training import SequenceSet
@@ -24,12 +24,12 @@ class Svm(Supervised):
     name = "svm"
     needs = ("functionals",)
 
-    def fit(self, dataset: Dataset, split: Split, work_dir: Path | None
+    def fit(self, dataset: Dataset, split: Split, run: RunContext
             ) -> tuple[SequenceModels, dict]:
         if dataset.dimensional or dataset.augmented:
             raise ConfigError("method svm supports neither dimensional targets nor "
                               "augmentation")
-        return super().fit(dataset, split, work_dir)
+        return super().fit(dataset, split, run)
 
     def fit_member(self, model, dataset, train_set, valid_set, task, seed, checkpoint) -> dict:
         return model.fit((train_set.feats, train_set.targets),
