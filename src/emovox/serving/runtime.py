@@ -8,13 +8,14 @@ never imports the PyTorch one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from emovox.audio import MAX_SECONDS, load_audio
 
 
+@runtime_checkable
 class Runtime(Protocol):
     """A trained model ready to label audio."""
 
