@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emovox.early.decisions import stop_rule
+from emovox.early.decisions import Step, stop_rule
 from emovox.errors import ConfigError, EmovoxError
-from emovox.experiments.streamers import Step, enrol
+from emovox.experiments.streamers import enrol
 from emovox.features import SpeakerStatistics
 
 FRAME_MS = 30  # webrtcvad's longest frame
