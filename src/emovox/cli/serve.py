@@ -20,7 +20,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_upload_mb=args.max_upload_mb,
                         max_stream_seconds=args.max_stream_seconds,
                         idle_timeout=args.idle_timeout, max_frame_bytes=args.max_frame_bytes,
-                        allowed_origins=args.allowed_origins or [])
+                        allowed_origins=args.allowed_origins)
     if args.workers < 1:
         raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
     serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emovox.cli.common import EXIT_OK, Command, default, emit
 from emovox.errors import ConfigError, EmovoxError
+
+if TYPE_CHECKING:
+    from emovox.features import SpeakerStatistics
+    from emovox.serving.model_dir import Recognizer
 
 #: Event types printed; ``--steps`` adds ``step``.
 EVENTS = {"decision", "no_speech", "utterance_start", "utterance_end"}
@@ -63,7 +68,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _enrolment(recognizer, paths: list[str]):
+def _enrolment(recognizer: Recognizer, paths: list[str]) -> SpeakerStatistics:
     """The speaker's normalisation statistics from earlier recordings of them (no labels)."""
     from emovox.audio import load_audio
     from emovox.augment.rooms import audio_files
