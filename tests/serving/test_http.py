@@ -42,7 +42,6 @@ def running(model_dir, **overrides):
     settings = Settings(**overrides)
     app = create_app(model_dir, settings)
     sock = listen_socket("127.0.0.1", 0)
-    sock.listen(128)
     server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -268,7 +268,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_upload_mb=args.max_upload_mb,
                         max_stream_seconds=args.max_stream_seconds,
                         idle_timeout=args.idle_timeout, max_frame_bytes=args.max_frame_bytes,
-                        allowed_origins=args.allowed_origins or [])
+                        allowed_origins=args.allowed_origins or [],
+                        allowed_hosts=args.allowed_hosts or [], body_timeout=args.body_timeout)
     if args.workers < 1:
         raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
     serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,
@@ -436,6 +437,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frame-bytes", type=int, default=64_000, help="largest PCM frame")
     p.add_argument("--allowed-origins", nargs="+", metavar="ORIGIN",
                    help="browser origins allowed to stream besides the service's own")
+    p.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
+                   help="host names served besides addresses and localhost (Host header)")
+    p.add_argument("--body-timeout", type=float, default=10.0,
+                   help="seconds a request body may take to arrive (else 408)")
     p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("models", help="list the bundled model and model directories "
