@@ -10,9 +10,11 @@
     GET  /             the live microphone page (static files in ``serving/static``)
 
 ``create_app(model_dir, settings)`` builds it; :mod:`emovox.serving.server` runs it in one or
-more worker processes. With a token every request needs ``Authorization: Bearer TOKEN`` (a
-browser's WebSocket may send the subprotocol ``bearer.TOKEN`` instead) except the page's own
-static files, which hold no data.
+more worker processes. :class:`Guard` checks every request before any route: its ``Host`` (a
+DNS-rebound name is refused), with a token ``Authorization: Bearer TOKEN`` (a browser's
+WebSocket may send the subprotocol ``bearer.TOKEN`` instead), a browser's ``Origin``, and the
+size and arrival time of its body; the page's own static files, which hold no data, need only
+the Host check. The threat model and what each limit defends: docs/service.md, "Security".
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ class Guard:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope["path"]
         if not self._host_allowed(headers.get("host")):
-            return await _deny(scope, send, 400, f"host {headers['host']!r} not served here "
+            return await _deny(scope, send, 400, f"host {headers['host'][:100]!r} not served here "
                                                  "(see --allowed-hosts)")
         public = scope["type"] == "http" and (path in PUBLIC or path.startswith("/static/"))
         if public:
@@ -145,7 +147,7 @@ class Guard:
         if not self._authorised(headers):
             return await _deny(scope, send, 401, "missing or wrong bearer token")
         if not self._origin_allowed(headers):
-            return await _deny(scope, send, 403, f"origin {headers['origin']!r} not allowed")
+            return await _deny(scope, send, 403, f"origin {headers['origin'][:100]!r} not allowed")
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
         await self._limit_body(scope, receive, send, headers.get("content-length"))

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from typing import Annotated, Literal
 
@@ -94,10 +95,13 @@ def parse_json(message: str | bytes) -> dict:
         raise ClientError("expected a JSON text message, got binary data", 1003)
     try:
         data = json.loads(message)
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"malformed JSON: {exc}", 1007) from None
     except RecursionError:  # "[[[[…": nested deeper than the parser's stack
         raise ClientError("malformed JSON: nested too deeply", 1007) from None
-    except ValueError as exc:  # JSONDecodeError, and integers of more than 4300 digits
-        raise ClientError(f"malformed JSON: {str(exc)[:200]}", 1007) from None
+    except ValueError:  # an integer too long to convert
+        raise ClientError(f"malformed JSON: a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits", 1007) from None
     if not isinstance(data, dict):
         raise ClientError("JSON message must be an object", 1007)
     return data
