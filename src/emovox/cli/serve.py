@@ -20,7 +20,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_upload_mb=args.max_upload_mb,
                         max_stream_seconds=args.max_stream_seconds,
                         idle_timeout=args.idle_timeout, max_frame_bytes=args.max_frame_bytes,
-                        allowed_origins=args.allowed_origins)
+                        allowed_origins=args.allowed_origins,
+                        allowed_hosts=args.allowed_hosts, body_timeout=args.body_timeout)
     if args.workers < 1:
         raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
     serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,
@@ -64,6 +65,12 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allowed-origins", nargs="+", metavar="ORIGIN",
                    default=setting("allowed_origins"),
                    help="browser origins allowed to stream besides the service's own")
+    p.add_argument("--allowed-hosts", nargs="+", metavar="NAME",
+                   default=setting("allowed_hosts"),
+                   help="host names served besides addresses and localhost (Host header)")
+    p.add_argument("--body-timeout", type=float, default=setting("body_timeout"),
+                   help="seconds a request body may take to arrive (else 408; default "
+                   "%(default)g s)")
     p.set_defaults(run=cmd_serve)
 
 
