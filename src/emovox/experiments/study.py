@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from emovox.errors import ConfigError
+from emovox.evaluation.metrics import format_summary
 from emovox.experiments.config import apply_overrides, build_config, read_yaml
 from emovox.experiments.runner import run_experiment
 from emovox.io import atomic_write_json, atomic_write_text
@@ -100,7 +101,7 @@ def markdown(study: dict, summary: dict) -> str:
                   "|---" * len(header) + "|"]
         for row in rows:
             cells = summary["variants"][row]
-            values = [f"{cells[t][k][0]:.3f} ± {cells[t][k][1]:.3f}" for t in tests for k in keys
+            values = [format_summary(*cells[t][k]) for t in tests for k in keys
                       if k in cells.get(t, {})]
             clean = cells["clean"][keys[0]][0]
             drops = [f"{100 * (clean - cells[t][keys[0]][0]) / clean:.1f} %" for t in tests[1:]
