@@ -1,18 +1,21 @@
 """The reports aggregate folds through the one ``summarise``: an experiment's metrics and
-per-class recalls, EmoRL's early-decision table, a study's cells. Hand-made fold results, no
-training: a fold whose test speakers lack a class (no recall, no AUC)."""
+per-class recalls, EmoRL's early-decision table, a study's cells (and its tables, one task kind
+each). Hand-made fold results, no training: a fold whose test speakers lack a class (no recall
+of it, no AUC)."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
 
 from emovox.early.report import early_report
+from emovox.errors import ConfigError
 from emovox.experiments.config import build_config
 from emovox.experiments.methods.base import FoldResult, Scores
 from emovox.experiments.report import write_reports
-from emovox.experiments.study import markdown
+from emovox.experiments.study import load_study, markdown
 
 
 def _fold(fold: int, pairs: list[tuple[str, str]], metrics: dict) -> FoldResult:
@@ -66,3 +69,23 @@ def test_study_cells():
                "variants": {"v": {"clean": {"uar": [0.5, 0.25]}, "robot": {"uar": [0.25, 0.0]}}}}
     table = markdown({"name": "s"}, summary)
     assert "| v | 0.500 ± 0.250 | 0.250 ± 0.000 | 50.0 % |" in table
+
+
+def test_study_without_tables_puts_each_kind_in_its_own_table():
+    summary = {"command": "c", "variants": {
+        "cat": {"clean": {"uar": [0.5, 0.1], "wa": [0.6, 0.1]}},
+        "dim": {"clean": {"arousal_ccc": [0.4, 0.1], "valence_ccc": [0.2, 0.1]}}}}
+    table = markdown({"name": "s"}, summary)
+    assert "## Categorical variants" in table and "## Dimensional variants" in table
+    assert "| cat | 0.500 ± 0.100 | 0.600 ± 0.100 |" in table
+    assert "| dim | 0.400 ± 0.100 | 0.200 ± 0.100 |" in table
+
+
+def test_study_table_mixing_kinds_is_refused(tmp_path):
+    study = {"base": {"corpus": {"format": "csv", "path": "x.csv"},
+                      "model": {"name": "gru_baseline"}},
+             "variants": {"cat": {}, "dim": {"task.kind": "dimensional"}},
+             "tables": {"T": ["cat", "dim"]}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    with pytest.raises(ConfigError, match="table 'T' mixes categorical and dimensional"):
+        load_study(tmp_path / "s.yaml")
