@@ -81,7 +81,10 @@ def _tree(pid: int) -> set[int]:
 
 def _kill_tree(process: subprocess.Popen) -> None:
     """``process`` and everything below it, by id: first stopped (so that none starts another
-    process), then killed."""
+    process), then killed. Once ``process`` has been waited for, its id may be another's: left
+    alone."""
+    if process.poll() is not None:
+        return
     stopped: set[int] = set()
     while new := _tree(process.pid) - stopped:
         for pid in new:
@@ -157,6 +160,14 @@ def head(tmp_path_factory):
 
 
 @pytest.fixture
+def lone_head(tmp_path_factory):
+    """A head of its own, for the test that kills it."""
+    node = start_node(tmp_path_factory.mktemp("ray") / "lone")
+    yield node
+    _kill_tree(node.process)
+
+
+@pytest.fixture
 def second(head, tmp_path_factory):
     node = start_node(tmp_path_factory.mktemp("ray") / "second", head.address)
     yield node
@@ -184,10 +195,10 @@ class Driver:
             if "ran on node" in line:
                 self.nodes.append(line.split()[-1])
 
-    def wait(self) -> None:
+    def wait(self, expect: int = 0) -> None:
         code = self.process.wait(timeout=1200)
         self.reader.join(timeout=10)
-        assert code == 0, "".join(self.tail)
+        assert code == expect, "".join(self.tail)
 
 
 @pytest.fixture
@@ -206,6 +217,12 @@ def drivers():
 @pytest.fixture(scope="module")
 def feature_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("features")
+
+
+#: 3 folds × 3 seeds of seconds each (not milliseconds), so that a node dies mid-run.
+LONGER = {"training": {**STUDY["base"]["training"], "epochs": 25, "patience": 25,
+                       "plateau_patience": 25},
+          "protocol": {"name": "loso", "seeds": [0, 1, 2]}}
 
 
 def _study(emodb, cache: Path, tmp_path: Path, **changes) -> Path:
@@ -231,9 +248,7 @@ def test_a_node_killed_mid_run(head, second, drivers, emodb, feature_cache, tmp_
     folds: the folds finished by then are kept (not run again), the lost fold and those still
     queued run on the head, and the study completes."""
     out = tmp_path / "out"
-    longer = {**STUDY["base"]["training"], "epochs": 25, "patience": 25, "plateau_patience": 25}
-    study = _study(emodb, feature_cache, tmp_path, training=longer,  # folds of seconds, not ms
-                   protocol={"name": "loso", "seeds": [0, 1, 2]})
+    study = _study(emodb, feature_cache, tmp_path, **LONGER)
     driver = drivers(study, out, head.address, "--only", "gru16")
     lost = second.node_id
     finished: dict[Path, int] = {}
@@ -251,3 +266,20 @@ def test_a_node_killed_mid_run(head, second, drivers, emodb, feature_cache, tmp_
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not run again
     assert len(driver.nodes) == 9 and head.node_id in driver.nodes[received:]
     assert len(json.loads((out / "gru16" / "metrics.json").read_text())["uar"]["values"]) == 9
+
+
+def test_the_head_killed_mid_run(lone_head, drivers, emodb, feature_cache, tmp_path):
+    """Without its head the cluster is gone: the driver stops within seconds with one line
+    (exit 2), and the folds it received are on its disk for the rerun."""
+    out = tmp_path / "out"
+    driver = drivers(_study(emodb, feature_cache, tmp_path, **LONGER), out, lone_head.address,
+                     "--only", "gru16")
+    while driver.process.poll() is None and not driver.nodes:
+        time.sleep(0.2)
+    _kill_tree(lone_head.process)
+    killed = time.time()
+    driver.wait(expect=2)
+    assert time.time() - killed < 45  # Ray alone would end the driver after a minute
+    assert driver.tail[-1].startswith("emovox: error: the Ray cluster failed mid-run (its head")
+    assert driver.tail[-1].rstrip().endswith("rerun the same command to resume")
+    assert 1 <= len(list(out.glob("gru16/runs/seed*/fold*/result.json"))) < 9
