@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 from test_http import running, stream_file
 
@@ -223,14 +224,18 @@ def test_multimodal_streams_through_the_cli_and_the_service(mm_rec, emodb, tmp_p
                              str(mm_rec.model_dir), "--out", str(tmp_path / "onnx")],
                             capture_output=True, text=True, timeout=120)
     assert export.returncode == 2 and len(export.stderr.strip().splitlines()) == 1, export.stderr
-    path = emodb / "wav" / f"{FILE}.wav"
+    # the service receives 16-bit PCM: the CLI streams the same quantised samples, so the two
+    # paths differ only in arithmetic (a tolerance), not in their input
+    samples = (load_audio(emodb / "wav" / f"{FILE}.wav") * 32767).astype("<i2")
+    path = tmp_path / f"{FILE}_pcm16.wav"
+    sf.write(path, samples, 16_000, subtype="PCM_16")
     proc = subprocess.run([sys.executable, "-m", "emovox.cli", "stream", str(path), "--model",
                            str(mm_rec.model_dir), "--steps"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert [x["type"] for x in lines] == ["utterance_start", "decision", "utterance_end"]
-    pcm = (load_audio(path) * 32767).astype("<i2").tobytes()
+    pcm = samples.tobytes()
     with running(mm_rec.model_dir) as addr:
         async def body():
             return await asyncio.gather(*[stream_file(f"ws://{addr}/v1/stream", pcm)
