@@ -78,14 +78,17 @@ def speaker_statistics(extractor: Extractor, waves: Iterable[np.ndarray]) -> Spe
                                  for w in waves])
 
 
-def enrol(trained: Any, normalise: str, statistics: SpeakerStatistics) -> Any:
-    """``trained`` (a method's trained-model dataclass with ``normaliser``) normalising with
-    one speaker's ``statistics``; only a model trained with ``normalise: speaker`` reads them
-    as training did."""
+def enrol(trained: Any, normalise: str, statistics: SpeakerStatistics,
+          tau: float = 0.0) -> Any:
+    """``trained`` (a method's trained-model dataclass with ``normaliser``, its training
+    statistics) normalising with one speaker's ``statistics``, shrunk toward the training
+    statistics by ``tau`` frames (``SpeakerStatistics.normaliser``; e.g. ``SHRINKAGE_FRAMES``
+    for statistics gathered while the stream runs); only a model trained with ``normalise:
+    speaker`` reads them as training did."""
     if normalise != "speaker":
         raise EmovoxError(f"enrolment needs a model trained with per-speaker normalisation; "
                           f"this one normalises {normalise!r}")
-    return dataclasses.replace(trained, normaliser=statistics.normaliser())
+    return dataclasses.replace(trained, normaliser=statistics.normaliser(trained.normaliser, tau))
 
 
 # ---- a GRU carried across chunks -------------------------------------------------------------

@@ -111,14 +111,30 @@ class SpeakerStatistics:
         out.sum, out.sumsq = self.sum - f.sum(0), self.sumsq - np.square(f).sum(0)
         return out
 
-    def normaliser(self) -> Normaliser:
+    def normaliser(self, prior: Normaliser | None = None, tau: float = 0.0) -> Normaliser:
         """A ``global`` normaliser with this speaker's mean and standard deviation: what
-        ``speaker`` normalisation applies to each of the speaker's utterances."""
-        if not self.count:
-            raise ConfigError("speaker statistics: no frames")
+        ``speaker`` normalisation applies to each of the speaker's utterances.
+
+        With ``prior`` (the training statistics the model falls back to) the mean and second
+        moment are shrunk toward the prior's as if ``tau`` frames of it had been heard too:
+        (sum + tau·μ) / (count + tau). A speaker heard for nothing gets the prior exactly, one
+        heard for much longer than ``tau`` frames their own statistics, so adapting early never
+        starts worse than not adapting."""
+        if tau < 0:
+            raise ConfigError(f"speaker statistics: tau must be >= 0 frames, not {tau}")
         norm = Normaliser("global")
-        norm.mean = self.sum / self.count
-        norm.std = np.sqrt(np.maximum(self.sumsq / self.count - norm.mean ** 2, 0.0)) + EPS
+        if not self.count:
+            if prior is None:
+                raise ConfigError("speaker statistics: no frames")
+            norm.mean, norm.std = prior.mean, prior.std
+            return norm
+        weight, prior_mean, prior_second = 0.0, 0.0, 0.0
+        if prior is not None and tau:
+            weight, prior_mean = float(tau), prior.mean
+            prior_second = (prior.std - EPS) ** 2 + prior.mean ** 2
+        norm.mean = (self.sum + weight * prior_mean) / (self.count + weight)
+        second = (self.sumsq + weight * prior_second) / (self.count + weight)
+        norm.std = np.sqrt(np.maximum(second - norm.mean ** 2, 0.0)) + EPS
         return norm
 
 
