@@ -111,6 +111,23 @@ class SpeakerStatistics:
         out.sum, out.sumsq = self.sum - f.sum(0), self.sumsq - np.square(f).sum(0)
         return out
 
+    def __add__(self, other: SpeakerStatistics) -> SpeakerStatistics:
+        """Both sets of frames' statistics (a new object): an enrolment and a batch's files."""
+        return self._combined(other, 1)
+
+    def __sub__(self, other: SpeakerStatistics) -> SpeakerStatistics:
+        """These statistics less ``other``'s frames, which were among them (a new object): a
+        batch of one speaker's files less the file being decided."""
+        return self._combined(other, -1)
+
+    def _combined(self, other: SpeakerStatistics, sign: int) -> SpeakerStatistics:
+        out = SpeakerStatistics(len(self.sum))
+        out.count = self.count + sign * other.count
+        if out.count < 0:
+            raise ConfigError("speaker statistics: removing more frames than were added")
+        out.sum, out.sumsq = self.sum + sign * other.sum, self.sumsq + sign * other.sumsq
+        return out
+
     def normaliser(self, prior: Normaliser | None = None, tau: float = 0.0) -> Normaliser:
         """A ``global`` normaliser with this speaker's mean and standard deviation: what
         ``speaker`` normalisation applies to each of the speaker's utterances.
@@ -136,6 +153,15 @@ class SpeakerStatistics:
         second = (self.sumsq + weight * prior_second) / (self.count + weight)
         norm.std = np.sqrt(np.maximum(second - norm.mean ** 2, 0.0)) + EPS
         return norm
+
+
+def require_speaker_normalisation(normalise: str) -> None:
+    """Speaker statistics (an enrolment, adaptation) normalise as training did only for a model
+    trained with ``speaker`` normalisation; one line for any other ``normalise``."""
+    if normalise != "speaker":
+        raise ConfigError("speaker statistics (enrolment, adaptation) need a model trained with "
+                          f"per-speaker normalisation (features.normalise: speaker); this one "
+                          f"normalises {normalise!r}")
 
 
 def leave_one_out(feats: dict[str, np.ndarray], speakers: dict[str, str]
