@@ -1,8 +1,9 @@
 """What ``emovox predict`` runs, whichever runtime: a model directory on PyTorch
 (:class:`emovox.serving.model_dir.Recognizer`) or its ONNX export on onnxruntime
 (:class:`emovox.serving.onnx_runtime.OnnxRecognizer`). Both subclass :class:`Runtime` (for its
-``predict_file``), which imports neither PyTorch nor another serving module: the ONNX runtime
-never imports the PyTorch one.
+``predict_file`` and ``speaker_seconds``), which imports neither PyTorch nor another serving
+module: the ONNX runtime never imports the PyTorch one. ``for_speaker`` is how both adapt to a
+speaker (``serving.adaptation``): the same model, normalised with that speaker's statistics.
 """
 
 from __future__ import annotations
