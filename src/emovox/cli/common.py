@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import inspect
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -46,14 +47,34 @@ def default(owner: Any, name: str) -> Any:
 
 def positive(kind: type) -> Callable[[str], Any]:
     """An argparse type for numbers > 0 (a bad value is a one-line usage error, exit 2)."""
+    return _bounded(kind, lambda value: value > 0, "> 0")
 
+
+def non_negative(kind: type) -> Callable[[str], Any]:
+    """An argparse type for finite numbers >= 0 (a bad value is a one-line usage error)."""
+    return _bounded(kind, lambda value: 0 <= value < math.inf, "finite and >= 0")
+
+
+def _bounded(kind: type, ok: Callable[[Any], bool], allowed: str) -> Callable[[str], Any]:
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text} must be > 0")
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text} must be {allowed}")
         return value
 
     return parse
+
+
+def add_speaker_arguments(p: argparse.ArgumentParser, tau_frames: float) -> None:
+    """``--enrol`` and ``--tau`` (predict and stream): what a model trained with per-speaker
+    normalisation knows of its speaker (``serving.adaptation``)."""
+    p.add_argument("--enrol", nargs="+", metavar="DIR_OR_FILE",
+                   help="earlier recordings of the speaker (no labels; at least 3 s of speech "
+                   "in all): a model trained with per-speaker normalisation then uses this "
+                   "speaker's statistics (give it after the audio, or end its list with --)")
+    p.add_argument("--tau", type=non_negative(float), default=tau_frames, metavar="FRAMES",
+                   help="speaker statistics count as if this many frames of the training "
+                   "statistics had been heard too (default %(default)g; 0: none)")

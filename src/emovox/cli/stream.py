@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from emovox.cli.common import EXIT_OK, Command, default, emit
+from emovox.cli.common import EXIT_OK, Command, add_speaker_arguments, default, emit
 from emovox.errors import ConfigError, EmovoxError
-
-if TYPE_CHECKING:
-    from emovox.features import SpeakerStatistics
-    from emovox.serving.model_dir import Recognizer
 
 #: Event types printed; ``--steps`` adds ``step``.
 EVENTS = {"decision", "no_speech", "utterance_start", "utterance_end"}
@@ -23,6 +17,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from emovox.audio import load_audio
     from emovox.experiments.methods.emorl import EmoRLModels
+    from emovox.serving.adaptation import enrolment
     from emovox.serving.model_dir import Recognizer, default_model_dir
     from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
@@ -33,9 +28,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
     gate = GateConfig(pause_ms=args.pause_ms, max_utterance_s=args.max_utterance_s,
                       min_speech_ms=args.min_speech_ms, energy_floor_db=args.energy_floor_db)
     recognizer = Recognizer(args.model or default_model_dir())
-    speaker = _enrolment(recognizer, args.enrol) if args.enrol else None
+    speaker = enrolment(recognizer, args.enrol, gate=gate) if args.enrol else None
     stream = StreamingRecognizer(recognizer, vad=args.vad, threshold=args.threshold, gate=gate,
-                                 threads=args.threads, speaker=speaker)
+                                 threads=args.threads, speaker=speaker, adapt=not args.no_adapt,
+                                 tau=args.tau)
     if args.threshold is not None and isinstance(recognizer.trained, EmoRLModels):
         raise ConfigError(f"--threshold: {recognizer.model_dir} decides with its EmoRL agent; "
                           "a threshold is for models without one")
@@ -66,17 +62,6 @@ def cmd_stream(args: argparse.Namespace) -> int:
             emit_events(stream.push(np.ascontiguousarray(wave[start : start + chunk])))
     emit_events(stream.end())
     return EXIT_OK
-
-
-def _enrolment(recognizer: Recognizer, paths: list[str]) -> SpeakerStatistics:
-    """The speaker's normalisation statistics from earlier recordings of them (no labels)."""
-    from emovox.audio import load_audio
-    from emovox.augment.rooms import audio_files
-    from emovox.experiments.streamers import speaker_statistics
-
-    files = [f for p in paths for f in (audio_files(p) if Path(p).is_dir() else [p])]
-    return speaker_statistics(recognizer.trained.extractor,
-                              (load_audio(f, recognizer.sample_rate) for f in files))
 
 
 def _arguments(p: argparse.ArgumentParser) -> None:
@@ -114,9 +99,11 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="frames quieter than this (dBFS) are never speech (default %(default)g)")
     p.add_argument("--threads", type=int, default=default(StreamingRecognizer, "threads"),
                    help="torch threads (default %(default)s)")
-    p.add_argument("--enrol", nargs="+", metavar="DIR_OR_FILE",
-                   help="earlier recordings of the speaker (no labels): a model trained with "
-                   "per-speaker normalisation then uses this speaker's statistics")
+    add_speaker_arguments(p, default(StreamingRecognizer, "tau"))
+    p.add_argument("--no-adapt", action="store_true",
+                   help="a model trained with per-speaker normalisation adapts to the speaker "
+                   "as it listens (each utterance's frames join the speaker's statistics, "
+                   "after --enrol's if given); this keeps the statistics it starts with")
     p.set_defaults(run=cmd_stream)
 
 

@@ -21,7 +21,8 @@ had heard). The speech gate and the events live in ``serving.streaming``, the st
 
 A stream has no speaker grouping, so a model trained with per-speaker normalisation falls back
 to its training speakers' statistics; :func:`enrol` gives it its speaker's own instead, from
-earlier unlabelled audio of that speaker (a robot that has heard its user before).
+earlier unlabelled audio of that speaker (a robot that has heard its user before) or from the
+stream's own earlier utterances (``serving.streaming``'s running adaptation).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from emovox.errors import EmovoxError
 from emovox.features import Extractor, Normaliser, SpeakerStatistics
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
+from emovox.features.normalise import require_speaker_normalisation
 
 #: The decision step of models that do not set their own (EmoRL's default).
 STEP_MS = EmoRLConfig().step_ms
@@ -78,14 +80,14 @@ def speaker_statistics(extractor: Extractor, waves: Iterable[np.ndarray]) -> Spe
                                  for w in waves])
 
 
-def enrol(trained: Any, normalise: str, statistics: SpeakerStatistics) -> Any:
-    """``trained`` (a method's trained-model dataclass with ``normaliser``) normalising with
-    one speaker's ``statistics``; only a model trained with ``normalise: speaker`` reads them
-    as training did."""
-    if normalise != "speaker":
-        raise EmovoxError(f"enrolment needs a model trained with per-speaker normalisation; "
-                          f"this one normalises {normalise!r}")
-    return dataclasses.replace(trained, normaliser=statistics.normaliser())
+def enrol(trained: Any, normalise: str, statistics: SpeakerStatistics,
+          tau: float = 0.0) -> Any:
+    """``trained`` (a method's trained-model dataclass with ``normaliser``, its training
+    statistics) normalising with one speaker's ``statistics``, shrunk toward the training
+    statistics by ``tau`` frames (``SpeakerStatistics.normaliser``); only a model trained
+    with ``normalise: speaker`` reads them as training did."""
+    require_speaker_normalisation(normalise)
+    return dataclasses.replace(trained, normaliser=statistics.normaliser(trained.normaliser, tau))
 
 
 # ---- a GRU carried across chunks -------------------------------------------------------------

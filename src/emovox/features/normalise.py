@@ -111,15 +111,57 @@ class SpeakerStatistics:
         out.sum, out.sumsq = self.sum - f.sum(0), self.sumsq - np.square(f).sum(0)
         return out
 
-    def normaliser(self) -> Normaliser:
+    def __add__(self, other: SpeakerStatistics) -> SpeakerStatistics:
+        """Both sets of frames' statistics (a new object): an enrolment and a batch's files."""
+        return self._combined(other, 1)
+
+    def __sub__(self, other: SpeakerStatistics) -> SpeakerStatistics:
+        """These statistics less ``other``'s frames, which were among them (a new object): a
+        batch of one speaker's files less the file being decided."""
+        return self._combined(other, -1)
+
+    def _combined(self, other: SpeakerStatistics, sign: int) -> SpeakerStatistics:
+        out = SpeakerStatistics(len(self.sum))
+        out.count = self.count + sign * other.count
+        if out.count < 0:
+            raise ConfigError("speaker statistics: removing more frames than were added")
+        out.sum, out.sumsq = self.sum + sign * other.sum, self.sumsq + sign * other.sumsq
+        return out
+
+    def normaliser(self, prior: Normaliser | None = None, tau: float = 0.0) -> Normaliser:
         """A ``global`` normaliser with this speaker's mean and standard deviation: what
-        ``speaker`` normalisation applies to each of the speaker's utterances."""
-        if not self.count:
-            raise ConfigError("speaker statistics: no frames")
+        ``speaker`` normalisation applies to each of the speaker's utterances.
+
+        With ``prior`` (the training statistics the model falls back to) the mean and second
+        moment are shrunk toward the prior's as if ``tau`` frames of it had been heard too:
+        (sum + tau·μ) / (count + tau). A speaker heard for nothing gets the prior exactly, one
+        heard for much longer than ``tau`` frames their own statistics, so adapting early never
+        starts worse than not adapting."""
+        if tau < 0:
+            raise ConfigError(f"speaker statistics: tau must be >= 0 frames, not {tau}")
         norm = Normaliser("global")
-        norm.mean = self.sum / self.count
-        norm.std = np.sqrt(np.maximum(self.sumsq / self.count - norm.mean ** 2, 0.0)) + EPS
+        if not self.count:
+            if prior is None:
+                raise ConfigError("speaker statistics: no frames")
+            norm.mean, norm.std = prior.mean, prior.std
+            return norm
+        weight, prior_mean, prior_second = 0.0, 0.0, 0.0
+        if prior is not None and tau:
+            weight, prior_mean = float(tau), prior.mean
+            prior_second = (prior.std - EPS) ** 2 + prior.mean ** 2
+        norm.mean = (self.sum + weight * prior_mean) / (self.count + weight)
+        second = (self.sumsq + weight * prior_second) / (self.count + weight)
+        norm.std = np.sqrt(np.maximum(second - norm.mean ** 2, 0.0)) + EPS
         return norm
+
+
+def require_speaker_normalisation(normalise: str) -> None:
+    """Speaker statistics (an enrolment, adaptation) normalise as training did only for a model
+    trained with ``speaker`` normalisation; one line for any other ``normalise``."""
+    if normalise != "speaker":
+        raise ConfigError("speaker statistics (enrolment, adaptation) need a model trained with "
+                          f"per-speaker normalisation (features.normalise: speaker); this one "
+                          f"normalises {normalise!r}")
 
 
 def leave_one_out(feats: dict[str, np.ndarray], speakers: dict[str, str]

@@ -8,6 +8,7 @@ supervised methods ``weights.pt`` or ``model.pkl`` and ``normaliser.npz``). The 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
@@ -22,6 +23,7 @@ from emovox.serving.runtime import Runtime
 
 if TYPE_CHECKING:
     from emovox.experiments.config import ExperimentConfig
+    from emovox.features import Extractor, SpeakerStatistics
 
 # The experiment layers (configs, methods, PyTorch) are imported where a model is trained or
 # loaded, not here: ``emovox predict`` on an ONNX export never pays for importing PyTorch.
@@ -142,10 +144,22 @@ class Recognizer(Runtime):
             raise ModelDirError(self.model_dir / "model.json", f"bad config ({exc})") from None
         self.method = make_method(self.config)
         self.trained = self.method.load(self.model_dir, self.meta)
+        self.normalise = self.config.features.normalise
 
     @property
     def sample_rate(self) -> int:
         return self.trained.extractor.sample_rate
+
+    @property
+    def extractor(self) -> Extractor:
+        return self.trained.extractor
+
+    def for_speaker(self, statistics: SpeakerStatistics, tau: float) -> Recognizer:
+        from emovox.experiments.streamers import enrol
+
+        adapted = copy.copy(self)
+        adapted.trained = enrol(self.trained, self.normalise, statistics, tau)
+        return adapted
 
     def features(self, wave: np.ndarray) -> np.ndarray:
         """A frame-feature model's input for one utterance: features, the training

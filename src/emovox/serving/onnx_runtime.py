@@ -10,6 +10,7 @@ export starts in a fraction of the time.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -18,9 +19,10 @@ import numpy as np
 from emovox.early.decisions import Step, stop_rule
 from emovox.errors import EmovoxError
 from emovox.experiments.methods.base import class_record
-from emovox.features import Normaliser, make_extractor
+from emovox.features import Normaliser, SpeakerStatistics, make_extractor
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
+from emovox.features.normalise import require_speaker_normalisation
 from emovox.serving.runtime import Runtime
 
 #: Version of the exported directory's layout (``frontend.json`` ``format``); 2: the agent's
@@ -89,6 +91,7 @@ class OnnxRecognizer(Runtime):
             raise EmovoxError(f"{meta_path}: no usable feature settings ({exc}); export the "
                               "model again") from None
         self.normaliser = Normaliser.from_state(norm)
+        self.normalise = self.meta["config"]["features"]["normalise"]
         self.stack = int(self.meta.get("stack", 1))
         self.path = export_dir / "model.onnx"
         self.session = _session(self.path, threads)
@@ -111,6 +114,14 @@ class OnnxRecognizer(Runtime):
         makes them): the graphs' input."""
         return stack_frames(self.normaliser.apply([self.extractor.extract_long(wave)])[0],
                             self.stack)
+
+    def for_speaker(self, statistics: SpeakerStatistics, tau: float) -> OnnxRecognizer:
+        """The export normalising with one speaker's statistics: ``normaliser.json`` holds the
+        training statistics, the prior they are shrunk toward."""
+        require_speaker_normalisation(self.normalise)
+        adapted = copy.copy(self)
+        adapted.normaliser = statistics.normaliser(self.normaliser, tau)
+        return adapted
 
     def describe(self, proba: np.ndarray) -> dict:
         """The exportable methods (supervised, emorl) answer with the default record."""

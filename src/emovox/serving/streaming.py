@@ -18,6 +18,13 @@ holds ``min_speech_ms`` of speech; an utterance that ends undecided gets a force
 utterance-level model's only one), or ``no_speech`` when it never held enough speech (noise
 bursts). A stream with no onset at all ends with one ``no_speech`` event. Offline inference on
 the utterance's audio gives the same decisions (tests check it).
+
+A model trained with per-speaker normalisation adapts to its speaker while it listens (running
+adaptation, on by default): after each utterance that held speech its frames join the speaker's
+statistics (seeded by an enrolment, if any), and the next utterances are normalised with them,
+shrunk toward the training statistics by ``tau`` frames, so the first utterance is normalised
+exactly as without adaptation. PyTorch is imported only where a model runs: the gate serves the
+ONNX runtime too (``serving.adaptation``'s enrolment check).
 """
 
 from __future__ import annotations
@@ -27,18 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from emovox.early.decisions import Step, stop_rule
 from emovox.errors import ConfigError, EmovoxError
-from emovox.experiments.streamers import enrol
 from emovox.features import SpeakerStatistics
+from emovox.features.normalise import require_speaker_normalisation
 
 FRAME_MS = 30  # webrtcvad's longest frame
 #: The pre-roll's bound when a model has no decision step (utterance-level).
 UTTERANCE_PREROLL_MS = 1000.0
 #: The pause that ends an utterance when ``GateConfig.pause_ms`` is None: with ``vad``, without.
 VAD_PAUSE_MS, PAUSE_MS = 600.0, 1500.0
+#: Speaker statistics are shrunk toward the training statistics as if this many frames of them
+#: had been heard too (``SpeakerStatistics.normaliser``): the default ``tau`` of running
+#: adaptation and enrolment (500 frames: 10 s of Whisper-layer frames, 5 s at 100 frames/s).
+SHRINKAGE_FRAMES = 500.0
 
 
 @dataclass
@@ -69,6 +79,7 @@ def set_threads(threads: int) -> None:
     global _THREADS
     if threads == _THREADS:
         return
+    import torch
     from threadpoolctl import threadpool_limits
 
     torch.set_num_threads(threads)
@@ -201,6 +212,8 @@ class _Utterance:
         self.samples = 0
         self.speech_samples = 0  # gate frames judged speech
         self.levels: list[float] = []  # their dBFS
+        #: The audio fed to the model, kept while the stream adapts to its speaker.
+        self.audio: list[np.ndarray] = []
 
     def heard_speech(self, levels: list[float], samples: int) -> None:
         self.speech_samples += samples
@@ -212,6 +225,8 @@ class _Utterance:
 
     def push(self, samples: np.ndarray) -> list[Event]:
         self.samples += len(samples)
+        if self.owner.adapting:
+            self.audio.append(samples)
         return self._steps(self.state.push(samples))
 
     def finish(self, reason: str) -> list[Event]:
@@ -276,6 +291,7 @@ class _Utterance:
             "forced": forced,
             "start": round(self.start, 4),
             "emitted_at": round(owner.now, 4),
+            **owner.adaptation(),
         })
 
 
@@ -290,14 +306,20 @@ class StreamingRecognizer:
     model with no agent decides at the end of the utterance. ``vad`` only shortens the pause
     that ends an utterance (see :class:`GateConfig`); every mode decides on speech only.
     ``threads``: torch/BLAS threads of this process (:func:`set_threads`; None leaves them).
-    ``speaker``: the speaker's normalisation statistics (``experiments.streamers.enrol``), for
-    a model trained with per-speaker normalisation; without them it uses its training speakers'.
+
+    A model trained with per-speaker normalisation normalises with what it has heard of its
+    speaker, shrunk toward its training statistics by ``tau`` frames: ``speaker`` (enrolment
+    statistics, ``serving.adaptation.enrolment``) and, with ``adapt`` (the default), every
+    utterance heard so far that held speech; the stream's decisions say so (``adapted``,
+    ``adaptation``, ``speaker_s``). :meth:`reset` forgets the utterances, not the enrolment.
+    Other models refuse ``speaker`` (one line) and ignore ``adapt``.
     """
 
     def __init__(self, model, sample_rate: int = 16_000, vad: bool = False,
                  threshold: float | None = None, max_steps: int | None = None,
                  gate: GateConfig | None = None, threads: int | None = 1,
-                 speaker: SpeakerStatistics | None = None):
+                 speaker: SpeakerStatistics | None = None, adapt: bool = True,
+                 tau: float = SHRINKAGE_FRAMES):
         from emovox.serving.model_dir import Recognizer
 
         _check_number("threshold", threshold, 0.0, 1.0, "(0, 1]", low_open=True)
@@ -305,13 +327,16 @@ class StreamingRecognizer:
         _check_number("threads", threads, 1, 1024, "an integer >= 1", integer=True)
         _check_number("sample_rate", sample_rate, 1, 10**6, "an integer > 0", integer=True,
                       optional=False)
+        _check_number("tau", tau, 0, 1e12, "a number of frames >= 0", optional=False)
         if threads is not None:
             set_threads(threads)
         rec = model if isinstance(model, Recognizer) else Recognizer(Path(model))
         self.recognizer = rec
-        trained = rec.trained if speaker is None else \
-            enrol(rec.trained, rec.config.features.normalise, speaker)
-        self.model = rec.method.streamer(trained)
+        if speaker is not None:
+            require_speaker_normalisation(rec.normalise)
+        self.enrolment, self.tau = speaker, tau
+        self.adapting = adapt and rec.normalise == "speaker"
+        self._listen(self._seed())
         if sample_rate != self.model.sample_rate:
             raise EmovoxError(f"stream sample rate {sample_rate} Hz: the model expects "
                               f"{self.model.sample_rate} Hz")
@@ -342,6 +367,41 @@ class StreamingRecognizer:
     def probabilities(self, proba: np.ndarray) -> dict[str, float]:
         return {k: round(float(v), 6) for k, v in zip(self.labels, proba, strict=True)}
 
+    # ---- the speaker --------------------------------------------------------------------
+    def _seed(self) -> SpeakerStatistics | None:
+        """What is known of the speaker before the stream: the enrolment (a copy: heard
+        utterances are added to it), nothing yet when adapting, else None (training's)."""
+        if self.enrolment is None and not self.adapting:
+            return None
+        seed = SpeakerStatistics(self.recognizer.extractor.dim)
+        return seed + self.enrolment if self.enrolment is not None else seed
+
+    def _listen(self, heard: SpeakerStatistics | None) -> None:
+        """The per-utterance model normalising with ``heard`` (None: the training statistics)."""
+        rec = self.recognizer
+        self.heard = heard
+        self.model = rec.method.streamer(rec.trained if heard is None else
+                                         rec.for_speaker(heard, self.tau).trained)
+
+    def _heard_utterance(self, utterance: _Utterance) -> None:
+        """Running adaptation: a finished utterance that held speech joins the statistics."""
+        if not (self.adapting and utterance.enough_speech and utterance.audio):
+            return
+        assert self.heard is not None
+        self.heard.add(self.recognizer.extractor.extract_long(np.concatenate(utterance.audio)))
+        self._listen(self.heard)
+
+    def adaptation(self) -> dict:
+        """How the current utterance is normalised (the fields of ``decision`` events):
+        ``adapted`` (with any of the speaker's statistics), ``adaptation`` (``enrolled``,
+        ``running``, both joined by ``+``, or ``none``) and ``speaker_s`` (seconds of the
+        speaker's audio in the statistics)."""
+        modes = [m for m, on in (("enrolled", self.enrolment is not None),
+                                 ("running", self.adapting)) if on]
+        heard = self.heard
+        return {"adapted": bool(heard and heard.count), "adaptation": "+".join(modes) or "none",
+                "speaker_s": self.recognizer.speaker_seconds(heard)}
+
     # ---- stream -------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the stream: no utterance, empty gate history, stream time 0."""
@@ -357,6 +417,8 @@ class StreamingRecognizer:
         self.utterance: _Utterance | None = None
         self.utterances = 0
         self.gate.reset()
+        if self.adapting:  # back to the enrolment: the next stream may be someone else
+            self._listen(self._seed())
 
     @property
     def now(self) -> float:
@@ -448,6 +510,7 @@ class StreamingRecognizer:
                 np.zeros(0, dtype=np.float32)
         events += self.utterance.push(tail) if len(tail) else []
         events += self.utterance.finish(reason)
+        self._heard_utterance(self.utterance)
         self.history.extend(self.held)
         self.held = []
         self.utterance = None
