@@ -132,8 +132,11 @@ def _serve(model_dir, settings: Settings, host: str, port: int, workers: int, on
     os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
-    with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir:
-        settings.slot_dir = slot_dir
+    # What the workers share: stream slots and enrolled speakers, in directories of this
+    # server alone (mode 0700), removed when it stops.
+    with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir, \
+            tempfile.TemporaryDirectory(prefix="emovox-speakers-") as speaker_dir:
+        settings.slot_dir, settings.speaker_dir = slot_dir, speaker_dir
         procs = [ctx.Process(target=_worker, args=(str(model_dir), settings, sock, ready),
                              daemon=True) for _ in range(workers)]
         try:
