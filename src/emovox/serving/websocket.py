@@ -7,14 +7,13 @@
 
 Handshake fields are typed and range-checked (``sample_rate`` int, ``encoding``
 ``"pcm_s16le"``, ``vad`` bool, ``threshold`` number in (0, 1], ``version`` 1, ``speaker`` the id
-of a speaker enrolled with ``POST /v1/speakers``, whose statistics the stream then normalises
-with); anything else gets
-``{"type": "error", "error": ...}`` and a close, never a server traceback. Every limit of
-:class:`~emovox.serving.settings.Settings` is enforced here, per connection: the idle timeout,
-the maximum stream duration, the frame size, throttling of audio sent faster than real time and
-a timeout on clients that stop reading their events. A stream takes one of ``max_streams`` slots
-only once its handshake is valid, and gives it back at ``done``. Close codes are listed in
-``CLOSE_CODES``.
+of a speaker enrolled with ``POST /v1/speakers``, whose statistics the stream normalises with);
+anything else gets ``{"type": "error", "error": ...}`` and a close, never a server traceback.
+Every limit of :class:`~emovox.serving.settings.Settings` is enforced here, per connection: the
+idle timeout, the maximum stream duration, the frame size, throttling of audio sent faster than
+real time and a timeout on clients that stop reading their events. A stream takes one of
+``max_streams`` slots only once its handshake is valid, and gives it back at ``done``. Close
+codes are listed in ``CLOSE_CODES``.
 """
 
 from __future__ import annotations
