@@ -66,8 +66,9 @@ function useSpeaker(info) {
     $("enrol").textContent = "Forget my voice";
   } else {
     sessionStorage.removeItem(SPEAKER_KEY);
-    adaptation(state.adapts ? "Not adapted to your voice yet: press \"Adapt to my voice\" " +
-               `and read for ${ENROL_S} s.` : "This model does not adapt to its speaker.", false);
+    adaptation(`Not adapted to your voice yet: press "Adapt to my voice" and read for ` +
+               `${ENROL_S} s.`, false);
+    $("adaptation").hidden = !state.adapts;  // a model that cannot adapt: nothing to say
     $("enrol").textContent = "Adapt to my voice";
   }
 }
