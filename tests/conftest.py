@@ -26,6 +26,28 @@ def emodb_manifest(emodb):
     return load_corpus("emodb", emodb)
 
 
+@pytest.fixture(scope="session")
+def speaker_stream_model_dir(tmp_path_factory, emodb) -> Path:
+    """A small streamable GRU trained with per-speaker normalisation (anger vs neutral, four
+    real Emo-DB speakers; the others unseen), so it can be enrolled; trained once per test
+    session with `emovox train`."""
+    import yaml
+
+    from emovox.cli import main
+
+    root = tmp_path_factory.mktemp("speaker_stream_model")
+    (root / "c.yaml").write_text(yaml.safe_dump({
+        "name": "speaker_service_test",
+        "corpus": {"format": "emodb", "path": str(emodb), "labels": ["anger", "neutral"],
+                   "speakers": ["03", "08", "09", "16"]},
+        "features": {"name": "mfcc_prosody", "normalise": "speaker", "stack": 3,
+                     "cache": str(root / "cache"), "workers": 1},
+        "model": {"name": "gru_baseline", "params": {"hidden": 32}},
+        "training": {"epochs": 6, "lr": 0.005, "progress": False}}))
+    assert main(["-q", "train", str(root / "c.yaml"), "--out", str(root / "model")]) == 0
+    return root / "model"
+
+
 def write_tone(path: Path, hz: float = 220.0, seconds: float = 1.0, rate: int = 16000,
                amplitude: float = 0.3, channels: int = 1) -> Path:
     t = np.arange(int(seconds * rate)) / rate

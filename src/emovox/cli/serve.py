@@ -21,7 +21,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_stream_seconds=args.max_stream_seconds,
                         idle_timeout=args.idle_timeout, max_frame_bytes=args.max_frame_bytes,
                         allowed_origins=args.allowed_origins,
-                        allowed_hosts=args.allowed_hosts, body_timeout=args.body_timeout)
+                        allowed_hosts=args.allowed_hosts, body_timeout=args.body_timeout,
+                        max_speakers=args.max_speakers, speaker_ttl=args.speaker_ttl)
     if args.workers < 1:
         raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
     serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,
@@ -71,6 +72,10 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--body-timeout", type=float, default=setting("body_timeout"),
                    help="seconds a request body may take to arrive (else 408; default "
                    "%(default)g s)")
+    p.add_argument("--max-speakers", type=int, default=setting("max_speakers"), help="enrolled "
+                   "speakers kept, all workers together (507 beyond; default %(default)s)")
+    p.add_argument("--speaker-ttl", type=float, default=setting("speaker_ttl"), help="forget an "
+                   "enrolled speaker unused for this long (default %(default)g s)")
     p.set_defaults(run=cmd_serve)
 
 

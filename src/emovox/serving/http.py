@@ -1,7 +1,12 @@
 """The emovox service: one FastAPI app for offline predictions, streams and the live page.
 
     POST /v1/predict   audio file in the body (any format soundfile reads), or several files
-                       as multipart/form-data → label, probabilities, duration, model id
+                       as multipart/form-data → label, probabilities, duration, model id;
+                       ``speaker`` (form field or query): normalised with that speaker's
+                       statistics
+    POST /v1/speakers  recordings of one speaker (body or multipart) → an id for its
+                       statistics (:mod:`emovox.serving.speakers`)
+    GET, DELETE /v1/speakers/ID   an enrolled speaker's metadata; forgetting it
     WS   /v1/stream    the streaming protocol of :mod:`emovox.serving.websocket` (also on ``/``
                        for clients of the first, path-less server)
     GET  /healthz      liveness, model id, this worker's open streams
@@ -20,6 +25,7 @@ the Host check. The threat model and what each limit defends: docs/service.md, "
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import io
@@ -29,12 +35,13 @@ import os
 import tempfile
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import soundfile as sf
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict
 
@@ -42,6 +49,16 @@ from emovox.audio import AudioTooLarge, decode_audio
 from emovox.errors import EmovoxError
 from emovox.serving.model_dir import Recognizer
 from emovox.serving.settings import Settings, host_name, is_ip_or_localhost
+from emovox.serving.speakers import (
+    NotAdaptive,
+    SpeakerStore,
+    StoreFull,
+    UnknownSpeaker,
+    adapts,
+    enrolment,
+    for_speaker,
+    require_adapts,
+)
 from emovox.serving.streaming import set_threads
 from emovox.serving.websocket import SUBPROTOCOL, StreamService, StreamSlots
 
@@ -68,6 +85,51 @@ class Prediction(BaseModel):
 
 class BatchPrediction(BaseModel):
     results: list[Prediction | dict]
+
+
+class SpeakerInfo(BaseModel):
+    """An enrolled speaker: metadata only, never the statistics."""
+
+    speaker: str
+    adapted: bool
+    seconds_of_speech: float
+    seconds: float
+    created: str
+    expires: str
+
+
+#: HTTP status of each failure a request may meet; any other EmovoxError is the client's: 400.
+ERROR_STATUS = ((AudioTooLarge, 413), (UnknownSpeaker, 404), (NotAdaptive, 409),
+                (StoreFull, 507))
+
+
+def error_response(exc: EmovoxError) -> JSONResponse:
+    status = next((code for kind, code in ERROR_STATUS if isinstance(exc, kind)), 400)
+    return JSONResponse({"error": str(exc)}, status)
+
+
+@dataclass
+class Upload:
+    """A request's audio: the body as one file, or each file of a multipart/form-data body;
+    ``fields``: the query parameters and the form's text fields."""
+
+    files: list[tuple[str, bytes]]
+    fields: dict[str, str]
+    multipart: bool
+
+
+async def read_upload(request: Request, max_part_bytes: int) -> Upload:
+    fields = dict(request.query_params)
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return Upload([("upload", await request.body())], fields, False)
+    form = await request.form(max_files=1000, max_part_size=max_part_bytes)
+    files = []
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            fields[key] = value
+        else:
+            files.append((value.filename or key, await value.read()))
+    return Upload(files, fields, True)
 
 
 def model_id(model_dir: Path) -> str:
@@ -248,11 +310,15 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
     set_threads(settings.threads)
     recognizer = Recognizer(model_dir)
     mid = model_id(model_dir)
-    own_slots = None
-    if settings.slot_dir is None:
-        own_slots = tempfile.TemporaryDirectory(prefix="emovox-slots-")
-    slots = StreamSlots(settings.slot_dir or own_slots.name, settings.max_streams)
-    service = StreamService(recognizer, settings, slots)
+    own_dirs = contextlib.ExitStack()  # without a server's shared directories: this app's own
+
+    def shared(directory: str | None, prefix: str) -> str:
+        return directory or own_dirs.enter_context(tempfile.TemporaryDirectory(prefix=prefix))
+
+    slots = StreamSlots(shared(settings.slot_dir, "emovox-slots-"), settings.max_streams)
+    speakers = SpeakerStore(shared(settings.speaker_dir, "emovox-speakers-"),
+                            settings.max_speakers, settings.speaker_ttl)
+    service = StreamService(recognizer, settings, slots, speakers)
     # One CPU-bound prediction at a time per worker, long files apart: one long upload never
     # holds up the short ones.
     short_slot, long_slot = anyio.CapacityLimiter(1), anyio.CapacityLimiter(1)
@@ -263,24 +329,35 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
     async def lifespan(app: FastAPI):
         yield
         slots.close()
-        if own_slots is not None:
-            own_slots.cleanup()
+        own_dirs.close()
 
     app = FastAPI(title="emovox", version="1", lifespan=lifespan,
                   description="Speech emotion recognition: offline predictions, live streams.")
     app.state.service = service
     app.state.model_id = mid
 
-    def predict(data: bytes, name: str) -> dict:
-        wave = decode_audio(data, name, rate, settings.max_file_seconds,
+    def decode(data: bytes, name: str):
+        return decode_audio(data, name, rate, settings.max_file_seconds,
                             settings.max_file_samples)
-        return {**recognizer.describe(recognizer.proba(wave)),
-                "duration": round(len(wave) / rate, 4), "model": mid}
 
-    async def predict_async(data: bytes, name: str) -> dict:
-        long = audio_seconds(data) > settings.long_file_seconds
-        return await anyio.to_thread.run_sync(predict, data, name,
+    def predict(model: Recognizer, data: bytes, name: str) -> dict:
+        wave = decode(data, name)
+        return {**model.describe(model.proba(wave)), "duration": round(len(wave) / rate, 4),
+                "model": mid}
+
+    async def in_slot(seconds: float, work, *args):
+        """CPU-bound work on ``seconds`` of audio, in the worker's short or long slot."""
+        long = seconds > settings.long_file_seconds
+        return await anyio.to_thread.run_sync(work, *args,
                                               limiter=long_slot if long else short_slot)
+
+    def enrol(files: list[tuple[str, bytes]], seconds: float) -> dict:
+        if seconds > settings.max_file_seconds:
+            raise AudioTooLarge("enrolment", f"{seconds:.0f} s of audio in all; at most "
+                                f"{settings.max_file_seconds:g} s")
+        statistics, speech = enrolment(recognizer, ((name, decode(data, name))
+                                                    for name, data in files))
+        return speakers.add(statistics, speech, seconds).info(settings.speaker_ttl)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -296,6 +373,8 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
             "sample_rate": rate,
             "streaming": service.stream_error is None,
             "step_ms": service.step_ms,
+            "normalise": config.features.normalise,
+            "adapts": adapts(recognizer),
         }]}
 
     @app.post("/v1/predict", response_model=Prediction | BatchPrediction,
@@ -304,31 +383,86 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
                   "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                   "multipart/form-data": {"schema": {"type": "object", "properties": {
                       "files": {"type": "array",
-                                "items": {"type": "string", "format": "binary"}}}}}},
+                                "items": {"type": "string", "format": "binary"}},
+                      "speaker": {"type": "string"}}}}},
                   "required": True}})
     async def predict_endpoint(request: Request):
         """Label audio: the raw file as the body, or several files as multipart/form-data
-        (each result names its file; a file that cannot be read gets an ``error``)."""
-        kind = request.headers.get("content-type", "")
-        if kind.startswith("multipart/form-data"):
-            form = await request.form(max_files=1000, max_part_size=settings.max_upload_bytes)
-            results = []
-            for key, value in form.multi_items():
-                if isinstance(value, str):
-                    continue
-                name = value.filename or key
-                try:
-                    results.append({**await predict_async(await value.read(), name),
-                                    "filename": name})
-                except EmovoxError as exc:
-                    results.append({"filename": name, "error": str(exc)})
-            if not results:
-                return JSONResponse({"error": "no files in the multipart body"}, 400)
-            return {"results": results}
+        (each result names its file; a file that cannot be read gets an ``error``). With
+        ``speaker`` (a form field, or ``?speaker=`` for a raw body), normalised with that
+        enrolled speaker's statistics."""
+        upload = await read_upload(request, settings.max_upload_bytes)
+        model, adapted = recognizer, {}
+        if "speaker" in upload.fields:
+            try:
+                require_adapts(recognizer)
+                speaker = speakers.get(upload.fields["speaker"])
+            except EmovoxError as exc:
+                return error_response(exc)
+            model = for_speaker(recognizer, speaker.statistics)
+            adapted = {"speaker": speaker.id, "adapted": True, "adaptation": "enrolled"}
+        results = []
+        for name, data in upload.files:
+            try:
+                record = await in_slot(audio_seconds(data), predict, model, data, name)
+            except EmovoxError as exc:
+                if not upload.multipart:
+                    return error_response(exc)
+                results.append({"filename": name, "error": str(exc)})
+                continue
+            if not upload.multipart:
+                return {**record, **adapted}
+            results.append({**record, **adapted, "filename": name})
+        if not results:
+            return JSONResponse({"error": "no files in the multipart body"}, 400)
+        return {"results": results}
+
+    @app.post("/v1/speakers", status_code=201, response_model=SpeakerInfo,
+              responses={400: {"description": "unreadable audio, no speech, or less than 3 s"},
+                         409: {"description": "the model does not adapt to speakers"},
+                         413: {"description": "too much audio"},
+                         507: {"description": "the server keeps no more speakers"}},
+              openapi_extra={"requestBody": {"content": {
+                  "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                  "multipart/form-data": {"schema": {"type": "object", "properties": {
+                      "files": {"type": "array",
+                                "items": {"type": "string", "format": "binary"}}}}}},
+                  "required": True}})
+    async def enrol_speaker(request: Request):
+        """Enrol a speaker: unlabelled recordings of them (the body, or files of a multipart
+        body; at least 3 s of speech in all) → an id whose statistics ``/v1/predict`` and
+        streams (handshake ``speaker``) normalise with."""
         try:
-            return await predict_async(await request.body(), "upload")
+            require_adapts(recognizer)  # before reading a body that could not be used
+        except NotAdaptive as exc:
+            return error_response(exc)
+        upload = await read_upload(request, settings.max_upload_bytes)
+        if not upload.files:
+            return JSONResponse({"error": "no files in the multipart body"}, 400)
+        seconds = sum(audio_seconds(data) for _, data in upload.files)
+        try:
+            return JSONResponse(await in_slot(seconds, enrol, upload.files, seconds), 201)
         except EmovoxError as exc:
-            return JSONResponse({"error": str(exc)}, 413 if isinstance(exc, AudioTooLarge) else 400)
+            return error_response(exc)
+
+    @app.get("/v1/speakers/{speaker_id}", response_model=SpeakerInfo,
+             responses={404: {"description": "unknown, deleted or expired"}})
+    async def speaker_info(speaker_id: str):
+        """An enrolled speaker's metadata (a lookup does not renew it)."""
+        try:
+            return speakers.get(speaker_id, use=False).info(settings.speaker_ttl)
+        except UnknownSpeaker as exc:
+            return error_response(exc)
+
+    @app.delete("/v1/speakers/{speaker_id}", status_code=204,
+                responses={404: {"description": "unknown, deleted or expired"}})
+    async def forget_speaker(speaker_id: str) -> Response:
+        """Forget an enrolled speaker (streams already open with it keep it)."""
+        try:
+            speakers.delete(speaker_id)
+        except UnknownSpeaker as exc:
+            return error_response(exc)
+        return Response(status_code=204)
 
     async def stream(websocket: WebSocket) -> None:
         offered = websocket.scope.get("subprotocols", [])

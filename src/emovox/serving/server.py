@@ -4,9 +4,10 @@
 The parent binds the socket once, without ``SO_REUSEPORT`` (which would let any process of the
 same user bind the port too and take a share of the connections), and hands it to its workers;
 a port that anything else holds, another emovox included, is refused. The parent loads nothing
-heavy: it checks the model directory, starts the workers, prints one JSON line when all of them
-listen, and on SIGTERM or Ctrl-C stops them gracefully (open streams are closed with code 1012)
-and returns. Workers die with their parent, however it dies.
+heavy: it checks the model directory, creates the directories its workers share (stream slots,
+enrolled speakers: mode 0700, removed when it stops), starts the workers, prints one JSON line
+when all of them listen, and on SIGTERM or Ctrl-C stops them gracefully (open streams are closed
+with code 1012) and returns. Workers die with their parent, however it dies.
 """
 
 from __future__ import annotations
@@ -132,8 +133,11 @@ def _serve(model_dir, settings: Settings, host: str, port: int, workers: int, on
     os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
-    with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir:
-        settings.slot_dir = slot_dir
+    # What the workers share: stream slots and enrolled speakers, in directories of this
+    # server alone (mode 0700), removed when it stops.
+    with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir, \
+            tempfile.TemporaryDirectory(prefix="emovox-speakers-") as speaker_dir:
+        settings.slot_dir, settings.speaker_dir = slot_dir, speaker_dir
         procs = [ctx.Process(target=_worker, args=(str(model_dir), settings, sock, ready),
                              daemon=True) for _ in range(workers)]
         try:

@@ -53,13 +53,22 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=list)
     #: torch intra-op threads per worker process.
     threads: int = 1
+    #: Enrolled speakers kept (``POST /v1/speakers``), over all worker processes; one more
+    #: enrolment is refused with 507.
+    max_speakers: int = 1000
+    #: An enrolled speaker unused (no stream, prediction or lookup) for this many seconds is
+    #: forgotten.
+    speaker_ttl: float = 86_400.0
     #: Directory of stream-slot lock files shared by worker processes (set by the server).
     slot_dir: str | None = None
+    #: Directory of enrolled speakers shared by worker processes (set by the server).
+    speaker_dir: str | None = None
 
     def __post_init__(self) -> None:
         positive = ("max_streams", "max_upload_mb", "max_file_seconds", "max_file_samples",
                     "long_file_seconds", "body_timeout", "max_stream_seconds", "idle_timeout",
-                    "handshake_timeout", "send_timeout", "max_frame_bytes", "threads")
+                    "handshake_timeout", "send_timeout", "max_frame_bytes", "threads",
+                    "max_speakers", "speaker_ttl")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in positive and not value > 0:

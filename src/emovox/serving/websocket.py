@@ -6,13 +6,14 @@
     client → {"type": "end"}                server → remaining events, {"type": "done"}, close
 
 Handshake fields are typed and range-checked (``sample_rate`` int, ``encoding``
-``"pcm_s16le"``, ``vad`` bool, ``threshold`` number in (0, 1], ``version`` 1); anything else gets
-``{"type": "error", "error": ...}`` and a close, never a server traceback. Every limit of
-:class:`~emovox.serving.settings.Settings` is enforced here, per connection: the idle timeout,
-the maximum stream duration, the frame size, throttling of audio sent faster than real time and
-a timeout on clients that stop reading their events. A stream takes one of ``max_streams`` slots
-only once its handshake is valid, and gives it back at ``done``. Close codes are listed in
-``CLOSE_CODES``.
+``"pcm_s16le"``, ``vad`` bool, ``threshold`` number in (0, 1], ``version`` 1, ``speaker`` the id
+of a speaker enrolled with ``POST /v1/speakers``, whose statistics the stream normalises with);
+anything else gets ``{"type": "error", "error": ...}`` and a close, never a server traceback.
+Every limit of :class:`~emovox.serving.settings.Settings` is enforced here, per connection: the
+idle timeout, the maximum stream duration, the frame size, throttling of audio sent faster than
+real time and a timeout on clients that stop reading their events. A stream takes one of
+``max_streams`` slots only once its handshake is valid, and gives it back at ``done``. Close
+codes are listed in ``CLOSE_CODES``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from emovox.errors import EmovoxError
 from emovox.serving.model_dir import Recognizer
 from emovox.serving.settings import Settings
+from emovox.serving.speakers import SPEAKER_ID, SpeakerStore, UnknownSpeaker, require_adapts
 from emovox.serving.streaming import StreamingRecognizer
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ SLICE_BYTES = 3200  # large frames are pushed 100 ms at a time, yielding to othe
 CLOSE_CODES = {
     1003: "unsupported data (wrong encoding or sample rate, binary where JSON was expected)",
     1007: "malformed JSON",
-    1008: "protocol violation (bad handshake field, unknown command, audio before handshake)",
+    1008: "protocol violation (bad handshake field, unknown speaker, unknown command, audio "
+          "before handshake)",
     1009: "frame larger than max_frame_bytes",
     1013: "too many concurrent streams: try again later",
     4408: "idle: nothing received for idle_timeout seconds",
@@ -71,6 +74,7 @@ class Handshake(BaseModel):
     vad: bool = False
     threshold: Annotated[float, Field(gt=0, le=1)] | None = None
     version: Literal[1] = PROTOCOL_VERSION
+    speaker: Annotated[str, Field(pattern=f"^{SPEAKER_ID}$")] | None = None
 
     @field_validator("encoding")
     @classmethod
@@ -142,12 +146,15 @@ class StreamSlots:
 
 
 class StreamService:
-    """Opens and runs streams for one worker process."""
+    """Opens and runs streams for one worker process (``speakers``: the server's enrolled
+    speakers; None: none)."""
 
-    def __init__(self, recognizer: Recognizer, settings: Settings, slots: StreamSlots):
+    def __init__(self, recognizer: Recognizer, settings: Settings, slots: StreamSlots,
+                 speakers: SpeakerStore | None = None):
         self.recognizer = recognizer
         self.settings = settings
         self.slots = slots
+        self.speakers = speakers
         try:  # a model that cannot stream still serves predictions
             probe = StreamingRecognizer(recognizer, threads=settings.threads)
             self.step_ms: int | None = probe.step_ms
@@ -160,10 +167,19 @@ class StreamService:
         return len(self.slots.held)
 
     def open_stream(self, hello: Handshake) -> StreamingRecognizer:
+        statistics = None
+        if hello.speaker is not None:  # read once: a later DELETE leaves this stream as it is
+            try:
+                require_adapts(self.recognizer)
+                if self.speakers is None:
+                    raise UnknownSpeaker(hello.speaker)
+                statistics = self.speakers.get(hello.speaker).statistics
+            except EmovoxError as exc:
+                raise ClientError(f"handshake field 'speaker': {exc}", 1008) from None
         try:
             return StreamingRecognizer(self.recognizer, sample_rate=hello.sample_rate,
                                        vad=hello.vad, threshold=hello.threshold,
-                                       threads=self.settings.threads)
+                                       threads=self.settings.threads, speaker=statistics)
         except EmovoxError as exc:
             raise ClientError(str(exc), 1003) from None
 
@@ -229,11 +245,12 @@ class _Connection:
     async def _stream(self, hello: Handshake) -> None:
         settings = self.settings
         stream = self.service.open_stream(hello)
+        speaker = {} if hello.speaker is None else {"speaker": hello.speaker}
         await self.send({"type": "ready", "protocol": PROTOCOL_VERSION, "labels": stream.labels,
                          "step_ms": stream.step_ms, "sample_rate": stream.sample_rate,
                          "max_frame_bytes": settings.max_frame_bytes,
                          "max_stream_seconds": settings.max_stream_seconds,
-                         "idle_timeout": settings.idle_timeout})
+                         "idle_timeout": settings.idle_timeout, **speaker})
         started = time.monotonic()
         audio_seconds = 0.0
         bytes_per_second = 2 * stream.sample_rate

@@ -1,5 +1,7 @@
 // The live page: microphone -> AudioWorklet (16 kHz 16-bit PCM) -> WebSocket /v1/stream;
-// step events drive the bars, decisions fill the card and the history.
+// step events drive the bars, decisions fill the card and the history. A model trained with
+// per-speaker normalisation can adapt to the speaker: 20 s read aloud go to POST /v1/speakers,
+// and streams then name the speaker id it answers (kept in this tab's sessionStorage).
 "use strict";
 
 const COLORS = {
@@ -7,9 +9,12 @@ const COLORS = {
   sadness: "#4c8dff", disgust: "#6fbf73", boredom: "#c2a878", surprise: "#ff9f43",
 };
 const RATE = 16000;
+const BLOCK_S = 0.1;  // the worklet's blocks
+const ENROL_S = 20;   // read aloud for this long (or press "Done")
+const SPEAKER_KEY = "emovox-speaker";
 const $ = (id) => document.getElementById(id);
-const state = { ws: null, ctx: null, media: null, node: null, queue: [], ready: false,
-                labels: [], running: false, started: 0 };
+const state = { ws: null, mic: null, queue: [], ready: false, labels: [], running: false,
+                adapts: false, speaker: null, enrolling: null };
 
 function token() {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
@@ -36,10 +41,105 @@ async function loadModel() {
   }
   const model = (await res.json()).models[0];
   state.labels = model.labels;
+  state.adapts = Boolean(model.adapts);
   $("model").textContent = `model ${model.id} · ${model.labels.length} emotions` +
     (model.streaming ? "" : " · cannot stream");
   drawBars(Object.fromEntries(model.labels.map((l) => [l, 0])));
+  $("enrol").hidden = !state.adapts;
+  await restoreSpeaker();
   return true;
+}
+
+// ---- adapting to the speaker ----------------------------------------------------------------
+function adaptation(text, on) {
+  $("adaptation").hidden = false;
+  $("adaptation").dataset.state = on ? "on" : "off";
+  $("adaptation").textContent = text;
+}
+
+function useSpeaker(info) {
+  state.speaker = info ? info.speaker : null;
+  if (info) {
+    sessionStorage.setItem(SPEAKER_KEY, info.speaker);
+    adaptation(`Adapted to your voice (${info.seconds_of_speech.toFixed(1)} s of speech); ` +
+               "streams use it.", true);
+    $("enrol").textContent = "Forget my voice";
+  } else {
+    sessionStorage.removeItem(SPEAKER_KEY);
+    adaptation(`Not adapted to your voice yet: press "Adapt to my voice" and read for ` +
+               `${ENROL_S} s.`, false);
+    $("adaptation").hidden = !state.adapts;  // a model that cannot adapt: nothing to say
+    $("enrol").textContent = "Adapt to my voice";
+  }
+}
+
+async function restoreSpeaker() {
+  const id = sessionStorage.getItem(SPEAKER_KEY);
+  if (!state.adapts || !id) return useSpeaker(null);
+  const res = await fetch(`/v1/speakers/${encodeURIComponent(id)}`, { headers: headers() });
+  useSpeaker(res.ok ? await res.json() : null);  // 404: deleted or expired
+}
+
+function wavFile(blocks) {
+  // 16-bit mono PCM WAV of the worklet's blocks
+  const samples = blocks.reduce((n, b) => n + b.byteLength, 0);
+  const out = new DataView(new ArrayBuffer(44 + samples));
+  const text = (at, s) => [...s].forEach((c, i) => out.setUint8(at + i, c.charCodeAt(0)));
+  text(0, "RIFF"); out.setUint32(4, 36 + samples, true); text(8, "WAVE");
+  text(12, "fmt "); out.setUint32(16, 16, true); out.setUint16(20, 1, true);
+  out.setUint16(22, 1, true); out.setUint32(24, RATE, true); out.setUint32(28, 2 * RATE, true);
+  out.setUint16(32, 2, true); out.setUint16(34, 16, true);
+  text(36, "data"); out.setUint32(40, samples, true);
+  let at = 44;
+  for (const block of blocks) {
+    new Uint8Array(out.buffer, at, block.byteLength).set(new Uint8Array(block));
+    at += block.byteLength;
+  }
+  return out.buffer;
+}
+
+async function enrol() {
+  if (state.running) stop();
+  const blocks = [];
+  let finish;
+  const done = new Promise((resolve) => { finish = resolve; });
+  const mic = await openMicrophone((pcm) => {
+    blocks.push(pcm);
+    const left = Math.max(0, ENROL_S - blocks.length * BLOCK_S);
+    $("enrol-left").textContent = `${left.toFixed(0)} s left; press Done when you have read it.`;
+    if (left <= 0) finish();
+  });
+  state.enrolling = { finish };
+  $("enrolment").hidden = false;
+  $("enrol").textContent = "Done";
+  $("enrol").classList.add("recording");
+  $("toggle").disabled = true;
+  status("Recording your voice…");
+  await done;
+  mic.close();
+  state.enrolling = null;
+  $("enrolment").hidden = true;
+  $("enrol").classList.remove("recording");
+  $("toggle").disabled = false;
+  status("Adapting…");
+  const res = await fetch("/v1/speakers", {
+    method: "POST", body: wavFile(blocks), headers: { ...headers(), "Content-Type": "audio/wav" },
+  });
+  const out = await res.json();
+  if (res.status !== 201) {
+    useSpeaker(null);
+    status(`Not adapted: ${out.error}`, true);
+    return;
+  }
+  useSpeaker(out);
+  status("Adapted. Press start and speak.");
+}
+
+async function forget() {
+  const id = state.speaker;
+  useSpeaker(null);
+  await fetch(`/v1/speakers/${encodeURIComponent(id)}`, { method: "DELETE", headers: headers() });
+  status("Your voice is forgotten.");
 }
 
 function drawBars(probabilities) {
@@ -65,8 +165,10 @@ function showDecision(event) {
   card.dataset.state = "decided";
   $("decision-label").textContent = event.label;
   $("decision-label").style.color = COLORS[event.label] || "";
+  const adapted = event.adapted ? ` · adapted (${event.adaptation})` : "";
   $("decision-detail").textContent = `${Math.round(100 * event.confidence)}% confident · ` +
-    `decided after ${event.time.toFixed(2)} s of audio` + (event.forced ? " (at the end)" : "");
+    `decided after ${event.time.toFixed(2)} s of audio` + (event.forced ? " (at the end)" : "") +
+    adapted;
   drawBars(event.probabilities);
   const item = document.createElement("li");
   item.className = "decision-item";
@@ -85,7 +187,7 @@ function onEvent(event) {
       state.ready = true;
       state.labels = event.labels;
       for (const buf of state.queue.splice(0)) state.ws.send(buf);
-      status("Listening…");
+      status(event.speaker ? "Listening, adapted to your voice…" : "Listening…");
       break;
     case "utterance_start":
       $("decision").dataset.state = "listening";
@@ -108,6 +210,7 @@ function onEvent(event) {
       break;
     case "error":
       status(`Server: ${event.error}`, true);
+      if (event.error.startsWith("handshake field 'speaker'")) useSpeaker(null);  // expired
       break;
     case "done":
       state.ws.close(1000);
@@ -121,7 +224,9 @@ function connect(vad) {
   if (token()) protocols.push(`bearer.${token()}`);
   const ws = new WebSocket(`${scheme}://${location.host}/v1/stream`, protocols);
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ws.send(JSON.stringify({ sample_rate: RATE, encoding: "pcm_s16le", vad }));
+  const hello = { sample_rate: RATE, encoding: "pcm_s16le", vad };
+  if (state.speaker) hello.speaker = state.speaker;
+  ws.onopen = () => ws.send(JSON.stringify(hello));
   ws.onmessage = (m) => onEvent(JSON.parse(m.data));
   ws.onclose = (e) => {
     if (state.running) stop(false);
@@ -130,24 +235,38 @@ function connect(vad) {
   return ws;
 }
 
-async function start() {
-  state.queue = [];
-  state.ready = false;
-  state.media = await navigator.mediaDevices.getUserMedia({
+async function openMicrophone(onBlock) {
+  // the microphone as 16 kHz 16-bit PCM blocks of 100 ms; close() releases it
+  const media = await navigator.mediaDevices.getUserMedia({
     audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false,
              autoGainControl: false },
   });
-  state.ctx = new AudioContext();
-  await state.ctx.audioWorklet.addModule("/static/worklet.js");
-  const source = state.ctx.createMediaStreamSource(state.media);
-  state.node = new AudioWorkletNode(state.ctx, "pcm16-resampler",
+  const ctx = new AudioContext();
+  await ctx.audioWorklet.addModule("/static/worklet.js");
+  const source = ctx.createMediaStreamSource(media);
+  const node = new AudioWorkletNode(ctx, "pcm16-resampler",
                                     { processorOptions: { targetRate: RATE } });
-  state.node.port.onmessage = ({ data }) => {
+  node.port.onmessage = ({ data }) => {
     $("level").style.width = `${Math.min(100, 300 * data.rms)}%`;
-    if (state.ready && state.ws.readyState === WebSocket.OPEN) state.ws.send(data.pcm);
-    else if (state.queue.length < 100) state.queue.push(data.pcm);  // at most 10 s before ready
+    onBlock(data.pcm);
   };
-  source.connect(state.node);
+  source.connect(node);
+  return {
+    close() {
+      media.getTracks().forEach((t) => t.stop());
+      ctx.close();
+      $("level").style.width = "0";
+    },
+  };
+}
+
+async function start() {
+  state.queue = [];
+  state.ready = false;
+  state.mic = await openMicrophone((pcm) => {
+    if (state.ready && state.ws.readyState === WebSocket.OPEN) state.ws.send(pcm);
+    else if (state.queue.length < 100) state.queue.push(pcm);  // at most 10 s before ready
+  });
   state.ws = connect($("vad").checked);
   state.running = true;
   $("toggle").textContent = "Stop";
@@ -160,14 +279,13 @@ async function start() {
 
 function stop(sendEnd = true) {
   state.running = false;
-  if (state.media) state.media.getTracks().forEach((t) => t.stop());
-  if (state.ctx) state.ctx.close();
+  if (state.mic) state.mic.close();
+  state.mic = null;
   if (sendEnd && state.ws && state.ws.readyState === WebSocket.OPEN) {
     state.ws.send(JSON.stringify({ type: "end" }));
   }
   $("toggle").textContent = "Start microphone";
   $("toggle").classList.remove("recording");
-  $("level").style.width = "0";
   status("Stopped.");
 }
 
@@ -181,6 +299,14 @@ $("toggle").addEventListener("click", async () => {
     await start();
   } catch (err) {
     status(`Cannot start: ${err.message}`, true);
+  }
+});
+$("enrol").addEventListener("click", async () => {
+  if (state.enrolling) return state.enrolling.finish();
+  try {
+    await (state.speaker ? forget() : enrol());
+  } catch (err) {
+    status(`Cannot adapt: ${err.message}`, true);
   }
 });
 $("token").addEventListener("change", loadModel);
