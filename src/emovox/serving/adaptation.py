@@ -24,7 +24,7 @@ statistics). No PyTorch here: ``emovox predict`` on an ONNX export adapts withou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,27 +54,38 @@ def speech_seconds(wave: np.ndarray, sample_rate: int, gate: GateConfig | None =
     return speech * judge.frame / sample_rate
 
 
-def enrolment(runtime: Runtime, paths: list[str], max_seconds: float = MAX_SECONDS,
-              gate: GateConfig | None = None) -> SpeakerStatistics:
-    """The speaker's statistics from earlier recordings of them (files, or directories of
-    them): the frames of each whole recording, as offline extraction makes them. A recording
-    without speech, or less than :data:`MIN_ENROLMENT_S` of speech in all, is refused."""
+def enrolment_of(runtime: Runtime, recordings: Iterable[tuple[str | Path, np.ndarray]],
+                 gate: GateConfig | None = None) -> tuple[SpeakerStatistics, float]:
+    """One speaker's statistics from ``(name, wave)`` recordings of them, taken one at a time
+    (each wave can be freed before the next is decoded), and the seconds of speech they hold:
+    the frames of each whole recording, as offline extraction makes them. A recording without
+    speech, or less than :data:`MIN_ENROLMENT_S` of speech in all, is refused naming it."""
     require_speaker_normalisation(runtime.normalise)
-    files = [f for p in paths for f in (audio_files(p) if Path(p).is_dir() else [Path(p)])]
     statistics = SpeakerStatistics(runtime.extractor.dim)
-    speech = 0.0
-    for path in files:
-        wave = load_audio(path, runtime.sample_rate, max_seconds=max_seconds)
+    speech, names = 0.0, []
+    for name, wave in recordings:
         heard = speech_seconds(wave, runtime.sample_rate, gate)
         if not heard:
-            raise AudioError(path, "no speech in this enrolment recording (the streams' speech "
+            raise AudioError(name, "no speech in this enrolment recording (the streams' speech "
                              "gate heard none)")
         speech += heard
+        names.append(str(name))
         statistics.add(runtime.extractor.extract_long(wave))
     if speech < MIN_ENROLMENT_S:
-        raise ConfigError(f"{', '.join(paths)}: {speech:.1f} s of speech in the enrolment; "
-                          f"it needs at least {MIN_ENROLMENT_S:g} s")
-    return statistics
+        raise ConfigError(f"{', '.join(names) or 'enrolment'}: {speech:.1f} s of speech in the "
+                          f"enrolment; it needs at least {MIN_ENROLMENT_S:g} s")
+    return statistics, speech
+
+
+def enrolment(runtime: Runtime, paths: list[str], max_seconds: float = MAX_SECONDS,
+              gate: GateConfig | None = None) -> SpeakerStatistics:
+    """``--enrol``: the speaker's statistics from earlier recordings of them (files, or
+    directories of them), read one at a time (:func:`enrolment_of`)."""
+    files = [f for p in paths for f in (audio_files(p) if Path(p).is_dir() else [Path(p)])]
+    require_speaker_normalisation(runtime.normalise)
+    waves = ((path, load_audio(path, runtime.sample_rate, max_seconds=max_seconds))
+             for path in files)
+    return enrolment_of(runtime, waves, gate)[0]
 
 
 def one_speaker(path: str) -> None:

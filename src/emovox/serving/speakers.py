@@ -22,7 +22,6 @@ renews it). A full store refuses a new enrolment (507) rather than evicting some
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import os
 import re
@@ -35,22 +34,19 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.errors import AudioError, EmovoxError
+from emovox.errors import EmovoxError
 from emovox.features import SpeakerStatistics
 from emovox.io import atomic_write
+from emovox.serving.adaptation import enrolment_of
 from emovox.serving.model_dir import Recognizer
-from emovox.serving.streaming import GateConfig, SpeechGate
+from emovox.serving.streaming import SHRINKAGE_FRAMES
 
-#: Speech an enrolment must hold, all its recordings together (as ``emovox stream --enrol``).
-MIN_ENROLMENT_S = 3.0
 #: Bytes of randomness in a speaker id (``secrets.token_urlsafe``: 22 characters).
 ID_BYTES = 16
 SPEAKER_ID = r"[A-Za-z0-9_-]{22}"
 _SPEAKER_ID = re.compile(SPEAKER_ID)
 SUFFIX = ".npz"
 LOCK = ".lock"
-#: Gate frames judged at once (30 s of audio): bounded memory on long recordings.
-GATE_BLOCK = 1000
 
 
 class UnknownSpeaker(EmovoxError):
@@ -79,47 +75,17 @@ def require_adapts(recognizer: Recognizer) -> None:
                           "needs per-speaker normalisation (features.normalise: speaker)")
 
 
-def speech_seconds(wave: np.ndarray, sample_rate: int, gate: GateConfig | None = None) -> float:
-    """Seconds of ``wave`` that a stream's speech gate (``gate``, default settings) calls
-    speech."""
-    judge = SpeechGate(gate or GateConfig(), sample_rate)
-    n = len(wave) // judge.frame
-    frames = wave[: n * judge.frame].reshape(n, judge.frame)
-    speech = sum(int(judge.judge(frames[i : i + GATE_BLOCK])[0].sum())
-                 for i in range(0, n, GATE_BLOCK))
-    return speech * judge.frame / sample_rate
-
-
 def enrolment(recognizer: Recognizer, recordings: Iterable[tuple[str, np.ndarray]]
               ) -> tuple[SpeakerStatistics, float]:
-    """One speaker's statistics from ``(name, wave)`` recordings of them, taken one at a time
-    (each wave can be freed before the next is decoded), and the seconds of speech they hold.
-    A recording without speech, or too little speech in all, is refused with its name."""
+    """One speaker's statistics and seconds of speech (``adaptation.enrolment_of``, the rule
+    ``emovox predict --enrol`` follows); a model that does not adapt is refused (409)."""
     require_adapts(recognizer)
-    extractor = recognizer.trained.extractor
-    statistics = SpeakerStatistics(extractor.dim)
-    speech, names = 0.0, []
-    for name, wave in recordings:
-        heard = speech_seconds(wave, recognizer.sample_rate)
-        if not heard:
-            raise AudioError(name, "no speech in this enrolment recording (the streams' speech "
-                             "gate heard none)")
-        speech += heard
-        names.append(name)
-        statistics.add(extractor.extract_long(wave))
-    if speech < MIN_ENROLMENT_S:
-        raise EmovoxError(f"{', '.join(names) or 'enrolment'}: {speech:.1f} s of speech; an "
-                          f"enrolment needs at least {MIN_ENROLMENT_S:g} s")
-    return statistics, speech
+    return enrolment_of(recognizer, recordings)
 
 
 def for_speaker(recognizer: Recognizer, statistics: SpeakerStatistics) -> Recognizer:
-    """The model normalising with one speaker's statistics (``experiments.streamers.enrol``)."""
-    from emovox.experiments.streamers import enrol
-
-    adapted = copy.copy(recognizer)
-    adapted.trained = enrol(recognizer.trained, recognizer.config.features.normalise, statistics)
-    return adapted
+    """The model normalising with one speaker's statistics, shrunk as streams shrink them."""
+    return recognizer.for_speaker(statistics, SHRINKAGE_FRAMES)
 
 
 @dataclass
