@@ -10,6 +10,9 @@ machine's CPUs); ``cpus``: CPUs per task (default 1). A process that already cal
 Results travel back to the driver, which writes every output (the runner writes each finished
 fold's ``result.json`` as it arrives), so a killed driver resumes the finished folds exactly as
 with processes. Objects that many jobs share (the dataset) are put in Ray's object store once.
+Each task's result is fetched as soon as it ends and the node that ran it is logged (INFO), so
+a node lost mid-run costs only the tasks it was running: Ray reruns them on the nodes left
+(its default three retries). A head node that stops answering ends the run with one line.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from emovox.errors import ConfigError, EmovoxError
 
+log = logging.getLogger(__name__)
 KEYS = {"backend", "address", "cpus"}
 #: Job elements sent by value even when shared (cheap to copy, often equal by identity).
 _SCALARS = (int, float, str, bool, bytes, type(None))
@@ -61,12 +65,14 @@ def _connect(address: str) -> Any:
     return ray
 
 
-def _run_batch(fn: Callable[[Any], Any], arity: int, *flat: Any) -> list:
+def _run_batch(fn: Callable[[Any], Any], arity: int, *flat: Any) -> tuple[str, list]:
     """A task: ``fn`` over its batch of jobs, rebuilt from the flat arguments (Ray resolves the
-    object references among them)."""
+    object references among them); returns the id of the node that ran it and the results."""
+    import ray
+
     jobs = [tuple(flat[i : i + arity]) for i in range(0, len(flat), arity)] if arity \
         else list(flat)
-    return [fn(job) for job in jobs]
+    return ray.get_runtime_context().get_node_id(), [fn(job) for job in jobs]
 
 
 def _flatten(ray: Any, jobs: list) -> tuple[int, list[list]]:
@@ -106,8 +112,7 @@ def imap(fn: Callable[[Any], Any], jobs: list, spec: dict, chunksize: int = 1) -
             for i in range(0, len(flat), chunksize)]
     gcs = ray.get_runtime_context().gcs_address
     try:
-        for ref in refs:
-            yield from _get(ray, ref, gcs)
+        yield from _in_order(ray, refs, gcs)
     except ClusterGone:
         raise
     except BaseException:
@@ -121,21 +126,40 @@ def _gone(reason: str) -> ClusterGone:
                        "kept — rerun the same command to resume")
 
 
-def _get(ray: Any, ref: Any, gcs: str) -> list:
-    """The task's result; a cluster whose control service (GCS) stops answering fails within
-    seconds instead of blocking (Ray itself would end the process a minute later)."""
+def _in_order(ray: Any, refs: list, gcs: str) -> Iterator[Any]:
+    """The tasks' results in submission order, each fetched as soon as its task ends and held
+    here until its turn: a node that dies later takes no finished result with it. A task's
+    error is raised at its turn, as the process pool does. A cluster whose control service
+    (GCS) stops answering fails within seconds instead of blocking (Ray itself would end the
+    process a minute later)."""
+    turn = {ref: i for i, ref in enumerate(refs)}
+    pending, fetched = list(refs), {}
+    for i in range(len(refs)):
+        while i not in fetched:
+            if not ray.wait(pending, num_returns=1, timeout=5)[0]:
+                if not _reachable(gcs):
+                    raise _gone(f"its head at {gcs} no longer answers")
+                continue
+            ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0)
+            for ref in ready:
+                fetched[turn[ref]] = _fetch(ray, ref, f"task {turn[ref] + 1} of {len(refs)}")
+        outcome = fetched.pop(i)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        yield from outcome
+
+
+def _fetch(ray: Any, ref: Any, name: str) -> list | BaseException:
+    """A finished task's results, or the exception to raise at its turn: what the job itself
+    raised, or :class:`ClusterGone` when Ray gave up on it (its node died once too often)."""
     from ray.exceptions import RayError, RayTaskError
 
-    while not ray.wait([ref], timeout=5)[0]:
-        if not _reachable(gcs):
-            raise _gone(f"its head at {gcs} no longer answers")
     try:
-        return ray.get(ref)
-    except RayTaskError as exc:  # the job itself failed: raise what it raised
-        cause = exc.cause if isinstance(exc.cause, BaseException) else None
-        if cause is None:
-            raise
-        raise cause from None
+        node, results = ray.get(ref)
+    except RayTaskError as exc:
+        return exc.cause if isinstance(exc.cause, BaseException) else exc
     except RayError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise _gone(f"{type(exc).__name__}: {first}") from None
+        return _gone(f"{type(exc).__name__}: {first}")
+    log.info("ray: %s ran on node %s", name, node)
+    return results

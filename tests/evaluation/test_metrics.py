@@ -16,6 +16,7 @@ from emovox.evaluation.metrics import (
     ccc,
     classification_metrics,
     confusion,
+    format_summary,
     per_class_recall,
     regression_metrics,
     summarise,
@@ -60,3 +61,29 @@ def test_summarise():
     assert s["uar"]["mean"] == pytest.approx(0.6)
     assert s["uar"]["std"] == pytest.approx(0.1)
     assert s["wa"]["values"] == [0.6, 0.8]
+
+
+def test_summarise_leaves_out_runs_where_a_metric_is_undefined():
+    """Missing, None and NaN are one thing: undefined in that run (AUC on a one-class test set,
+    the recall of an absent class, Pearson r of constant predictions)."""
+    s = summarise([{"uar": 0.5, "auc": 0.9, "r": 0.2},
+                   {"uar": 0.7, "r": float("nan")},
+                   {"uar": 0.9, "auc": 0.7, "r": None},
+                   {"uar": 0.3, "auc": None, "r": 0.4, "late": 1.0}])
+    assert list(s) == ["uar", "auc", "r", "late"]  # first-seen order
+    assert s["auc"]["values"] == [0.9, None, 0.7, None]  # aligned with the runs
+    assert s["auc"]["mean"] == pytest.approx(0.8) and s["auc"]["std"] == pytest.approx(0.1)
+    assert s["r"]["values"] == [0.2, None, None, 0.4]
+    assert s["r"]["mean"] == pytest.approx(0.3)
+    assert s["late"] == {"mean": 1.0, "std": 0.0, "values": [None, None, None, 1.0]}
+    assert s["uar"]["std"] == pytest.approx(np.std([0.5, 0.7, 0.9, 0.3]))
+
+
+def test_summarise_a_metric_no_run_defines():
+    s = summarise([{"recall": None}, {"recall": float("nan")}])
+    assert np.isnan(s["recall"]["mean"]) and np.isnan(s["recall"]["std"])
+    assert s["recall"]["values"] == [None, None]
+
+
+def test_format_summary():
+    assert format_summary(0.51249, 0.0341) == "0.512 ± 0.034"

@@ -56,7 +56,7 @@ def test_models_lists_bundled_and_user_directories(tmp_path, capsys):
     assert mine["path"] == str(user) and not mine["bundled"]
     assert mine["size_bytes"] == bundled["size_bytes"]
     (tmp_path / "empty").mkdir()
-    assert main(["models", str(tmp_path / "empty")]) == 1
+    assert main(["models", str(tmp_path / "empty")]) == 2  # a folder without models is bad input
     assert "no model directory" in _lines(capsys)[1]["error"]
 
 

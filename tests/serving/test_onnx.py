@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from emovox.audio import load_audio
+from emovox.early.decisions import TERMINATE, stop_rule
 from emovox.early.reinforce import greedy_decisions, step_frames
 from emovox.errors import EmovoxError
 from emovox.experiments.config import build_config
-from emovox.models.emorl import TERMINATE
 from emovox.serving.model_dir import Recognizer, train_and_save
 from emovox.serving.onnx_export import export_onnx
 from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream
@@ -111,8 +111,9 @@ def _stream(stream, wave, chunk):
 
 
 def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
-    """Audio streamed in chunks through step.onnx: every step's probabilities and action equal
-    the PyTorch agent's on the same frames, and the decision equals its offline greedy one."""
+    """Audio streamed in chunks through step.onnx: every step's probabilities, action logits and
+    stop equal the PyTorch agent's on the same frames, and the decision equals its offline
+    greedy one."""
     rec = Recognizer(trained["emorl"])
     onnx = OnnxRecognizer(exported["emorl"][1], threads=1)
     agent = rec.trained.members[0]
@@ -126,7 +127,8 @@ def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
         with torch.no_grad():
             out = agent.steps(torch.from_numpy(feats[None]), torch.tensor([len(feats)]), step)
         proba = torch.softmax(out["class_logits"][0], -1).numpy()
-        stop = (out["action_logits"][0].argmax(-1) == TERMINATE).numpy()
+        actions = out["action_logits"][0].numpy()
+        stop = actions.argmax(-1) == TERMINATE
         read, exists = out["read"][0].numpy(), out["exists"][0].numpy()
         offline = greedy_decisions(agent, SequenceSet([feats], np.zeros(1, int)), step,
                                    frame_rate, params.max_steps)
@@ -134,15 +136,16 @@ def test_emorl_steps_and_decisions_match_torch(trained, exported, emodb):
             stream = OnnxStream(onnx)
             steps = _stream(stream, wave, chunk)
             assert len(steps) == int(exists.sum()) > 1
-            for s in steps:
-                assert np.abs(s.probabilities - proba[s.step]).max() < TOL
-                assert s.stop == bool(stop[s.step])
-                assert s.seconds == pytest.approx(read[s.step] / frame_rate, abs=1e-6)
+            for k, s in enumerate(steps):
+                assert np.abs(s.proba - proba[k]).max() < TOL
+                assert np.abs(s.actions - actions[k]).max() < TOL
+                assert stop_rule(s.proba, None, s.actions) == stop[k]
+                assert s.seconds == pytest.approx(read[k] / frame_rate, abs=1e-6)
             decision = stream.decision
-            assert decision.step == int(offline.step[0])
+            assert stream.decided == int(offline.step[0])
             assert stream.forced == bool(offline.forced[0])
             assert decision.seconds == pytest.approx(float(offline.seconds[0]), abs=1e-6)
-            assert np.abs(decision.probabilities - offline.proba[0]).max() < TOL
+            assert np.abs(decision.proba - offline.proba[0]).max() < TOL
         decided_early += not stream.forced
     assert decided_early  # the agent's action, not only the forced end, is exercised
 
@@ -157,16 +160,17 @@ def test_gru_baseline_steps_match_prefixes(trained, exported, emodb):
         rows = _features(rec, load_audio(emodb / "wav" / f"{file}.wav"))
         stream = OnnxStream(onnx, threshold=0.6)
         steps = stream.push_rows(rows, final=True)
-        read = [min((s.step + 1) * stream.step_frames, len(rows)) for s in steps]
+        read = [min((k + 1) * stream.step_frames, len(rows)) for k in range(len(steps))]
         assert read[-1] == len(rows)
         wants = []
         with torch.no_grad():
             for step, n in zip(steps, read, strict=True):
                 wants.append(torch.softmax(net(torch.from_numpy(rows[None, :n]),
                                                torch.tensor([n])), -1)[0].numpy())
-                assert np.abs(step.probabilities - wants[-1]).max() < TOL
+                assert np.abs(step.proba - wants[-1]).max() < TOL
+                assert step.actions is None  # no agent: the threshold decides
         first = next((k for k, w in enumerate(wants) if w.max() >= 0.6), len(wants) - 1)
-        assert stream.decision.step == first
+        assert stream.decided == first
         assert stream.forced == (wants[first].max() < 0.6)
 
 

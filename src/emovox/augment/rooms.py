@@ -105,7 +105,9 @@ def audio_files(directory: str | Path) -> list[Path]:
 @lru_cache(maxsize=8)
 def recorded_rooms(directory: str) -> tuple[np.ndarray, ...]:
     """Measured RIRs from a directory of audio files."""
-    return tuple(align_direct_path(load_audio(p)) for p in audio_files(directory))
+    # an impulse response may be shorter than the shortest speech that is labelled
+    return tuple(align_direct_path(load_audio(p, min_seconds=0.0))
+                 for p in audio_files(directory))
 
 
 def fingerprint(signal: np.ndarray) -> str:

@@ -2,7 +2,9 @@
 
 Every early-decision method here (EmoRL, a confidence threshold, a fixed prefix) produces, at each
 decision step k, class probabilities and whether to stop; the decision is taken at the first step
-that says stop, or forced at the last step that exists.
+that says stop, or forced at the last step that exists. Offline (:func:`decide`, batches) and
+streaming (a :class:`Step` at a time, PyTorch or ONNX) read the same :func:`stop_rule`. Nothing
+here imports PyTorch: the ONNX runtime streams with it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from emovox.evaluation.metrics import uar
-from emovox.models.emorl import TERMINATE
+
+#: The agent's actions: the indices of its policy's logits.
+WAIT, TERMINATE = 0, 1
+
+
+@dataclass
+class Step:
+    """One decision step of a streamed utterance."""
+
+    #: Seconds of the utterance's audio the model had read.
+    seconds: float
+    proba: np.ndarray
+    #: The agent's action logits (wait, terminate), or None for models without an agent.
+    actions: np.ndarray | None = None
 
 
 @dataclass

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from emovox.early.decisions import Decisions, decide, stop_rule
-from emovox.models.emorl import TERMINATE, EmoRL
+from emovox.early.decisions import TERMINATE, Decisions, decide, stop_rule
+from emovox.models.emorl import EmoRL
 from emovox.schema import bounded
 from emovox.training.checkpoint import Checkpoint
 from emovox.training.data import SequenceSet, batches

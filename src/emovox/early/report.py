@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
-
+from emovox.evaluation.metrics import format_summary, summarise
 from emovox.io import atomic_write, atomic_write_text
 
 NAMES = {
@@ -18,20 +17,10 @@ NAMES = {
 KEYS = ("auc", "accuracy", "uar", "fraction", "speedup", "latency_s")
 
 
-def _summary(rows: list[dict]) -> dict[str, dict]:
-    out = {}
-    for key in [k for k in rows[0] if isinstance(rows[0][k], int | float)]:
-        values = [float(r[key]) for r in rows if key in r]
-        out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                    "values": values}
-    return out
-
-
 def _curve(extras: list[dict], name: str, x: str) -> list[dict]:
     """Mean over runs of each point of a curve (points are aligned by position)."""
     points = zip(*(e["curves"][name] for e in extras), strict=True)
-    return [{k: float(np.mean([p[k] for p in group if k in p]))
-             for k in group[0] if all(k in p for p in group)} | {x: group[0][x]}
+    return [{k: s["mean"] for k, s in summarise(list(group)).items()} | {x: group[0][x]}
             for group in points]
 
 
@@ -39,7 +28,7 @@ def early_report(out: Path, name: str, protocol: str, step_ms: float, extras: li
                  ) -> tuple[dict, str]:
     """The ``early`` block of metrics.json and the section of report.md (also written alone as
     ``early.md``), with ``early.png``, from each fold's early-decision results."""
-    methods = {m: _summary([e["early"][m] for e in extras]) for m in extras[0]["early"]}
+    methods = {m: summarise([e["early"][m] for e in extras]) for m in extras[0]["early"]}
     prefix, threshold = _curve(extras, "prefix", "p"), _curve(extras, "threshold", "theta")
     early = {"methods": methods, "prefix_curve": prefix, "threshold_curve": threshold,
              "step_ms": step_ms}
@@ -62,7 +51,7 @@ def early_report(out: Path, name: str, protocol: str, step_ms: float, extras: li
         "|---" * (len(cols) + 1) + "|",
     ]
     for label, s in rows:
-        cells = [f"{s[k]['mean']:.3f} ± {s[k]['std']:.3f}" if s[k]["std"] else
+        cells = [format_summary(s[k]["mean"], s[k]["std"]) if s[k]["std"] else
                  f"{s[k]['mean']:.3f}" for k in cols]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "![AUC against fraction heard](early.png)", ""]

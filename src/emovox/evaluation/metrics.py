@@ -1,4 +1,5 @@
-"""Metrics of the SER literature, and their mean ± std over folds and seeds."""
+"""Metrics of the SER literature, and their mean ± std over folds and seeds (the one
+place they are aggregated)."""
 
 from __future__ import annotations
 
@@ -95,12 +96,25 @@ def dimensional_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     return out
 
 
-def summarise(per_run: list[dict[str, float]]) -> dict[str, dict]:
-    """{metric: {mean, std, values}} over runs (folds × seeds), in run order."""
-    keys = [k for k in per_run[0] if all(k in r for r in per_run)]
+def summarise(per_run: list[dict[str, float | None]]) -> dict[str, dict]:
+    """{metric: {mean, std, values}} over runs (folds × seeds), ``values`` in run order: the one
+    aggregation over folds, behind metrics.json, the early-decision table and study summaries.
+
+    A metric is undefined in a run that lacks it or where it is None or NaN (the recall of a
+    class the fold's test speakers lack, AUC on a one-class test set, Pearson r of constant
+    predictions): such runs are left out of its mean and std (NaN when no run defines it) and
+    are None in ``values``."""
     out = {}
-    for key in keys:
-        values = [float(r[key]) for r in per_run]
-        out[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                    "values": values}
+    for key in dict.fromkeys(k for run in per_run for k in run):  # first-seen order
+        values = np.array([run.get(key) for run in per_run], dtype=float)  # None -> NaN
+        defined = ~np.isnan(values)
+        out[key] = {"mean": float(np.nanmean(values)) if defined.any() else float("nan"),
+                    "std": float(np.nanstd(values)) if defined.any() else float("nan"),
+                    "values": [float(v) if ok else None for v, ok in zip(values, defined,
+                                                                          strict=True)]}
     return out
+
+
+def format_summary(mean: float, std: float) -> str:
+    """How every report prints a metric summarised over runs: ``0.512 ± 0.034``."""
+    return f"{mean:.3f} ± {std:.3f}"

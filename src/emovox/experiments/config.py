@@ -133,7 +133,10 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
             if "=" not in item:
                 raise ConfigError(f"override {item!r} is not key=value")
             key, raw = item.split("=", 1)
-            items.append((key, yaml.safe_load(raw)))
+            try:
+                items.append((key, yaml.safe_load(raw)))
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"override {item!r}: {yaml_problem(exc)}") from None
     for key, value in items:
         node = data
         parts = key.strip().split(".")
@@ -145,6 +148,12 @@ def apply_overrides(data: dict, overrides: list[str] | dict[str, Any]) -> dict:
     return data
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line, without PyYAML's multi-line context and caret."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"invalid YAML: {problem}"
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
@@ -152,7 +161,9 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

@@ -96,9 +96,15 @@ def _features(config: ExperimentConfig, manifest: Manifest, extractor: Extractor
                        failures=manifest.problems)
 
 
-def _load_manifest(corpus: CorpusConfig) -> Manifest:
+def check_corpus(corpus: CorpusConfig) -> None:
+    """The corpus a config names — its path, parts, labels and speakers — checked without
+    reading audio: a run calls it before creating anything in its output directory."""
+    _load_manifest(corpus, check_files=False)
+
+
+def _load_manifest(corpus: CorpusConfig, check_files: bool = True) -> Manifest:
     manifest = load_corpus(corpus.format, corpus.path, labels=corpus.labels,
-                           on_error=corpus.on_error, **corpus.options)
+                           on_error=corpus.on_error, check_files=check_files, **corpus.options)
     if corpus.speakers:
         manifest = manifest.with_speakers(corpus.speakers)
         if len(manifest) == 0:

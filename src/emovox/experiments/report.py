@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.evaluation.metrics import confusion, per_class_recall, summarise
+from emovox.evaluation.metrics import confusion, format_summary, per_class_recall, summarise
 from emovox.evaluation.plots import plot_confusion, plot_violins
 from emovox.experiments.config import ExperimentConfig
 from emovox.experiments.methods.base import FoldResult, Scores, make_method
@@ -34,7 +34,7 @@ def protocol_line(config: ExperimentConfig, n_folds: int) -> str:
 
 
 def fmt(entry: dict) -> str:
-    return f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+    return format_summary(entry["mean"], entry["std"])
 
 
 def _header(config: ExperimentConfig, labels: list[str], results: list[FoldResult],
@@ -65,18 +65,9 @@ def _categorical(labels: list[str], runs: list[tuple[FoldResult, Scores]]) -> di
     for _, scores in runs:
         y = np.array([index[p["true"]] for p in scores.predictions])
         yhat = np.array([index[p["pred"]] for p in scores.predictions])
-        recalls.append(per_class_recall(y, yhat, len(labels)))
+        recalls.append(dict(zip(labels, per_class_recall(y, yhat, len(labels)), strict=True)))
         matrix += confusion(y, yhat, len(labels))
-    recalls_arr = np.array(recalls)
-    return {
-        "per_class_recall": {
-            label: {"mean": float(np.nanmean(recalls_arr[:, i])),
-                    "std": float(np.nanstd(recalls_arr[:, i])),
-                    "values": [None if np.isnan(v) else float(v) for v in recalls_arr[:, i]]}
-            for i, label in enumerate(labels)
-        },
-        "confusion": matrix.tolist(),
-    }
+    return {"per_class_recall": summarise(recalls), "confusion": matrix.tolist()}
 
 
 def _predictions_csv(path: Path, labels: list[str], dims: list[str] | None,
@@ -128,7 +119,8 @@ def _markdown(config: ExperimentConfig, metrics: dict, runs: list[tuple[FoldResu
     lines += ["", "Per run:", "", "| seed | fold | test | valid | " + " | ".join(keys) + " |",
               "|---" * (4 + len(keys)) + "|"]
     for r, scores in runs:
-        values = " | ".join(f"{scores.metrics[k]:.3f}" for k in keys if k in scores.metrics)
+        values = " | ".join(f"{scores.metrics[k]:.3f}" if k in scores.metrics else "—"
+                            for k in keys)  # a metric undefined in this run: see summarise
         lines.append(f"| {r.seed} | {r.fold} | {','.join(r.test_speakers)} | "
                      f"{','.join(r.valid_speakers)} | {values} |")
     figure = "![predicted against true](violin.png)" if dims else \

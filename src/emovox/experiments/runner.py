@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from emovox.errors import ConfigError
 from emovox.experiments.config import ExperimentConfig, build_config, to_dict
-from emovox.experiments.dataset import Dataset, load_dataset, load_test_sets
+from emovox.experiments.dataset import Dataset, check_corpus, load_dataset, load_test_sets
 from emovox.experiments.methods.base import FoldResult, RunContext, Split, fold_dir, make_method
 from emovox.experiments.protocols import Fold, make_folds, write_folds
 from emovox.experiments.report import write_reports
@@ -96,6 +96,7 @@ def run_experiment(config: ExperimentConfig, out: Path, command: str = "",
     """Run (or resume) every fold of every seed and write the report; returns metrics.json.
     ``shared_dir`` holds what runs side by side may reuse (``emovox study`` passes
     ``OUT/shared`` to its variants); a run on its own shares nothing."""
+    check_corpus(config.corpus)  # a missing corpus leaves no output directory behind
     _lock = run_lock(out)  # held until return: one run (and its workers) per directory
     out.mkdir(parents=True, exist_ok=True)
     check_same_config(out / "config.yaml", config)

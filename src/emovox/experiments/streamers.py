@@ -3,10 +3,10 @@
 ``Method.streamer(trained)`` returns a :class:`Streamer` for one trained model (built once, shared
 by every stream of a process). :meth:`Streamer.start` opens the state of one utterance; the
 streaming recogniser feeds it the gated audio with ``push(samples)`` and closes it with
-``finish()``; both return the decision :class:`Step` s completed (class probabilities, the agent's
-action logits if there is an agent, and the seconds of audio the model had heard). The speech
-gate, the events and the stop rule live in ``serving.streaming`` and are the same for every
-kind:
+``finish()``; both return the decision steps completed (``early.decisions.Step``: class
+probabilities, the agent's action logits if there is an agent, and the seconds of audio the model
+had heard). The speech gate and the events live in ``serving.streaming``, the stop rule in
+``early.decisions``; they are the same for every kind:
 
 - :class:`GruStreamer` — a single GRU (``gru_baseline``/``rnn``, EmoRL's agent) on features that
   stream frame for frame: feature state, frame stacker, hidden state and running mean carried
@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from emovox.early.decisions import Step
 from emovox.early.reinforce import EmoRLConfig, step_frames
 from emovox.errors import EmovoxError
 from emovox.features import Extractor, Normaliser, SpeakerStatistics
@@ -42,17 +42,6 @@ from emovox.features.incremental import StreamingFeatures
 
 #: The decision step of models that do not set their own (EmoRL's default).
 STEP_MS = EmoRLConfig().step_ms
-
-
-@dataclass
-class Step:
-    """One decision step of an utterance."""
-
-    #: Seconds of the utterance's audio the model had read.
-    seconds: float
-    proba: np.ndarray
-    #: The agent's action logits (wait, terminate), or None for models without an agent.
-    actions: np.ndarray | None = None
 
 
 class UtteranceStream:

@@ -3,9 +3,10 @@
 A study YAML holds ``name``, ``base`` (an experiment config, inline), ``variants`` (name →
 dotted overrides of the base; a mapping value replaces that whole entry, so change single
 settings with dotted keys such as ``features.name``) and ``tables`` (title → variant names,
-one row each). Each variant runs as an ordinary, resumable experiment in ``OUT/<variant>``;
-``OUT/study.md`` and ``OUT/study.json`` put every variant's metrics on every test set side by
-side, with the relative drop from the clean test to each other test set.
+one row each, all of one task kind; without it, one table per kind). Each variant runs as an
+ordinary, resumable experiment in ``OUT/<variant>``; ``OUT/study.md`` and ``OUT/study.json``
+put every variant's metrics on every test set side by side, with the relative drop from the
+clean test to each other test set.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import shlex
 from pathlib import Path
 
 from emovox.errors import ConfigError
+from emovox.evaluation.metrics import format_summary
 from emovox.experiments.config import apply_overrides, build_config, read_yaml
 from emovox.experiments.runner import run_experiment
 from emovox.io import atomic_write_json, atomic_write_text
@@ -32,12 +34,16 @@ def load_study(path: str | Path) -> dict:
         raise ConfigError(f"{path}: unknown study key(s) {sorted(unknown)}")
     if not data.get("variants"):
         raise ConfigError(f"{path}: a study needs variants")
+    kinds = {name: build_config(apply_overrides(copy.deepcopy(data.get("base") or {}),
+                                                overrides or {})).task.kind
+             for name, overrides in data["variants"].items()}  # fail before anything runs
     for title, rows in (data.get("tables") or {}).items():
         missing = set(rows) - set(data["variants"])
         if missing:
             raise ConfigError(f"{path}: table {title!r} names unknown variant(s) {sorted(missing)}")
-    for overrides in data["variants"].values():  # fail before anything runs
-        build_config(apply_overrides(copy.deepcopy(data.get("base") or {}), overrides or {}))
+        if len({kinds[row] for row in rows}) > 1:
+            raise ConfigError(f"{path}: table {title!r} mixes categorical and dimensional "
+                              "variants (different columns); give each kind its own table")
     return data
 
 
@@ -80,13 +86,24 @@ def _headline(metrics: dict) -> dict:
             for test, m in tests.items()}
 
 
+def _tables_by_kind(variants: dict) -> dict[str, list[str]]:
+    """Without ``tables``: every variant in one table, or one table per task kind (their
+    columns differ)."""
+    kinds = {n: "Dimensional" if set(v["clean"]) <= set(DIMENSIONAL) else "Categorical"
+             for n, v in variants.items()}
+    if len(set(kinds.values())) == 1:
+        return {"All variants": list(variants)}
+    return {f"{kind} variants": [n for n in variants if kinds[n] == kind]
+            for kind in ("Categorical", "Dimensional")}
+
+
 def markdown(study: dict, summary: dict) -> str:
     lines = [f"# {study.get('name', 'study')}", "", "Reproduce with:", "", "```",
              summary["command"], "```", "",
              "Each cell: mean ± std over the leave-one-speaker-out folds (the protocol is in "
              "each variant's report.md). 'drop' is the relative loss from the clean test: "
              "(clean − other) / clean.", ""]
-    tables = study.get("tables") or {"All variants": list(summary["variants"])}
+    tables = study.get("tables") or _tables_by_kind(summary["variants"])
     for title, rows in tables.items():
         rows = [r for r in rows if r in summary["variants"]]
         if not rows:
@@ -100,7 +117,7 @@ def markdown(study: dict, summary: dict) -> str:
                   "|---" * len(header) + "|"]
         for row in rows:
             cells = summary["variants"][row]
-            values = [f"{cells[t][k][0]:.3f} ± {cells[t][k][1]:.3f}" for t in tests for k in keys
+            values = [format_summary(*cells[t][k]) for t in tests for k in keys
                       if k in cells.get(t, {})]
             clean = cells["clean"][keys[0]][0]
             drops = [f"{100 * (clean - cells[t][keys[0]][0]) / clean:.1f} %" for t in tests[1:]

@@ -3,7 +3,8 @@ for more audio or *terminate* and emit the emotion now.
 
 - state S_k: mean of the GRU hidden states up to the end of step k;
 - emotion classifier (EC): softmax(W_c S_k + b_c) over K classes (σ for the paper's binary case);
-- action selection (AS): softmax(W_a S_k + b_a) over {wait, terminate};
+- action selection (AS): softmax(W_a S_k + b_a) over {wait, terminate} (indices 0, 1:
+  ``early.decisions.WAIT``, ``TERMINATE``);
 - baseline reward estimator (BRE): b_k = W_b S_k + b_b, fed a detached S_k so that its gradient
   never reaches the GRU.
 
@@ -18,8 +19,6 @@ from torch import nn
 
 from emovox.models.base import MODELS, length_mask, masked_mean, run_rnn
 from emovox.models.recurrent import GruBaseline
-
-WAIT, TERMINATE = 0, 1
 
 
 def running_means(h: torch.Tensor, lengths: torch.Tensor, read: torch.Tensor) -> torch.Tensor:

@@ -10,47 +10,57 @@
     GET  /             the live microphone page (static files in ``serving/static``)
 
 ``create_app(model_dir, settings)`` builds it; :mod:`emovox.serving.server` runs it in one or
-more worker processes. With a token every request needs ``Authorization: Bearer TOKEN`` (a
-browser's WebSocket may send the subprotocol ``bearer.TOKEN`` instead) except the page's own
-static files, which hold no data.
+more worker processes. :class:`Guard` checks every request before any route: its ``Host`` (a
+DNS-rebound name is refused), with a token ``Authorization: Bearer TOKEN`` (a browser's
+WebSocket may send the subprotocol ``bearer.TOKEN`` instead), a browser's ``Origin``, and the
+size and arrival time of its body; the page's own static files, which hold no data, need only
+the Host check. The threat model and what each limit defends: docs/service.md, "Security".
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import tempfile
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import anyio
-import numpy as np
 import soundfile as sf
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from emovox.audio import prepare_samples
-from emovox.errors import AudioError, EmovoxError
+from emovox.audio import AudioTooLarge, decode_audio
+from emovox.errors import EmovoxError
 from emovox.serving.model_dir import Recognizer
-from emovox.serving.settings import Settings, is_ip_or_localhost
+from emovox.serving.settings import Settings, host_name, is_ip_or_localhost
 from emovox.serving.streaming import set_threads
 from emovox.serving.websocket import SUBPROTOCOL, StreamService, StreamSlots
 
 STATIC = Path(__file__).with_name("static")
 PUBLIC = ("/",)  # and everything under /static/
 BEARER_PROTOCOL = "bearer."
+log = logging.getLogger(__name__)
 
 
 class Prediction(BaseModel):
-    label: str
-    confidence: float
-    probabilities: dict[str, float]
+    """One file's record: the method's own fields (a classifier's ``label``, ``confidence`` and
+    ``probabilities``; dcgan's ``valence``, ``arousal`` and their distributions), then the
+    audio's ``duration`` and the ``model`` id."""
+
+    model_config = ConfigDict(extra="allow")
+
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] | None = None
     duration: float
     model: str
     filename: str | None = None
@@ -69,28 +79,55 @@ def model_id(model_dir: Path) -> str:
     return f"{model_dir.resolve().name}@{digest.hexdigest()[:10]}"
 
 
-class UploadTooLong(AudioError):
-    """Answered with 413, like an oversized body."""
-
-
-def decode_audio(data: bytes, name: str, sample_rate: int, max_seconds: float) -> np.ndarray:
-    """Any soundfile-readable bytes → mono float32 at ``sample_rate``; one-line errors."""
-    if not data:
-        raise AudioError(name, "empty upload (0 bytes)")
+def audio_seconds(data: bytes) -> float:
+    """Seconds of audio an upload's header declares (0 if it has none: decoding will say why)."""
     try:
         info = sf.info(io.BytesIO(data))
-        if info.frames / info.samplerate > max_seconds:
-            raise UploadTooLong(name, f"{info.frames / info.samplerate:.0f} s of audio exceeds "
-                                   f"the {max_seconds:g} s limit")
-        wave, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        reason = getattr(exc, "error_string", None) or str(exc)
-        raise AudioError(name, f"unreadable or corrupt audio ({reason})") from None
-    return prepare_samples(wave, rate, sample_rate, name)
+    except (sf.LibsndfileError, RuntimeError):
+        return 0.0
+    return info.frames / info.samplerate
+
+
+class FloodFilter(logging.Filter):
+    """At most ``burst`` log records from one place in the code per ``window`` seconds; the
+    next one let through says how many were dropped. Refused requests and malformed bodies are
+    logged (by us, uvicorn and python-multipart): a client repeating them must not flood the
+    log."""
+
+    def __init__(self, burst: int = 5, window: float = 60.0):
+        super().__init__()
+        self.burst, self.window = burst, window
+        self.seen: dict[tuple[str, int], list] = {}  # call site → [window start, passed, dropped]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        state = self.seen.setdefault((record.pathname, record.lineno), [now, 0, 0])
+        if now - state[0] >= self.window:
+            state[0], state[1] = now, 0
+        if state[1] >= self.burst:
+            state[2] += 1
+            return False
+        if state[2]:
+            record.msg = f"{record.msg} [{state[2]} similar lines dropped]"
+            state[2] = 0
+        state[1] += 1
+        return True
+
+
+#: Loggers that write a line per refused or malformed request.
+FLOODABLE_LOGGERS = (__name__, "uvicorn.error", "python_multipart.multipart")
+
+
+def limit_log_floods() -> None:
+    for name in FLOODABLE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, FloodFilter) for f in logger.filters):
+            logger.addFilter(FloodFilter())
 
 
 class Guard:
-    """ASGI middleware: bearer token, Origin of browser WebSockets, maximum body size."""
+    """ASGI middleware, before any route: the Host header, the bearer token, the Origin of
+    browsers, the size of a request body and the time it may take to arrive."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
@@ -101,34 +138,60 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path = scope["path"]
+        if not self._host_allowed(headers.get("host")):
+            return await _deny(scope, send, 400, f"host {headers['host'][:100]!r} not served here "
+                                                 "(see --allowed-hosts)")
         public = scope["type"] == "http" and (path in PUBLIC or path.startswith("/static/"))
-        if not public and not self._authorised(scope, headers):
-            return await _deny(scope, send, 401, "missing or wrong bearer token")
-        if scope["type"] == "websocket":
-            if not self._origin_allowed(headers):
-                return await _deny(scope, send, 403, f"origin {headers['origin']!r} not allowed")
+        if public:
             return await self.app(scope, receive, send)
-        limit = self.settings.max_upload_bytes
-        length = headers.get("content-length")
+        if not self._authorised(headers):
+            return await _deny(scope, send, 401, "missing or wrong bearer token")
+        if not self._origin_allowed(headers):
+            return await _deny(scope, send, 403, f"origin {headers['origin'][:100]!r} not allowed")
+        if scope["type"] == "websocket":
+            return await self.app(scope, receive, send)
+        await self._limit_body(scope, receive, send, headers.get("content-length"))
+
+    async def _limit_body(self, scope, receive, send, length: str | None) -> None:
+        settings = self.settings
+        limit = settings.max_upload_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             return await _deny(scope, send, 413, f"upload of {length} bytes exceeds "
-                                                 f"{self.settings.max_upload_mb:g} MiB")
-        received = 0
+                                                 f"{settings.max_upload_mb:g} MiB")
+        received, deadline, complete = 0, None, False
 
         async def limited_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, deadline, complete
+            if complete:  # after the body: only a disconnect can come
+                return await receive()
+            deadline = deadline or asyncio.get_running_loop().time() + settings.body_timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise _BodyRefused(408, f"request body not received within "
+                                        f"{settings.body_timeout:g} s") from None
             received += len(message.get("body", b""))
             if received > limit:
-                raise _TooLarge
+                raise _BodyRefused(413, f"upload exceeds {settings.max_upload_mb:g} MiB")
+            complete = not message.get("more_body", False)
             return message
 
         try:
             await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await _deny(scope, send, 413, f"upload exceeds {self.settings.max_upload_mb:g} MiB")
+        except _BodyRefused as refused:
+            await _deny(scope, send, refused.status, str(refused))
 
-    def _authorised(self, scope, headers: dict[str, str]) -> bool:
+    def _host_allowed(self, host: str | None) -> bool:
+        """Only names that DNS rebinding cannot produce (addresses, ``localhost``) and the
+        configured ones. A request without Host (HTTP/1.0) is not from a browser."""
+        if host is None:
+            return True
+        name = host_name(host)
+        allowed = self.settings.allowed_hosts
+        return is_ip_or_localhost(name) or name in allowed or "*" in allowed
+
+    def _authorised(self, headers: dict[str, str]) -> bool:
         token = self.settings.token
         if token is None:
             return True
@@ -143,29 +206,32 @@ class Guard:
         return False
 
     def _origin_allowed(self, headers: dict[str, str]) -> bool:
+        """A browser's request (it sends Origin) from the service's own origin — scheme
+        included: the service speaks plain HTTP — or a listed one. The Host it names was
+        checked first, so its own origin is never a rebound name."""
         origin = headers.get("origin")
         if origin is None:
-            return True  # not a browser; the token (if any) protects the service
-        if origin.rstrip("/") in self.settings.allowed_origins or \
-                "*" in self.settings.allowed_origins:
-            return True
-        parts = urlsplit(origin)
-        if parts.netloc.lower() != headers.get("host", "").lower():
-            return False
-        # Same origin. Without a token, only under an IP address or "localhost": a page whose
-        # own name was rebound to this machine's address (DNS rebinding) is another origin.
-        return self.settings.token is not None or is_ip_or_localhost(parts.hostname or "")
+            return True  # not a browser (or a same-origin GET); the token, if any, protects
+        origin = origin.rstrip("/").lower()
+        allowed = self.settings.allowed_origins
+        return origin in allowed or "*" in allowed or \
+            origin == f"http://{headers.get('host', '').strip().lower()}"
 
 
-class _TooLarge(Exception):
-    pass
+class _BodyRefused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 async def _deny(scope, send, status: int, message: str) -> None:
+    log.warning("refused %s %s: %s", scope["type"], scope["path"], message)
     body = json.dumps({"error": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
+    if status in (408, 413):  # the rest of the body is never read: the connection must end
+        headers.append((b"connection", b"close"))
     if scope["type"] == "websocket":
         if "websocket.http.response" not in scope.get("extensions", {}):
             return await send({"type": "websocket.close", "code": 1008})
@@ -187,8 +253,11 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
         own_slots = tempfile.TemporaryDirectory(prefix="emovox-slots-")
     slots = StreamSlots(settings.slot_dir or own_slots.name, settings.max_streams)
     service = StreamService(recognizer, settings, slots)
-    limiter = anyio.CapacityLimiter(1)  # one CPU-bound prediction at a time per worker
+    # One CPU-bound prediction at a time per worker, long files apart: one long upload never
+    # holds up the short ones.
+    short_slot, long_slot = anyio.CapacityLimiter(1), anyio.CapacityLimiter(1)
     rate = recognizer.sample_rate
+    limit_log_floods()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -203,16 +272,15 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
     app.state.model_id = mid
 
     def predict(data: bytes, name: str) -> dict:
-        wave = decode_audio(data, name, rate, settings.max_file_seconds)
-        proba = recognizer.proba(wave)
-        return {"label": recognizer.labels[int(proba.argmax())],
-                "confidence": round(float(proba.max()), 6),
-                "probabilities": {k: round(float(v), 6)
-                                  for k, v in zip(recognizer.labels, proba, strict=True)},
+        wave = decode_audio(data, name, rate, settings.max_file_seconds,
+                            settings.max_file_samples)
+        return {**recognizer.describe(recognizer.proba(wave)),
                 "duration": round(len(wave) / rate, 4), "model": mid}
 
     async def predict_async(data: bytes, name: str) -> dict:
-        return await anyio.to_thread.run_sync(predict, data, name, limiter=limiter)
+        long = audio_seconds(data) > settings.long_file_seconds
+        return await anyio.to_thread.run_sync(predict, data, name,
+                                              limiter=long_slot if long else short_slot)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -260,7 +328,7 @@ def create_app(model_dir: str | Path, settings: Settings | None = None) -> FastA
         try:
             return await predict_async(await request.body(), "upload")
         except EmovoxError as exc:
-            return JSONResponse({"error": str(exc)}, 413 if isinstance(exc, UploadTooLong) else 400)
+            return JSONResponse({"error": str(exc)}, 413 if isinstance(exc, AudioTooLarge) else 400)
 
     async def stream(websocket: WebSocket) -> None:
         offered = websocket.scope.get("subprotocols", [])

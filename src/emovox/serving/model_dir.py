@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from emovox.audio import MAX_SECONDS, load_audio
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.io import atomic_write_json
+from emovox.serving.runtime import Runtime
 
 if TYPE_CHECKING:
     from emovox.experiments.config import ExperimentConfig
@@ -126,8 +126,8 @@ def upgrade_format0(meta: dict[str, Any]) -> dict[str, Any]:
     return {**meta, "format_version": FORMAT_VERSION, "method": name, "config": config}
 
 
-class Recognizer:
-    """A trained model directory, ready to label audio."""
+class Recognizer(Runtime):
+    """A trained model directory, ready to label audio with PyTorch."""
 
     def __init__(self, model_dir: str | Path):
         from emovox.experiments.config import build_config
@@ -158,13 +158,7 @@ class Recognizer:
     def proba(self, wave: np.ndarray) -> np.ndarray:
         return self.method.predict_wave(self.trained, wave)
 
-    def predict_file(self, path: str | Path, max_seconds: float = MAX_SECONDS) -> dict:
-        """One file's record; longer files than ``max_seconds`` are refused (one line)."""
-        proba = self.proba(load_audio(path, self.sample_rate, max_seconds=max_seconds))
-        return {"path": str(path), **self.describe(proba)}
-
     def describe(self, proba: np.ndarray) -> dict:
-        """``emovox predict``'s record of one utterance's outputs, as the method words it."""
         return self.method.describe(proba, self.labels)
 
 
@@ -193,7 +187,7 @@ def bundled_export(model_dir: Path) -> tuple[Path | None, str]:
 
 
 def open_recognizer(path: str | Path, runtime: str = "auto", threads: int | None = None
-                    ) -> Recognizer:
+                    ) -> Runtime:
     """The recogniser ``emovox predict`` runs: ``onnx`` — onnxruntime on an export directory,
     or on a model directory's own current export (``onnx/``); ``torch`` — the model directory
     with PyTorch; ``auto`` — onnxruntime where such an export exists, else PyTorch."""

@@ -11,21 +11,21 @@ export starts in a fraction of the time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from emovox.early.decisions import Step, stop_rule
 from emovox.errors import EmovoxError
 from emovox.experiments.methods.base import class_record
 from emovox.features import Normaliser, make_extractor
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
-from emovox.serving.model_dir import Recognizer
+from emovox.serving.runtime import Runtime
 
-#: Version of the exported directory's layout (``frontend.json`` ``format``); here, not in
-#: onnx_export, which imports PyTorch.
-FORMAT = 1
+#: Version of the exported directory's layout (``frontend.json`` ``format``); 2: the agent's
+#: ``step.onnx`` outputs its action logits (``action_logits``), not the chosen action.
+FORMAT = 2
 
 
 def _session(path: Path, threads: int | None):
@@ -61,8 +61,8 @@ def _run(session, path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise EmovoxError(f"{path.name}: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
-class OnnxRecognizer(Recognizer):
-    """A :class:`Recognizer` whose network is an exported ``model.onnx`` run by onnxruntime
+class OnnxRecognizer(Runtime):
+    """An exported model directory whose network (``model.onnx``) onnxruntime runs
     (``threads``: intra-op threads, default onnxruntime's choice)."""
 
     def __init__(self, export_dir: str | Path, threads: int | None = None):
@@ -131,24 +131,17 @@ class OnnxRecognizer(Recognizer):
         if self.meta.get("predict") == "decision":
             stream = OnnxStream(self)
             stream.push_rows(feats, final=True)
-            return stream.decision.probabilities
+            return stream.decision.proba
         return self.run(feats)
-
-
-@dataclass
-class Step:
-    step: int
-    seconds: float  # audio read at this step
-    probabilities: np.ndarray
-    stop: bool  # the agent's action (emorl) or the confidence threshold (gru_baseline)
 
 
 class OnnxStream:
     """One utterance streamed through ``step.onnx``: the same steps and decision as
-    :class:`emovox.serving.streaming.StreamingRecognizer` on the same model.
+    :class:`emovox.serving.streaming.StreamingRecognizer` on the same model, by the same stop
+    rule (``early.decisions.stop_rule``: ``threshold``, else the agent's action logits).
 
     Feed audio with :meth:`push` (or normalised, stacked rows with :meth:`push_rows`), then
-    :meth:`finish`; ``decision`` is the first step that stops, or the last one (forced).
+    :meth:`finish`; ``decision`` is the first step that stops, or the last one (``forced``).
     """
 
     def __init__(self, rec: OnnxRecognizer, threshold: float | None = None,
@@ -160,8 +153,8 @@ class OnnxStream:
         self.rec = rec
         self.step_frames = int(info["step_frames"])
         self.max_steps = max_steps or info["max_steps"] or 10**9
-        self.agent = info["policy"] == "agent" and threshold is None
         self.threshold = threshold
+        self.outputs = [o.name for o in rec.step_session.get_outputs()]
         self.hidden_size = rec.step_session.get_inputs()[2].shape[0]
         self.reset()
 
@@ -174,8 +167,13 @@ class OnnxStream:
         self.total = np.zeros(self.hidden_size, dtype=np.float32)
         self.count = np.zeros(1, dtype=np.int64)
         self.steps: list[Step] = []
-        self.decision: Step | None = None
+        #: The index in ``steps`` of the decision, once taken.
+        self.decided: int | None = None
         self.forced = False
+
+    @property
+    def decision(self) -> Step | None:
+        return None if self.decided is None else self.steps[self.decided]
 
     def push(self, samples: np.ndarray) -> list[Step]:
         return self._frames(self.features.push(samples), final=False)
@@ -218,20 +216,19 @@ class OnnxStream:
             if len(self.rows) and len(self.steps) < self.max_steps:
                 steps.append(self._step(self.rows))
             self.rows = self.rows[:0]
-            if self.decision is None and self.steps:
-                self.decision, self.forced = self.steps[-1], True
+            if self.decided is None and self.steps:
+                self.decided, self.forced = len(self.steps) - 1, True
         return steps
 
     def _step(self, frames: np.ndarray) -> Step:
-        out = _run(self.rec.step_session, self.rec.step_path, {
+        out = dict(zip(self.outputs, _run(self.rec.step_session, self.rec.step_path, {
             "frames": np.ascontiguousarray(frames), "hidden": self.hidden, "total": self.total,
-            "count": self.count})
-        self.hidden, self.total, self.count, proba = out[:4]
-        stop = bool(out[4][0]) if self.agent else (
-            self.threshold is not None and float(proba.max()) >= self.threshold)
-        step = Step(len(self.steps), int(self.count[0]) / self.rec.meta["frame_rate"], proba,
-                    stop)
+            "count": self.count}), strict=True))
+        self.hidden, self.total, self.count = out["hidden_out"], out["total_out"], out["count_out"]
+        step = Step(int(self.count[0]) / self.rec.meta["frame_rate"], out["probabilities"],
+                    out.get("action_logits"))
         self.steps.append(step)
-        if self.decision is None and (stop or len(self.steps) >= self.max_steps):
-            self.decision, self.forced = step, not stop
+        stop = bool(stop_rule(step.proba, self.threshold, step.actions))
+        if self.decided is None and (stop or len(self.steps) >= self.max_steps):
+            self.decided, self.forced = len(self.steps) - 1, not stop
         return step

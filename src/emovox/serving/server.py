@@ -1,9 +1,12 @@
-"""Run the service in ``workers`` processes that share one port (``SO_REUSEPORT``: the kernel
-spreads connections evenly over them), each with ``settings.threads`` torch threads.
+"""Run the service in ``workers`` processes that accept from one listening socket, each with
+``settings.threads`` torch threads.
 
-The parent loads nothing heavy: it checks the model directory, starts the workers, prints one
-JSON line when all of them listen, and on SIGTERM or Ctrl-C stops them gracefully (open streams
-are closed with code 1012) and returns. Workers die with their parent, however it dies.
+The parent binds the socket once, without ``SO_REUSEPORT`` (which would let any process of the
+same user bind the port too and take a share of the connections), and hands it to its workers;
+a port that anything else holds, another emovox included, is refused. The parent loads nothing
+heavy: it checks the model directory, starts the workers, prints one JSON line when all of them
+listen, and on SIGTERM or Ctrl-C stops them gracefully (open streams are closed with code 1012)
+and returns. Workers die with their parent, however it dies.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import time
 from pathlib import Path
 
 from emovox.errors import EmovoxError
-from emovox.serving.settings import Settings
+from emovox.serving.settings import Settings, is_ip_or_localhost
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 120.0
@@ -36,6 +39,7 @@ def _die_with_parent() -> None:
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of this process alone (no ``SO_REUSEPORT``), or an EmovoxError."""
     if not 0 <= port <= 65535:
         raise EmovoxError(f"port {port} outside 0-65535")
     try:
@@ -44,10 +48,11 @@ def listen_socket(host: str, port: int) -> socket.socket:
     except OSError as exc:
         raise EmovoxError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
     sock = socket.socket(family, kind, proto)
+    # SO_REUSEADDR only rebinds over connections in TIME_WAIT, never over a listener
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind(address)
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise EmovoxError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
@@ -69,7 +74,7 @@ def uvicorn_options(settings: Settings) -> dict:
     }
 
 
-def _worker(model_dir: str, settings: Settings, host: str, port: int, ready: mp.Queue) -> None:
+def _worker(model_dir: str, settings: Settings, sock: socket.socket, ready: mp.Queue) -> None:
     _die_with_parent()
     import uvicorn
 
@@ -77,11 +82,9 @@ def _worker(model_dir: str, settings: Settings, host: str, port: int, ready: mp.
 
     try:
         app = create_app(model_dir, settings)
-        sock = listen_socket(host, port)
     except EmovoxError as exc:
         ready.put(("error", str(exc)))
         return
-    sock.listen(2048)
     server = uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings)))
 
     async def main() -> None:
@@ -121,16 +124,17 @@ def serve(model_dir: str | Path, settings: Settings, host: str = "127.0.0.1",
 
 def _serve(model_dir, settings: Settings, host: str, port: int, workers: int, on_ready,
            stopping) -> dict:
-    # Bound, never listening: fails here if the address is taken, picks the port for
-    # ``port=0``, and keeps it reserved while the workers bind theirs.
-    reserved = listen_socket(host, port)
-    port = reserved.getsockname()[1]
+    # Fails here if the address is taken; the workers inherit it (spawn passes its descriptor).
+    sock = listen_socket(host, port)
+    port = sock.getsockname()[1]
+    if not is_ip_or_localhost(host):  # requests name the host the service was bound to
+        settings.allowed_hosts.append(host.rstrip(".").lower())
     os.environ["OMP_NUM_THREADS"] = str(settings.threads)  # inherited by the workers
     ctx = mp.get_context("spawn")
     ready: mp.Queue = ctx.Queue()
     with tempfile.TemporaryDirectory(prefix="emovox-slots-") as slot_dir:
         settings.slot_dir = slot_dir
-        procs = [ctx.Process(target=_worker, args=(str(model_dir), settings, host, port, ready),
+        procs = [ctx.Process(target=_worker, args=(str(model_dir), settings, sock, ready),
                              daemon=True) for _ in range(workers)]
         try:
             for p in procs:
@@ -148,13 +152,13 @@ def _serve(model_dir, settings: Settings, host: str, port: int, workers: int, on
                         log.warning("worker %d exited (code %s); restarting it", p.pid,
                                     p.exitcode)
                         procs[i] = ctx.Process(target=_worker, daemon=True, args=(
-                            str(model_dir), settings, host, port, ready))
+                            str(model_dir), settings, sock, ready))
                         procs[i].start()
                 time.sleep(0.2)
             return {"stopped": True, "url": url, "seconds": round(time.monotonic() - started, 1)}
         finally:
             _stop(procs)
-            reserved.close()
+            sock.close()
 
 
 def _wait_ready(ready: mp.Queue, procs: list, stopping) -> None:

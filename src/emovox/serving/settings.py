@@ -6,6 +6,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 
+from emovox.audio import MAX_SAMPLES
 from emovox.errors import ConfigError
 
 TOKEN_ENV = "EMOVOX_TOKEN"
@@ -23,6 +24,14 @@ class Settings:
     max_upload_mb: float = 20.0
     #: Longest audio of one uploaded file, in seconds.
     max_file_seconds: float = 600.0
+    #: Most decoded samples (frames × channels) of one uploaded file: bounds the memory that
+    #: decoding costs, whatever the file's compressed size.
+    max_file_samples: int = MAX_SAMPLES
+    #: Uploads longer than this (seconds of audio) run one at a time in their own slot, so
+    #: they never hold up the short ones.
+    long_file_seconds: float = 30.0
+    #: A request body must arrive within this many seconds (else 408).
+    body_timeout: float = 10.0
     #: A stream is closed (code 4413) after this many seconds of wall-clock time.
     max_stream_seconds: float = 3600.0
     #: A stream whose client sent nothing for this long is closed (code 4408).
@@ -39,15 +48,18 @@ class Settings:
     #: Origins (scheme://host[:port]) allowed to open streams from a browser, besides the
     #: service's own origin. Clients that send no Origin (not browsers) are not checked.
     allowed_origins: list[str] = field(default_factory=list)
+    #: Host names (the ``Host`` header) served besides loopback names and IP addresses; "*"
+    #: for any. A DNS-rebound page reaches the service under its own name, which is refused.
+    allowed_hosts: list[str] = field(default_factory=list)
     #: torch intra-op threads per worker process.
     threads: int = 1
     #: Directory of stream-slot lock files shared by worker processes (set by the server).
     slot_dir: str | None = None
 
     def __post_init__(self) -> None:
-        positive = ("max_streams", "max_upload_mb", "max_file_seconds", "max_stream_seconds",
-                    "idle_timeout", "handshake_timeout", "send_timeout", "max_frame_bytes",
-                    "threads")
+        positive = ("max_streams", "max_upload_mb", "max_file_seconds", "max_file_samples",
+                    "long_file_seconds", "body_timeout", "max_stream_seconds", "idle_timeout",
+                    "handshake_timeout", "send_timeout", "max_frame_bytes", "threads")
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in positive and not value > 0:
@@ -58,7 +70,8 @@ class Settings:
             raise ConfigError("max-frame-bytes must be even (16-bit samples)")
         if self.token is not None and not self.token.strip():
             raise ConfigError("token must not be empty")
-        self.allowed_origins = [o.rstrip("/") for o in self.allowed_origins]
+        self.allowed_origins = [o.rstrip("/").lower() for o in self.allowed_origins]
+        self.allowed_hosts = [h.rstrip(".").lower() for h in self.allowed_hosts]
 
     @property
     def max_upload_bytes(self) -> int:
@@ -80,11 +93,21 @@ def is_loopback(host: str) -> bool:
 
 
 def is_ip_or_localhost(host: str) -> bool:
+    """Names that DNS rebinding cannot produce: an address, or the loopback name."""
     try:
         ipaddress.ip_address(host.strip("[]"))
         return True
     except ValueError:
-        return host == "localhost"
+        return host.rstrip(".").lower() == "localhost"
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a ``Host`` header: ``[::1]:8765`` → ``[::1]``, ``A.example.:80`` →
+    ``a.example``."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1] if "]" in host else host
+    return host.rsplit(":", 1)[0].rstrip(".") if host.count(":") <= 1 else host
 
 
 def check_bind(host: str, token: str | None, insecure: bool) -> None:

@@ -29,14 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emovox.early.decisions import stop_rule
+from emovox.early.decisions import Step, stop_rule
 from emovox.errors import ConfigError, EmovoxError
-from emovox.experiments.streamers import Step, enrol
+from emovox.experiments.streamers import enrol
 from emovox.features import SpeakerStatistics
 
 FRAME_MS = 30  # webrtcvad's longest frame
 #: The pre-roll's bound when a model has no decision step (utterance-level).
 UTTERANCE_PREROLL_MS = 1000.0
+#: The pause that ends an utterance when ``GateConfig.pause_ms`` is None: with ``vad``, without.
+VAD_PAUSE_MS, PAUSE_MS = 600.0, 1500.0
 
 
 @dataclass
@@ -328,7 +330,7 @@ class StreamingRecognizer:
         self.start_frames = max(1, int(gate.start_ms // FRAME_MS))
         self.preroll_frames = int(gate.preroll_ms // FRAME_MS)
         self.postroll_samples = int(gate.postroll_ms * ms)
-        pause = gate.pause_ms if gate.pause_ms is not None else (600.0 if vad else 1500.0)
+        pause = gate.pause_ms if gate.pause_ms is not None else (VAD_PAUSE_MS if vad else PAUSE_MS)
         self.pause_frames = max(1, int(pause // FRAME_MS))
         self.false_start_frames = min(self.pause_frames, max(1, int(gate.false_start_ms //
                                                                      FRAME_MS)))

@@ -3,14 +3,16 @@
     client → {"sample_rate": 16000, "encoding": "pcm_s16le", "vad": false}   (JSON handshake)
     server → {"type": "ready", "protocol": 1, "labels": [...], "step_ms": 300, ...}
     client → <binary 16-bit PCM> ...        server → {"type": "step" | "decision" | ..., ...}
-    client → {"type": "end"}                server → remaining events, then {"type": "done"}
+    client → {"type": "end"}                server → remaining events, {"type": "done"}, close
 
 Handshake fields are typed and range-checked (``sample_rate`` int, ``encoding``
 ``"pcm_s16le"``, ``vad`` bool, ``threshold`` number in (0, 1], ``version`` 1); anything else gets
 ``{"type": "error", "error": ...}`` and a close, never a server traceback. Every limit of
 :class:`~emovox.serving.settings.Settings` is enforced here, per connection: the idle timeout,
 the maximum stream duration, the frame size, throttling of audio sent faster than real time and
-a timeout on clients that stop reading their events. Close codes are listed in ``CLOSE_CODES``.
+a timeout on clients that stop reading their events. A stream takes one of ``max_streams`` slots
+only once its handshake is valid, and gives it back at ``done``. Close codes are listed in
+``CLOSE_CODES``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from typing import Annotated, Literal
 
@@ -94,6 +97,11 @@ def parse_json(message: str | bytes) -> dict:
         data = json.loads(message)
     except json.JSONDecodeError as exc:
         raise ClientError(f"malformed JSON: {exc}", 1007) from None
+    except RecursionError:  # "[[[[…": nested deeper than the parser's stack
+        raise ClientError("malformed JSON: nested too deeply", 1007) from None
+    except ValueError:  # an integer too long to convert
+        raise ClientError(f"malformed JSON: a number of more than "
+                          f"{sys.get_int_max_str_digits()} digits", 1007) from None
     if not isinstance(data, dict):
         raise ClientError("JSON message must be an object", 1007)
     return data
@@ -160,20 +168,12 @@ class StreamService:
             raise ClientError(str(exc), 1003) from None
 
     async def handle(self, ws: WebSocket, subprotocol: str | None) -> None:
-        """Run one stream; authentication and the Origin check happened before."""
-        slot = self.slots.acquire()
-        try:
-            await ws.accept(subprotocol=subprotocol)
-            if self.stream_error is not None:
-                await _close(ws, 1003, self.stream_error)
-            elif slot is None:
-                await _close(ws, 1013, f"server busy: {self.settings.max_streams} streams "
-                                       "open; try again later")
-            else:
-                await _Connection(self, ws).run()
-        finally:
-            if slot is not None:
-                self.slots.release(slot)
+        """Run one stream; the Host, token and Origin checks happened before."""
+        await ws.accept(subprotocol=subprotocol)
+        if self.stream_error is not None:
+            await _close(ws, 1003, self.stream_error)
+        else:
+            await _Connection(self, ws).run()
 
 
 class _Connection:
@@ -215,8 +215,19 @@ class _Connection:
             pass  # the client vanished: nothing to clean up but its state
 
     async def _run(self) -> None:
+        hello = Handshake.parse(parse_json(await self.receive(self.settings.handshake_timeout)))
+        slots = self.service.slots
+        slot = slots.acquire()  # only now: silent connections must not hold the slots
+        if slot is None:
+            raise ClientError(f"server busy: {self.settings.max_streams} streams open; try "
+                              "again later", 1013)
+        try:
+            await self._stream(hello)
+        finally:
+            slots.release(slot)
+
+    async def _stream(self, hello: Handshake) -> None:
         settings = self.settings
-        hello = Handshake.parse(parse_json(await self.receive(settings.handshake_timeout)))
         stream = self.service.open_stream(hello)
         await self.send({"type": "ready", "protocol": PROTOCOL_VERSION, "labels": stream.labels,
                          "step_ms": stream.step_ms, "sample_rate": stream.sample_rate,
@@ -256,6 +267,9 @@ class _Connection:
             for event in stream.end():
                 await self.send(event.to_dict())
             await self.send({"type": "done"})
+            async with asyncio.timeout(settings.send_timeout):
+                await self.ws.close(1000)
+            return
 
 
 async def _close(ws: WebSocket, code: int, message: str) -> None:

@@ -157,6 +157,14 @@ class Method:
         (``experiments.streamers``: stepping or utterance-level); one line why not, if not."""
         raise EmovoxError(f"method {self.name!r} cannot stream")
 
+    def export_onnx(self, trained: Any, out: Path) -> dict[str, Any]:
+        """Write the trained model as ONNX graphs and front-end data into ``out`` (the layout:
+        ``serving.onnx_export``; the graphs: ``experiments.onnx``) and return their description
+        for ``frontend.json``; one line why not, if it cannot be exported."""
+        from emovox.experiments.onnx import not_exportable
+
+        raise not_exportable(self.model_name, type(trained).__name__, self.name)
+
     def extra(self, trained: Any, dataset: Dataset, split: Split) -> dict[str, Any]:
         """Method-specific results of a finished fold (stored in ``FoldResult.extra``)."""
         return {}

@@ -43,6 +43,7 @@ from emovox.experiments.methods.supervised import (
     Supervised,
     load_torch,
 )
+from emovox.experiments.onnx import StepGraph, export_sequence_models
 from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer, read_state
 from emovox.features.spectral import FramedExtractor
 from emovox.models.emorl import EmoRL, prefix_means, running_means
@@ -235,6 +236,14 @@ class EmoRLMethod(Supervised):
         return WindowStreamer(trained.extractor.extract_from, classify,
                               trained.extractor.sample_rate, trained.extractor.frame_rate,
                               params.step_ms, WINDOW_S, params.max_steps)
+
+    def export_onnx(self, trained: EmoRLModels, out: Path) -> dict[str, Any]:
+        """The agent steps through ``step.onnx`` (its action logits too): what ``emovox
+        predict`` answers is its early decision."""
+        agent, params = trained.agent, self.params
+        return export_sequence_models(trained, out,
+                                      StepGraph(agent.gru, agent.classifier, agent.policy),
+                                      params.step_ms, params.max_steps)
 
     # -- model directories ----------------------------------------------------------------
     def load(self, model_dir: Path, meta: dict[str, Any]) -> EmoRLModels:

@@ -16,7 +16,8 @@ from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, Method, RunContext, Split
-from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer
+from emovox.experiments.onnx import UNPADDED, StepGraph, export_sequence_models, not_exportable
+from emovox.experiments.streamers import STEP_MS, GruStreamer, Streamer, WindowStreamer
 from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
 from emovox.features.spectral import FramedExtractor
@@ -129,6 +130,16 @@ class Supervised(Method):
 
     def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
         return self.classify(trained, trained.extractor.extract_long(wave))
+
+    def export_onnx(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
+        """``model.onnx`` of the ensemble; a single GRU also streams through ``step.onnx``,
+        deciding by a confidence threshold."""
+        net = trained.members[0]
+        if any(type(m) not in UNPADDED for m in trained.members):
+            raise not_exportable(self.model_name, type(net).__name__, self.name)
+        step = StepGraph(net.gru, net.head) if len(trained.members) == 1 and \
+            isinstance(net, GruBaseline) else None
+        return export_sequence_models(trained, out, step, STEP_MS, None)
 
     # -- model directories ----------------------------------------------------------------
     def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
