@@ -5,7 +5,8 @@ Sessions come from the bundled default model's held-out speakers only (emodb_03,
 neither its training nor its selection); the model without augmentation is the same recipe
 (``configs/default_model.yaml augment.copies=0``), trained on the same speakers:
 
-    emovox train configs/default_model.yaml augment.copies=0 --out runs/sessions/models/default_unaugmented
+    emovox train configs/default_model.yaml augment.copies=0 \
+        --out runs/sessions/models/default_unaugmented
     .venv/bin/python benchmarks/sessions.py [--work runs/sessions] [--max-sessions-per-speaker 12]
         [--models default unaugmented] [--streams defaults vad pause300 pause300_t06]
 
