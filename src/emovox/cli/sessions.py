@@ -24,9 +24,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         "utterances": args.utterances, "min_pause_s": args.min_pause_s,
         "max_pause_s": args.max_pause_s, "conditions": args.conditions, "seed": args.seed,
         "max_sessions_per_speaker": args.max_sessions_per_speaker}, "sessions")
-    if args.path:
-        if not args.format:
-            raise ConfigError("--path needs --format (the corpus format)")
+    if args.path or args.format:
+        if not (args.path and args.format):
+            raise ConfigError("--format and --path go together (a corpus and its format)")
         manifest = load_corpus(args.format, args.path, labels=args.labels)
         if args.speakers:
             manifest = manifest.with_speakers(args.speakers)

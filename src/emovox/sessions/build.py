@@ -51,6 +51,8 @@ CONDITIONS: tuple[str, ...] = ConditionName.__args__  # type: ignore[attr-define
 ROOM_NOISE_SNR = {"room_noise_20db": 20.0, "room_noise_10db": 10.0, "room_noise_5db": 5.0}
 #: Frames quieter than the loudest frame by more than this are silence (speech spans).
 SPAN_RANGE_DB = 40.0
+#: The ``robot`` condition's channel, with its own rooms (``RobotChannelConfig`` defaults).
+ROBOT = RobotChannel(RobotChannelConfig())
 
 
 @dataclass(frozen=True)
@@ -250,8 +252,7 @@ def render(session: Session, waves: dict[str, np.ndarray], rooms: tuple[np.ndarr
     level = speech_rms(session, track)
     mix = session.mix
     if session.condition == "robot":
-        channel = RobotChannel(RobotChannelConfig(seed=0))
-        track = channel(track, np.random.default_rng(mix["seed"]))
+        track = ROBOT(track, np.random.default_rng(mix["seed"]))
     elif "snr_db" in mix:
         wet = oaconvolve(track, rooms[mix["room"]])[: len(track)]
         track = wet * np.float32(rms(track) / max(rms(wet), 1e-12))
@@ -301,7 +302,7 @@ def build_sessions(manifest: Manifest, out: str | Path, settings: BuildSettings,
                                             u.source_end) for u in group[0].utterances}
         for session in missing:
             write_flac(out / session.audio, render(session, waves, rooms))
-    used = sounds.sources(rooms) | (RobotChannel().sources() if "robot" in settings.conditions
+    used = sounds.sources(rooms) | (ROBOT.sources() if "robot" in settings.conditions
                                     else set())
     result = SessionSet(sorted({u.label for u in manifest}), recorded, sorted(used), sessions)
     result.save(out)

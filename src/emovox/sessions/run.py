@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import soundfile as sf
 
-from emovox.audio import load_audio
+from emovox.audio import audio_info, load_audio
 from emovox.errors import ConfigError
 from emovox.io import atomic_write_json
 from emovox.schema import bounded
@@ -68,7 +68,7 @@ def recognizer_streams(recognizer: Recognizer, settings: StreamSettings) -> Stre
 
 def stream_file(path: Path, stream: SessionStream, chunk_ms: float) -> list[dict]:
     """Every event of ``stream`` over the audio file, read from disk block by block."""
-    info = sf.info(str(path))
+    info = audio_info(path)
     if info.samplerate != stream.sample_rate or info.channels != 1:
         raise ConfigError(f"{path}: {info.samplerate} Hz, {info.channels} channel(s); the "
                           f"stream expects mono {stream.sample_rate} Hz")
@@ -150,6 +150,8 @@ def score_sessions(set_dir: str | Path, out: str | Path, streams: StreamFactory,
 
     from emovox.sessions.report import write_report
 
+    if figures < 0:
+        raise ConfigError(f"figures={figures}: must be >= 0")
     set_dir, out = Path(set_dir), Path(out)
     sessions = SessionSet.load(set_dir)
     _claim(out, {"sessions": str(set_dir.resolve()),
