@@ -130,3 +130,16 @@ def test_models_that_heard_the_speakers_or_the_material_are_refused(clean_set, t
     leaky = SessionSet(sessions.labels, sessions.settings, [used], sessions.sessions)
     with pytest.raises(ConfigError, match="noise/room"):
         check_model(model_stub(["x"], augment=noise), leaky)
+
+
+def test_room_noise_is_also_summarised_per_background_noise(synthetic_corpus, tmp_path):
+    settings = build(BuildSettings, {"utterances": 4, "conditions": ["room_noise_20db"],
+                                     "max_sessions_per_speaker": 1, "rooms": 2}, "sessions")
+    sessions = build_sessions(load_corpus("csv", synthetic_corpus), tmp_path / "set", settings,
+                              {}, progress=False)
+    summary = run(tmp_path / "set", tmp_path / "out", [], figures=0)
+    kinds = [s.mix["noise"] for s in sessions.sessions]
+    by_noise = summary["noises"]["room_noise_20db"]
+    assert sorted(by_noise) == sorted(set(kinds))
+    assert {k: v["sessions"] for k, v in by_noise.items()} == {k: kinds.count(k) for k in kinds}
+    assert "clean" not in summary["noises"]

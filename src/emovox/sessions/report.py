@@ -171,9 +171,10 @@ def write_report(out: Path, set_dir: Path, sessions: SessionSet,
         images.append(f"<h3>{html.escape(session.key)}</h3>"
                       f'<img alt="{html.escape(session.key)}" src="data:image/png;base64,'
                       f'{data}">')
-    speakers = "".join(
-        f"<h3>{html.escape(condition)}</h3>" + _html_table(rows, "speaker")
-        for condition, rows in summary["speakers"].items())
+    groups = {
+        group: "".join(f"<h3>{html.escape(condition)}</h3>" + _html_table(rows, heading)
+                       for condition, rows in summary[group].items())
+        for group, heading in (("speakers", "speaker"), ("noises", "background noise"))}
     build = html.escape(json.dumps(summary["build"], indent=1))
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>emovox sessions: {html.escape(out.name)}</title>
@@ -183,7 +184,8 @@ td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h1>Sessions scored: {html.escape(str(out))}</h1>
 <p>{len(scores)} sessions from {html.escape(str(set_dir))}. Definitions: docs/sessions.md.</p>
 <h2>Per condition</h2>{_html_table(summary["conditions"], "condition")}
-<h2>Per speaker</h2>{speakers}
+<h2>Per speaker</h2>{groups["speakers"]}
+<h2>Per background noise</h2>{groups["noises"]}
 <h2>Sessions</h2>{"".join(images)}
 <h2>How the sessions were built</h2><pre>{build}</pre>
 </body></html>

@@ -188,14 +188,19 @@ def _score_one(set_dir: Path, out: Path, session: Session, streams: StreamFactor
 
 def summarise_run(sessions: SessionSet, scores: list[SessionScore], labels: Sequence[str],
                   offline: dict[str, str] | None) -> dict:
-    """Metrics per condition (pooled over speakers) and per condition and speaker."""
-    out: dict[str, Any] = {"labels": list(labels), "conditions": {}, "speakers": {}}
+    """Metrics per condition (pooled over speakers), and per condition and speaker, and per
+    condition and background noise (the room_noise conditions)."""
+    noise = {s.key: s.mix.get("noise") for s in sessions.sessions}
+    out: dict[str, Any] = {"labels": list(labels), "conditions": {}, "speakers": {},
+                           "noises": {}}
     for condition in sessions.conditions:
         mine = [s for s in scores if s.condition == condition]
         out["conditions"][condition] = summarise(mine, labels, offline)
-        out["speakers"][condition] = {
-            speaker: summarise([s for s in mine if s.speaker == speaker], labels, offline)
-            for speaker in sorted({s.speaker for s in mine})}
+        for group, of in (("speakers", lambda s: s.speaker), ("noises", lambda s: noise[s.key])):
+            kinds = sorted({of(s) for s in mine} - {None})
+            if kinds:
+                out[group][condition] = {kind: summarise([s for s in mine if of(s) == kind],
+                                                         labels, offline) for kind in kinds}
     out["build"] = sessions.settings
     return out
 
