@@ -142,4 +142,3 @@ def test_room_noise_is_also_summarised_per_background_noise(synthetic_corpus, tm
     by_noise = summary["noises"]["room_noise_20db"]
     assert sorted(by_noise) == sorted(set(kinds))
     assert {k: v["sessions"] for k, v in by_noise.items()} == {k: kinds.count(k) for k in kinds}
-    assert "clean" not in summary["noises"]
