@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -140,9 +141,12 @@ def _pick(sessions: Sequence[Session], per_condition: int) -> list[Session]:
     """The first sessions of each speaker in turn, ``per_condition`` per condition."""
     chosen = []
     for condition in dict.fromkeys(s.condition for s in sessions):
-        mine = [s for s in sessions if s.condition == condition]
-        order = sorted(mine, key=lambda s: (int(s.id.rsplit("_s", 1)[1]), s.speaker))
-        chosen += order[:per_condition]
+        turn: Counter[str] = Counter()
+        ranked = []
+        for s in (s for s in sessions if s.condition == condition):
+            ranked.append((turn[s.speaker], s.speaker, s))
+            turn[s.speaker] += 1
+        chosen += [s for *_, s in sorted(ranked, key=lambda r: r[:2])[:per_condition]]
     return chosen
 
 
