@@ -1,4 +1,5 @@
-"""``emovox`` command line: experiment, study, train, predict, stream, serve, corpus tools.
+"""``emovox`` command line: experiment, study, train, predict, stream, sessions, serve, corpus
+tools.
 
 One module per command group holds its commands (``COMMANDS``: name → help and arguments);
 this module only builds the parser from the groups and dispatches. Machine output is JSON lines
@@ -13,12 +14,12 @@ import os
 import signal
 import sys
 
-from emovox.cli import catalog, corpus, experiment, predict, recogniser, serve, stream
+from emovox.cli import catalog, corpus, experiment, predict, recogniser, serve, sessions, stream
 from emovox.cli.common import EXIT_BAD_INPUT, EXIT_CODES, EXIT_OK, report_error
 from emovox.errors import EmovoxError
 
 #: The command groups, in ``emovox --help`` order.
-GROUPS = (catalog, experiment, predict, stream, serve, recogniser, corpus)
+GROUPS = (catalog, experiment, predict, stream, sessions, serve, recogniser, corpus)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
