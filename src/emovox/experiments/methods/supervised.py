@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from emovox.asr.layers import WhisperLayers
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
+from emovox.experiments.blocks import BlockStreamer, shared_batcher
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, Method, RunContext, Split
 from emovox.experiments.onnx import UNPADDED, StepGraph, export_sequence_models, not_exportable
@@ -112,8 +114,9 @@ class Supervised(Method):
 
     def streamer(self, trained: SequenceModels) -> Streamer:
         """A single GRU on features that stream frame for frame (normalised with fixed
-        statistics) carries its state across chunks; any other sequence model (a recogniser's
-        layers: mp, layer_mix, rnn) re-encodes the heard audio every step."""
+        statistics) carries its state across chunks; a model on Whisper's layers (mp, layer_mix,
+        rnn) encodes each step's new audio after a bounded context, batched across the
+        process's streams (``experiments.blocks``); any other re-encodes the heard audio."""
         net = trained.members[0]
         if len(trained.members) == 1 and isinstance(net, GruBaseline) and \
                 isinstance(trained.extractor, FramedExtractor) and \
@@ -123,6 +126,11 @@ class Supervised(Method):
         if not isinstance(net, torch.nn.Module) or trained.extractor.frame_rate is None:
             raise EmovoxError(f"model {self.config.model.name!r} cannot stream: it reads "
                               "whole-utterance features")
+        extractor = trained.extractor
+        if isinstance(extractor, WhisperLayers) and extractor.layer_states is not None:
+            return BlockStreamer(shared_batcher(extractor.key(), extractor.encode),
+                                 lambda feats: (self.classify(trained, feats), None),
+                                 extractor.sample_rate, extractor.frame_rate, STEP_MS)
         return WindowStreamer(trained.extractor.extract_from,
                               lambda feats: (self.classify(trained, feats), None),
                               trained.extractor.sample_rate, trained.extractor.frame_rate,
