@@ -5,8 +5,8 @@ the frames each way of encoding gives the whole utterance:
 
 - ``exact``: offline extraction (what the re-encoding streamer gives at an utterance's end
   while it is no longer than its window);
-- ``blocks C s``: ``experiments.blocks`` — every 300 ms step encodes only its new audio after
-  C s of context, frames never recomputed (PyTorch, float32);
+- ``blocks C s``: ``experiments.recogniser_streams.BlockStreamer`` — every 300 ms step
+  encodes only its new audio after C s of context, frames never recomputed (PyTorch, float32);
 - ``blocks C s, int8``: the same through the export's ``features.onnx`` with its MatMuls
   dynamically quantised to int8 (onnxruntime);
 - ``blocks 1 s, head trained on blocks``: a second MP-2 per fold trained (and normalised) on
@@ -39,12 +39,12 @@ from results import machine, write_section  # noqa: E402
 
 from emovox.audio import load_audio  # noqa: E402
 from emovox.evaluation.metrics import uar  # noqa: E402
-from emovox.experiments.blocks import BlockStreamer, StepBatcher  # noqa: E402
 from emovox.experiments.config import build_config  # noqa: E402
 from emovox.experiments.dataset import load_dataset  # noqa: E402
 from emovox.experiments.methods.base import RunContext, Split, make_method  # noqa: E402
 from emovox.experiments.onnx import export_layer_states  # noqa: E402
 from emovox.experiments.protocols import make_folds  # noqa: E402
+from emovox.experiments.recogniser_streams import BlockStreamer, StepBatcher  # noqa: E402
 from emovox.experiments.streamers import STEP_MS  # noqa: E402
 from emovox.training import SequenceSet  # noqa: E402
 
@@ -140,15 +140,15 @@ def main() -> None:
         "",
         "Emo-DB, 7 classes, leave-one-speaker-out (10 folds, seed 0; each fold's validation "
         "speaker picks the checkpoint); MP-2 (configs/paper2_emodb.yaml `mp_2`) trained per fold "
-        "on offline features and scored on its test speaker with the frames each way of "
-        "encoding gives the whole utterance: `exact` = offline extraction (the re-encoding "
-        "streamer's at the end of an utterance no longer than its window); `blocks C s` = "
-        "`experiments.blocks` (each 300 ms step encodes only its new audio after C s of "
-        "context; frames never recomputed); `int8` = the same through `features.onnx` with its "
-        "MatMuls quantised to int8 (onnxruntime dynamic quantisation); `head trained on "
+        "on offline features and scored on its test speaker with the frames each way of encoding "
+        "gives the whole utterance: `exact` = offline extraction (the re-encoding streamer's at "
+        "the end of an utterance no longer than its window); `blocks C s` = `BlockStreamer` "
+        "(`experiments.recogniser_streams`: each 300 ms step encodes only its new audio after C s"
+        " of context; frames never recomputed); `int8` = the same through `features.onnx` with "
+        "its MatMuls quantised to int8 (onnxruntime dynamic quantisation); `head trained on "
         "blocks` = a second MP-2 per fold trained, normalised and scored on block frames. Test "
-        "speakers are otherwise normalised with their offline features' statistics (as "
-        f"enrolment gathers them). {machine()}.",
+        "speakers are otherwise normalised with their offline features' statistics (as enrolment "
+        f"gathers them). {machine()}.",
         "",
         "```",
         ".venv/bin/python benchmarks/streaming_recogniser_uar.py",

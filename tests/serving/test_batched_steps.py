@@ -1,5 +1,5 @@
-"""Recogniser streams in blocks (experiments.blocks): which frames a block keeps and where they
-sit in Whisper's context, and the batcher that encodes many streams' blocks in one call."""
+"""Recogniser streams (experiments.recogniser_streams): which frames a block keeps and where
+they sit in Whisper's context, and the batcher that encodes many streams' blocks in one call."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from emovox.asr.layers import FRAME_SAMPLES, frames_of
-from emovox.experiments.blocks import BlockStreamer, StepBatcher
+from emovox.experiments.recogniser_streams import BlockStreamer, StepBatcher
 
 
 def positional(audio: np.ndarray, offset: np.ndarray) -> np.ndarray:

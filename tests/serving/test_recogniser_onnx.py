@@ -14,6 +14,7 @@ import pytest
 
 from emovox.audio import load_audio
 from emovox.experiments.config import build_config
+from emovox.experiments.methods import supervised
 from emovox.serving.model_dir import Recognizer, train_and_save
 from emovox.serving.onnx_export import export_onnx
 from emovox.serving.onnx_runtime import OnnxRecognizer, OnnxStream
@@ -52,7 +53,7 @@ def test_export_holds_the_front_end_and_the_head(exported):
     _, out, frontend = exported
     assert frontend["features_graph"] == "features.onnx"
     assert {"features.onnx", "model.onnx"} <= {p.name for p in out.iterdir()}
-    assert frontend["blocks"]["step_ms"] == 300
+    assert frontend["recogniser_streaming"]["step_ms"] == 300
     assert max(frontend["export_check_max_abs_diff"].values()) < 1e-4
     assert json.loads((out / "frontend.json").read_text())["graphs"]["features.onnx"]
 
@@ -67,13 +68,18 @@ def test_whole_files_as_pytorch(exported, emodb):
         assert want.argmax() == got.argmax(), name
 
 
-def test_stream_steps_as_pytorch(exported, emodb):
-    """100 ms chunks: the same steps (seconds, probabilities within 1e-4, labels) as the
-    PyTorch streamer, and the decision at the last step."""
+@pytest.mark.parametrize("kind", ["window", "blocks"])
+def test_stream_steps_as_pytorch(exported, emodb, kind, monkeypatch):
+    """100 ms chunks, either way of streaming: the same steps (seconds, probabilities within
+    1e-4, labels) as the PyTorch streamer, and the decision at the last step."""
     model_dir, out, _ = exported
+    monkeypatch.setattr(supervised, "RECOGNISER_STREAMING", kind)
     torch_rec = Recognizer(model_dir)
     streamer = torch_rec.method.streamer(torch_rec.trained)
-    stream = OnnxStream(OnnxRecognizer(out, threads=1))
+    onnx_rec = OnnxRecognizer(out, threads=1)
+    onnx_rec.meta["recogniser_streaming"]["kind"] = kind  # as an export made with it says
+    stream = OnnxStream(onnx_rec)
+    assert type(stream.blocks) is type(streamer)
     for name in FILES[:3]:
         wave = load_audio(emodb / "wav" / f"{name}.wav")
         state = streamer.start(10**9)

@@ -28,7 +28,6 @@ from torch import nn
 
 from emovox.early.reinforce import EmoRLConfig, step_frames
 from emovox.errors import EmovoxError
-from emovox.experiments.blocks import CONTEXT_S
 from emovox.io import atomic_write, atomic_write_json
 from emovox.models import MODELS
 from emovox.models.convolutional import Cnn1d
@@ -189,10 +188,8 @@ def export_sequence_models(trained: Any, out: Path, step: StepGraph | None, step
         "frame_rate": frame_rate,
         "normalise": norm["mode"],
         "streaming": streaming,
-        # Whisper's layers: audio → frames as a graph too (``features.onnx``), streamed in
-        # blocks (``experiments.blocks``) after ``context_s`` of context
+        # Whisper's layers: audio → frames as a graph too (``features.onnx``)
         "features_graph": features_graph,
-        "blocks": {"step_ms": step_ms, "context_s": CONTEXT_S} if features_graph else None,
         "graphs": graphs,
         "opset": OPSET,
         "export_check_max_abs_diff": check,

@@ -6,7 +6,7 @@ language would carry (hidden state, running sum, frame count, frames not yet ste
 front end (extractor, z-score, stacking) is emovox's own numpy code, driven by the export's
 ``frontend.json`` and ``normaliser.json``; Whisper's layers come from the export's
 ``features.onnx`` (cut into 30 s contexts as PyTorch cuts them, ``asr.layers.whisper_frames``),
-and such a model streams in blocks (``experiments.blocks``, as the PyTorch streamer does).
+and such a model streams as the PyTorch streamer does (``experiments.recogniser_streams``).
 Nothing here imports PyTorch: ``emovox predict`` on an export starts in a fraction of the time.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 from emovox.asr.layers import whisper_frames
 from emovox.early.decisions import Step, stop_rule
 from emovox.errors import EmovoxError
-from emovox.experiments.blocks import BlockStreamer, StepBatcher
 from emovox.experiments.methods.base import class_record
+from emovox.experiments.recogniser_streams import BlockStreamer, StepBatcher, WindowStreamer
 from emovox.features import Normaliser, make_extractor
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
@@ -129,18 +129,24 @@ class OnnxRecognizer(Runtime):
         makes them): the graphs' input."""
         return stack_frames(self.normaliser.apply([self.frames(wave)])[0], self.stack)
 
-    def block_streamer(self) -> BlockStreamer | None:
-        """Streams of a Whisper-layer export (None for others): ``features.onnx`` on each step's
-        new audio after its context, ``model.onnx`` on all frames heard."""
-        blocks = self.meta.get("blocks")
-        if self.features_session is None or not blocks:
+    def recogniser_streamer(self) -> WindowStreamer | BlockStreamer | None:
+        """Streams of a Whisper-layer export (None for others), as the method streams on
+        PyTorch: ``features.onnx`` on each step's window or block, ``model.onnx`` on all frames
+        heard."""
+        how = self.meta.get("recogniser_streaming")
+        if self.features_session is None or not how:
             return None
-        return BlockStreamer(
-            StepBatcher(self.encode),
-            lambda feats: (self.run(stack_frames(self.normaliser.apply([feats])[0],
-                                                 self.stack)), None),
-            self.extractor.sample_rate, self.meta["feature_frame_rate"], blocks["step_ms"],
-            blocks["context_s"])
+
+        def classify(feats: np.ndarray) -> tuple[np.ndarray, None]:
+            return self.run(stack_frames(self.normaliser.apply([feats])[0], self.stack)), None
+
+        batcher = StepBatcher(self.encode)
+        rate, frame_rate = self.extractor.sample_rate, self.meta["feature_frame_rate"]
+        if how["kind"] == "blocks":
+            return BlockStreamer(batcher, classify, rate, frame_rate, how["step_ms"],
+                                 how["context_s"])
+        return WindowStreamer(batcher.encode_block, classify, rate, frame_rate, how["step_ms"],
+                              how["window_s"], batcher=batcher)
 
     def describe(self, proba: np.ndarray) -> dict:
         """The exportable methods (supervised, emorl) answer with the default record."""
@@ -177,8 +183,8 @@ class OnnxStream:
     def __init__(self, rec: OnnxRecognizer, threshold: float | None = None,
                  max_steps: int | None = None):
         info = rec.meta.get("streaming")
-        #: A Whisper-layer export streams in blocks (``experiments.blocks``), not step.onnx.
-        self.blocks = rec.block_streamer()
+        #: A Whisper-layer export streams by ``experiments.recogniser_streams``, not step.onnx.
+        self.blocks = rec.recogniser_streamer()
         if self.blocks is None and (rec.step_session is None or not info):
             raise EmovoxError(f"{rec.path.parent}: model {rec.meta['model']['name']!r} has no "
                               "step.onnx; only a single gru_baseline or emorl model or a "

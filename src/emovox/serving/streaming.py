@@ -384,8 +384,9 @@ class StreamingRecognizer:
 
     async def push_async(self, chunk: bytes | np.ndarray) -> list[Event]:
         """:meth:`push` for a service's event loop: a model that batches its steps across
-        streams (``experiments.blocks.StepBatcher``) pushes on the batcher's threads, so that
-        this stream's step joins the other streams'; any other model pushes inline."""
+        streams (``experiments.recogniser_streams.StepBatcher``) pushes on the batcher's
+        threads, so that this stream's step joins the other streams'; any other model pushes
+        inline."""
         batcher = getattr(self.model, "batcher", None)
         return self.push(chunk) if batcher is None else await batcher.run(self.push, chunk)
 

@@ -1,10 +1,11 @@
-"""Streams of a recogniser-layer model in blocks: every decision step encodes only the audio
-that arrived, after a bounded left context, and the steps of all streams of a process share
-one batched encoder call.
+"""Streams of a recogniser-layer model, whose frames cannot be computed chunk by chunk
+(Whisper's encoder attends over its whole input), and the batching of their encoder calls
+across the streams of a process.
 
-:class:`BlockStreamer` is a ``experiments.streamers.Streamer`` (the same ``start`` → ``push`` /
-``finish`` → ``early.decisions.Step`` contract) for features that a recogniser computes over
-its whole input (Whisper's encoder attends over all of it): each step runs ``encode`` on the
+Both streamers are ``experiments.streamers.Streamer``s (the same ``start`` → ``push`` /
+``finish`` → ``early.decisions.Step`` contract). :class:`WindowStreamer` re-encodes the heard
+audio (or its last ``window_s`` seconds) every step: exact while the utterance fits the
+window. :class:`BlockStreamer` encodes only what arrived: each step runs ``encode`` on the
 new ``step_ms`` of audio preceded by at most ``context_s`` seconds already heard (read again as
 context, its frames not kept); the new frames join the utterance's and are never recomputed;
 ``classify`` reads all frames heard. A step costs the same at any utterance length. The frames
@@ -154,6 +155,101 @@ def shared_batcher(key: str, encode: Encode) -> StepBatcher:
         return _BATCHERS[key]
 
 
+# ---- the heard audio re-encoded every step -------------------------------------------------
+class WindowStreamer:
+    """A ``Streamer``: every ``step_ms``, ``features`` of the heard audio (or of its last
+    ``window_s`` seconds, earlier frames kept as last computed), then ``classify`` on all
+    frames heard.
+
+    ``features(samples, first_frame)`` maps samples that start at frame ``first_frame`` of the
+    utterance to [frames, dim] at ``frame_rate`` (frame i starting at sample i·hop; an
+    extractor's ``extract_from``); ``classify`` maps an utterance's frames to class
+    probabilities (normalisation, stacking and the model, as offline) and the agent's action
+    logits (None without an agent). With ``window_s=None`` a step's probabilities are exactly
+    offline inference on the prefix heard; with a window they are too while the utterance is no
+    longer than the window. ``batcher`` (a :class:`StepBatcher`, for a window within Whisper's
+    30 s context) computes the features instead, batched with other streams' steps.
+    """
+
+    def __init__(self, features: Callable[[np.ndarray, int], np.ndarray],
+                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+                 sample_rate: int, frame_rate: float, step_ms: float,
+                 window_s: float | None = None, max_steps: int | None = None,
+                 batcher: StepBatcher | None = None):
+        hop = sample_rate / frame_rate
+        if hop != int(hop):
+            raise EmovoxError(f"features at {frame_rate:g} frames/s do not align with "
+                              f"{sample_rate} Hz samples; this model cannot stream")
+        self.features, self.classify = features, classify
+        self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
+        self.step_ms, self.max_steps = step_ms, max_steps
+        self.step_samples = int(round(step_ms / 1000 * sample_rate))
+        if window_s is not None and window_s < step_ms / 1000:
+            raise EmovoxError(f"window_s={window_s:g}: must hold at least one step "
+                              f"({step_ms / 1000:g} s)")
+        self.window_s = window_s
+        self.batcher = batcher
+        if batcher is not None and (window_s is None or window_s > 30):
+            raise EmovoxError("a batched stream re-encodes at most Whisper's 30 s context; "
+                              f"window_s={window_s}")
+        if batcher is not None:
+            self.features = batcher.encode_block
+
+    def start(self, max_steps: int) -> WindowStream:
+        return WindowStream(self, max_steps)
+
+
+class WindowStream:
+    """One utterance of a :class:`WindowStreamer` (an ``UtteranceStream``)."""
+
+    def __init__(self, model: WindowStreamer, max_steps: int):
+        self.model, self.max_steps = model, max_steps
+        self.audio = np.zeros(model.sample_rate, dtype=np.float32)  # grows by doubling
+        self.samples = 0
+        self.frozen: list[np.ndarray] = []  # frames that slid out of the window
+        self.frozen_frames = 0
+        self.window = np.zeros((0, 0), dtype=np.float32)  # the last window's frames
+        self.steps = 0
+        self.frames = 0
+
+    def push(self, samples: np.ndarray) -> list[Step]:
+        end = self.samples + len(samples)
+        if end > len(self.audio):
+            self.audio = np.concatenate([self.audio, np.zeros(max(end, len(self.audio)),
+                                                              dtype=np.float32)])
+        self.audio[self.samples : end] = samples
+        step = self.model.step_samples
+        due = range((self.samples // step + 1) * step, end + 1, step)
+        self.samples = end
+        return [self._step(at) for at in due if self.steps < self.max_steps]
+
+    def finish(self) -> list[Step]:
+        if self.samples % self.model.step_samples and self.steps < self.max_steps:
+            return [self._step(self.samples)]
+        return []
+
+    def heard_features(self, end: int) -> np.ndarray:
+        """Frames of the first ``end`` samples: the window's, after the frozen ones."""
+        model = self.model
+        start = 0
+        if model.window_s is not None:
+            start = max(0, end - int(model.window_s * model.sample_rate)) // model.hop * model.hop
+        # Frames before the window keep the states of the last window that held them.
+        first = start // model.hop
+        if first > self.frozen_frames:
+            self.frozen.append(self.window[: first - self.frozen_frames])
+            self.frozen_frames = first
+        self.window = model.features(self.audio[start:end], first)
+        return np.concatenate([*self.frozen, self.window]) if self.frozen else self.window
+
+    def _step(self, end: int) -> Step:
+        feats = self.heard_features(end)
+        self.steps += 1
+        self.frames = len(feats)
+        return Step(end / self.model.sample_rate, *self.model.classify(feats))
+
+
+# ---- only the new audio encoded, after a bounded context ------------------------------------
 class BlockStreamer:
     """A ``Streamer`` encoding each step's new audio after at most ``context_s`` seconds of
     context (see the module docstring). ``batcher`` encodes the blocks (:class:`StepBatcher`);
