@@ -44,7 +44,7 @@ WINDOW_S: float | None = 3.0
 #: either way: ``window`` (the last WINDOW_S re-encoded every step: exact up to WINDOW_S) or
 #: ``blocks`` (``recogniser_streams.BlockStreamer``: each step's new audio after 1 s of
 #: context; ~2× cheaper, but its frames differ from offline ones: -0.034 UAR on Emo-DB with
-#: a head trained offline, benchmarks/RESULTS.md "Streaming in blocks").
+#: a head trained offline, -0.020 with one trained on blocks; benchmarks/RESULTS.md).
 RECOGNISER_STREAMING: Literal["window", "blocks"] = "window"
 
 
