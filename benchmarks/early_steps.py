@@ -20,7 +20,8 @@ from tqdm import tqdm
 from emovox.audio import load_audio
 from emovox.corpora import Manifest
 from emovox.experiments.methods.supervised import WINDOW_S
-from emovox.experiments.streamers import WindowStreamer
+from emovox.experiments.recogniser_streams import WindowStreamer
+from emovox.experiments.streamers import STEP_MS
 from emovox.features import Extractor
 from emovox.io import atomic_write
 
@@ -30,7 +31,7 @@ SAVE_EVERY = 200
 def pooling_streamer(extractor: Extractor) -> WindowStreamer:
     """The deployed streamer with the model replaced by 'the mean of the frames heard'."""
     return WindowStreamer(extractor.extract_from, lambda feats: (feats.mean(0), None),
-                          extractor.sample_rate, extractor.frame_rate, window_s=WINDOW_S)
+                          extractor.sample_rate, extractor.frame_rate, STEP_MS, WINDOW_S)
 
 
 def stream_means(streamer: WindowStreamer, path: str) -> tuple[float, np.ndarray, np.ndarray]:

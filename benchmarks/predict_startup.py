@@ -9,6 +9,10 @@ not a cold disk: after the first repetition the OS page cache holds the librarie
 the same call.
 
     .venv/bin/python benchmarks/predict_startup.py [--repeat 7]
+    .venv/bin/python benchmarks/predict_startup.py --model DIR --section predict_startup_recogniser
+
+``--model DIR``: another model directory holding its own export in ``DIR/onnx`` (``emovox export
+DIR --format onnx --out DIR/onnx``), e.g. a recogniser-layer model (MP-2).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ ONE = "03a01Wa"  # 1.9 s
 TEN = ["03a01Wa", "03a02Ta", "08a02Na", "09b03Fd", "11b03Nb", "13a01Ec", "16b10Wb",
        "15a01La", "08a01Ab", "03a04Wc"]
 RUNTIMES = {"torch": "PyTorch (`--runtime torch`, the old default)",
-            "auto": "onnxruntime on `default_model/onnx` (the default now)"}
+            "auto": "onnxruntime on the export in the model directory (`onnx/`, the default)"}
 
 
 def wall(argv: list[str]) -> tuple[float, list[dict]]:
@@ -44,7 +48,11 @@ def wall(argv: list[str]) -> tuple[float, list[dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--model", help="a model directory with its export in DIR/onnx "
+                        "(default: the bundled model)")
+    parser.add_argument("--section", default="predict_startup")
     args = parser.parse_args()
+    model = ["--model", args.model] if args.model else []
     one = [str(EMODB / "wav" / f"{ONE}.wav")]
     ten = [str(EMODB / "wav" / f"{f}.wav") for f in TEN]
     cli = [sys.executable, "-m", "emovox.cli", "-q", "predict"]
@@ -55,7 +63,7 @@ def main() -> None:
     for rep in range(args.repeat + 1):
         for runtime in RUNTIMES:
             for name, files in (("one", one), ("ten", ten)):
-                elapsed, out = wall([*cli, *files, "--runtime", runtime])
+                elapsed, out = wall([*cli, *files, *model, "--runtime", runtime])
                 if rep:
                     times.setdefault((runtime, name), []).append(elapsed)
                 labels[runtime] = [o["label"] for o in out]
@@ -67,18 +75,20 @@ def main() -> None:
     load_end = os.getloadavg()
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [
-        "## `emovox predict` start-up (predict_startup)",
+        f"## `emovox predict` start-up ({args.section})",
         "",
         f"{machine()}; load average (1 / 5 / 15 min) {' / '.join(f'{x:.2f}' for x in load_start)}"
-        f" at the start, {' / '.join(f'{x:.2f}' for x in load_end)} at the end. The bundled "
-        f"model; {args.repeat} repetitions after one warm-up, the two runtimes alternating; "
+        f" at the start, {' / '.join(f'{x:.2f}' for x in load_end)} at the end. "
+        f"{'Model `' + args.model + '` with its export' if args.model else 'The bundled model'}"
+        f"; {args.repeat} repetitions after one warm-up, the two runtimes alternating; "
         "median wall time of a new process (`python -m emovox.cli predict`), so interpreter "
         "start-up, imports and model loading are included. The OS page cache is warm (the "
         "warm-up run read every library and the model). Target: < 2 s for one file, < 0.2 s "
         "per further file.",
         "",
         "```",
-        ".venv/bin/python benchmarks/predict_startup.py",
+        ".venv/bin/python benchmarks/predict_startup.py" + (
+            f" --model {args.model} --section {args.section}" if args.model else ""),
         "```",
         "",
         "| runtime | one file (1.9 s of audio) | ten files | per further file | min / max, one |",
@@ -94,7 +104,7 @@ def main() -> None:
     lines += ["", f"One file: {ratio:.1f}× faster on onnxruntime. `python -c \"import torch\"` "
               f"alone: {statistics.median(imports):.2f} s (median). The ten files' labels are "
               f"{'identical' if same else 'NOT identical'} under both runtimes."]
-    write_section("predict_startup", "\n".join(lines))
+    write_section(args.section, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -112,9 +112,13 @@ def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
     try:
         for cls, name, _ in saved:
             setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
-        gru_owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
-        gru_owner.gru = timed(gru_owner, "gru", "gru")
-        gru_owner.classifier = timed(gru_owner, "classifier", "classifier")
+        owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
+        if hasattr(owner, "batcher"):  # a recogniser in blocks: its encoder is the features
+            owner.batcher.encode_block = timed(owner.batcher, "encode_block", "features")
+            owner.classify = timed(owner, "classify", "classifier")
+        else:
+            owner.gru = timed(owner, "gru", "gru")
+            owner.classifier = timed(owner, "classifier", "classifier")
         for chunk in chunks[:50]:  # warm-up
             stream.push(chunk)
         stream.end()
@@ -414,7 +418,8 @@ def stream_lines(args, load, rows: list[dict], skipped: list[int], cost: dict) -
         f"One stream's server-side cost without the network (`StreamingRecognizer.push` in "
         f"this process, {args.seconds:g} s of the same speech three times, CPU time): "
         f"**{cost['total']:.1f} ms per second of audio** ({cost['total'] / 10:.2f} % of a "
-        f"core): speech gate {cost['gate']:.1f}, features {cost['features']:.1f}, GRU "
+        f"core): speech gate {cost['gate']:.1f}, features (a recogniser's: its encoder) "
+        f"{cost['features']:.1f}, GRU "
         f"{cost['gru']:.1f}, classifier {cost['classifier']:.1f}, the rest of `push` "
         f"{cost['other']:.1f} ms. The server CPU column minus this is what a stream costs "
         "beyond one warm `push`: WebSocket frames, JSON, the event loop, and the caches that "
@@ -443,7 +448,11 @@ def main() -> None:
     parser.add_argument("--section", default="service_load",
                         help="the RESULTS.md section to write (another name keeps a baseline)")
     parser.add_argument("--title", default="`emovox serve`", help="what the section measured")
+    parser.add_argument("--baseline", help="another model directory served beside --model: "
+                        "each level runs on both, baseline first (implies --streams-only)")
     args = parser.parse_args()
+    if args.baseline:
+        return side_by_side(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
     with socket.socket() as s:
@@ -510,6 +519,66 @@ def main() -> None:
         fmt({**mixed, "streams": f"with abusers ({args.fault_streams})"}),
     ]
     write_section("service_load", "\n".join(lines))
+
+
+def side_by_side(args) -> None:
+    """Each level on ``--baseline`` then on ``--model``, both servers up from the start (an idle
+    one costs nothing): the same machine load for both, one table."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    load = os.getloadavg()
+    pcm = to_pcm(speech(args.seconds))
+    models = {"baseline": args.baseline, "model": args.model}
+    servers, urls, schedules, costs = {}, {}, {}, {}
+    try:
+        for key, model in models.items():
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            servers[key] = start_server(model, port, Path(tempfile.mkdtemp()) / "serve.log")
+            urls[key] = f"ws://127.0.0.1:{port}/v1/stream"
+            schedules[key] = step_schedule(model, pcm)
+            costs[key] = push_cost(model, pcm)
+            print(key, "push", costs[key], flush=True)
+        rows: list[tuple[str, dict]] = []
+        for n in args.levels:
+            for key, model in models.items():
+                rows.append((model, run_streams(urls[key], n, pcm, schedules[key],
+                                                servers[key].pid)))
+                print(model, rows[-1][1], flush=True)
+    finally:
+        for server in servers.values():
+            server.terminate()
+            server.wait(30)
+    levels = " ".join(str(n) for n in args.levels)
+    lines = [
+        f"## Service load side by side ({args.title})",
+        "",
+        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(1 / 5 / 15 min; the machine is shared). Two servers, each `emovox serve --model MODEL "
+        "--port PORT` as documented (2 workers, 1 torch thread each), both up from the start; "
+        "each level runs on the baseline, then on the model, so both meet the same load. "
+        "Clients in this process (uvloop), on the same cores.",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/service_load.py --model {args.model} --baseline "
+        f"{args.baseline} --levels {levels} --section {args.section}",
+        "```",
+        "",
+        f"Streams, latency, fell behind and CPU columns as in the service load section above "
+        f"({args.seconds:g} s of Emo-DB speech per stream, 100 ms chunks, real time). Target: "
+        "≥ 100 streams with p99 < 100 ms on 2 cores.",
+        "",
+        "One stream's server-side cost without the network (`StreamingRecognizer.push`, CPU "
+        "ms per second of audio: total; speech gate; features — a recogniser's encoder; the "
+        "classifier): " + "; ".join(
+            f"`{m}` **{costs[k]['total']:.1f}** ({costs[k]['gate']:.1f}; "
+            f"{costs[k]['features']:.1f}; {costs[k]['classifier']:.1f})"
+            for k, m in models.items()) + ".",
+        "",
+        HEADER.replace("| streams |", "| model | streams |", 1).replace("|---|", "|---|---|", 1),
+        *[f"| `{model}` " + fmt(row) for model, row in rows],
+    ]
+    write_section(args.section, "\n".join(lines))
 
 
 if __name__ == "__main__":

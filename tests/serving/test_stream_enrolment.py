@@ -15,7 +15,8 @@ import yaml
 from emovox.audio import load_audio
 from emovox.cli import main
 from emovox.errors import EmovoxError
-from emovox.experiments.streamers import WindowStreamer, enrol, speaker_statistics
+from emovox.experiments.recogniser_streams import WindowStreamer
+from emovox.experiments.streamers import enrol, speaker_statistics
 from emovox.features import Normaliser, SpeakerStatistics
 from emovox.features.normalise import leave_one_out
 from emovox.serving.model_dir import Recognizer

@@ -18,7 +18,7 @@ from test_http import running, stream_file
 
 from emovox.audio import load_audio
 from emovox.cli import main
-from emovox.experiments.streamers import WindowStreamer
+from emovox.experiments.recogniser_streams import WindowStreamer
 from emovox.serving.catalog import describe
 from emovox.serving.model_dir import Recognizer
 from emovox.serving.streaming import GateConfig, StreamingRecognizer

@@ -1,15 +1,55 @@
-"""Hidden states of a frozen speech recogniser as features, and feature concatenation."""
+"""Hidden states of a frozen speech recogniser as features, and feature concatenation.
+
+Importing this module does not import PyTorch: :func:`whisper_frames` (how a recording is cut
+into Whisper's 30 s contexts) also drives the ONNX runtime's ``features.onnx``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
 
 from emovox.errors import ConfigError
 from emovox.features.base import EXTRACTORS, Extractor, make_extractor
+
+#: Whisper's encoder frames: two 10 ms mel hops each (50 a second); its context holds 1500 (30 s).
+FRAME_SAMPLES, CONTEXT_FRAMES = 320, 1500
+
+#: ``encode(audio [B, samples], offset [B]) → [B, frames, dim]``: the layers of a batch of
+#: equally long pieces of audio, each row's first frame at position ``offset`` of the context.
+Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def frames_of(samples: int) -> int:
+    """Encoder frames of ``samples`` audio samples (one per started pair of whole mel hops)."""
+    return -(-(samples // (FRAME_SAMPLES // 2)) // 2)
+
+
+def context_offsets(first_frames: np.ndarray | int, frames: int) -> np.ndarray:
+    """Where pieces of ``frames`` frames starting at frame ``first_frames`` of their recording
+    sit in Whisper's context: their place within the 30 s window that holds them, moved back
+    where a piece would run past the context's end."""
+    first = np.asarray(first_frames, dtype=np.int64) % CONTEXT_FRAMES
+    return np.minimum(first, CONTEXT_FRAMES - frames)
+
+
+def whisper_frames(wave: np.ndarray, first_frame: int, pad: bool, encode: Encode) -> np.ndarray:
+    """``whisper_layers`` frames of a recording whose first sample starts frame
+    ``first_frame``: 30 s windows through ``encode`` (``pad``: each padded to 30 s, as Whisper
+    was trained); the first window keeps its place in Whisper's context, later ones start it
+    afresh. PyTorch (the extractor) and onnxruntime (an export) both cut audio here."""
+    window = CONTEXT_FRAMES * FRAME_SAMPLES
+    out = []
+    for start in range(0, max(len(wave), 1), window):
+        piece = np.asarray(wave[start : start + window], dtype=np.float32)
+        frames = frames_of(len(piece))
+        offset = 0 if pad or start else int(context_offsets(first_frame, frames))
+        if pad:
+            piece = np.pad(piece, (0, window - len(piece)))
+        out.append(encode(piece[None], np.array([offset], dtype=np.int64))[0, :frames])
+    return np.concatenate(out)
 
 
 @EXTRACTORS.register
@@ -57,6 +97,34 @@ class WhisperLayers(Extractor):
     def dim(self) -> int:
         return self.encoder.width * len(self.layer_indices)
 
+    @property
+    def layer_states(self):
+        """The encoder with its log-mel front end, up to the chosen layers
+        (``asr.whisper.LayerStates``; what ``features.onnx`` exports); None for a Hugging Face
+        checkpoint."""
+        from emovox.asr.whisper import WhisperEncoder, layer_states
+
+        if not isinstance(self.encoder, WhisperEncoder):
+            return None
+        return layer_states(str(self.params["model"]), tuple(self.layer_indices))
+
+    def encode(self, audio: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """The chosen layers of a batch of equally long pieces (an :data:`Encode`)."""
+        import torch
+
+        from emovox.asr.whisper import log_mel
+
+        encoder, indices, states_of = self.encoder, self.layer_indices, self.layer_states
+        with torch.inference_mode():
+            if states_of is not None:
+                return states_of(torch.from_numpy(np.ascontiguousarray(audio, np.float32)),
+                                 torch.from_numpy(offset)).numpy()
+            if encoder.n_mels == 0:  # a wav2vec2-style checkpoint takes the waveform
+                states = encoder(torch.from_numpy(audio))
+            else:  # Hugging Face's Whisper: the log-mel of its full context
+                states = encoder(torch.stack([log_mel(a, encoder.n_mels) for a in audio]))
+            return torch.cat([states[i] for i in indices], -1).numpy()
+
     def extract_from(self, wave: np.ndarray, first_frame: int) -> np.ndarray:
         """Frames keep their place in Whisper's context (position ``first_frame`` onwards, within
         the 30 s window that holds them): a window cut from a stream is encoded as its frames
@@ -65,26 +133,8 @@ class WhisperLayers(Extractor):
                                     np.float32)
 
     def compute(self, wave: np.ndarray, first_frame: int = 0) -> np.ndarray:
-        from emovox.asr.whisper import CHUNK_FRAMES, HOP, log_mel
-
-        encoder, indices = self.encoder, self.layer_indices
-        pad = self.params["pad"] or getattr(encoder, "full_context", False)
-        window = CHUNK_FRAMES * HOP
-        out = []
-        with torch.inference_mode():
-            for start in range(0, max(len(wave), 1), window):
-                piece = wave[start : start + window]
-                if encoder.n_mels == 0:  # a wav2vec2-style checkpoint takes the waveform
-                    states = encoder(torch.from_numpy(piece)[None])
-                    frames = states[0].shape[1]
-                else:
-                    mel = log_mel(piece, encoder.n_mels, CHUNK_FRAMES if pad else None)
-                    frames = -(-(len(piece) // HOP) // 2)
-                    offset = 0 if pad or start else \
-                        min(first_frame % (CHUNK_FRAMES // 2), CHUNK_FRAMES // 2 - frames)
-                    states = encoder(mel[None], upto=max(indices), offset=offset)
-                out.append(torch.cat([states[i][0, :frames] for i in indices], -1).numpy())
-        return np.concatenate(out)
+        pad = self.params["pad"] or getattr(self.encoder, "full_context", False)
+        return whisper_frames(wave, first_frame, pad, self.encode)
 
 
 @EXTRACTORS.register
@@ -122,6 +172,8 @@ class DeepSpeech2Layers(Extractor):
         return sum(conv_width if i == 0 else model.hidden for i in self.layer_indices)
 
     def compute(self, wave: np.ndarray) -> np.ndarray:
+        import torch
+
         model, normaliser = self.recogniser
         spec = normaliser.apply([make_extractor("power_spectrogram")(wave)])[0]
         with torch.inference_mode():

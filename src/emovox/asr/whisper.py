@@ -61,19 +61,46 @@ def mel_filters(n_mels: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+class LogMel(nn.Module):
+    """Whisper's log-mel spectrogram of a batch of waveforms, [B, samples] → [B, n_mels,
+    samples // HOP]: 25 ms Hann windows every 10 ms (reflect-padded at both ends, centred as
+    ``torch.stft`` centres them), power, Slaney mel filters, log10, floor at each row's
+    maximum − 8, scaled to roughly [−1, 1]. The DFT is a strided convolution, so the front end
+    exports to ONNX with the encoder (``features.onnx``)."""
+
+    def __init__(self, n_mels: int):
+        super().__init__()
+        n = np.arange(N_FFT)
+        k = np.arange(N_FFT // 2 + 1)[:, None]
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)  # periodic Hann
+        angle = 2 * np.pi * k * n / N_FFT
+        basis = np.concatenate([np.cos(angle) * window, -np.sin(angle) * window])
+        self.register_buffer("basis", torch.from_numpy(basis[:, None].astype(np.float32)))
+        self.register_buffer("filters", torch.from_numpy(mel_filters(n_mels)))
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        padded = nn.functional.pad(audio[:, None], (N_FFT // 2, N_FFT // 2), mode="reflect")
+        spectrum = nn.functional.conv1d(padded, self.basis, stride=HOP)[..., :-1]
+        bins = N_FFT // 2 + 1
+        power = spectrum[:, :bins] ** 2 + spectrum[:, bins:] ** 2
+        log_spec = torch.clamp(self.filters @ power, min=1e-10).log10()
+        log_spec = torch.maximum(log_spec, log_spec.amax(dim=(1, 2), keepdim=True) - 8.0)
+        return (log_spec + 4.0) / 4.0
+
+
+@lru_cache(maxsize=4)
+def _log_mel_module(n_mels: int) -> LogMel:
+    return LogMel(n_mels).eval()
+
+
 def log_mel(wave: np.ndarray, n_mels: int = 80, pad_to: int | None = None) -> torch.Tensor:
-    """Whisper's log-mel spectrogram [n_mels, frames]: 25 ms Hann windows every 10 ms, power,
-    log10, floor at (max − 8), scaled to roughly [−1, 1]. ``pad_to`` frames pads (zeros in the
+    """:class:`LogMel` of one waveform, [n_mels, frames]. ``pad_to`` frames pads (zeros in the
     waveform, as Whisper does for its 30 s context) or trims."""
     audio = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
     if pad_to is not None:
         audio = nn.functional.pad(audio, (0, max(0, pad_to * HOP - len(audio))))
-    stft = torch.stft(audio, N_FFT, HOP, window=torch.hann_window(N_FFT), return_complex=True)
-    power = stft[..., :-1].abs() ** 2
-    mel = torch.from_numpy(mel_filters(n_mels)) @ power
-    log_spec = torch.clamp(mel, min=1e-10).log10()
-    log_spec = torch.maximum(log_spec, log_spec.max() - 8.0)
-    log_spec = (log_spec + 4.0) / 4.0
+    with torch.inference_mode():
+        log_spec = _log_mel_module(n_mels)(audio[None])[0]
     return log_spec[:, :pad_to] if pad_to is not None else log_spec
 
 
@@ -120,16 +147,20 @@ class WhisperEncoder(nn.Module):
         return len(self.blocks)
 
     def forward(self, mel: torch.Tensor, upto: int | None = None,
-                offset: int = 0) -> list[torch.Tensor]:
+                offset: int | torch.Tensor = 0) -> list[torch.Tensor]:
         """[B, n_mels, T] log-mel → [B, ceil(T/2), width] per layer (only up to layer ``upto``
         when given: the blocks above it are skipped, the states below are unchanged). ``offset``:
-        the position of the first frame (audio cut from a longer recording keeps its place)."""
+        the position of the first frame (audio cut from a longer recording keeps its place),
+        one for the batch or a [B] tensor, one per row."""
         x = nn.functional.gelu(self.conv1(mel))
         x = nn.functional.gelu(self.conv2(x)).transpose(1, 2)
-        if offset + x.shape[1] > len(self.positions):
+        if isinstance(offset, torch.Tensor):  # the caller keeps each row within the context
+            x = x + self.positions[offset[:, None] + torch.arange(x.shape[1])]
+        elif offset + x.shape[1] > len(self.positions):
             raise ConfigError(f"input longer than Whisper's {len(self.positions)} positions "
                               "(30 s); cut it into chunks")
-        x = x + self.positions[offset : offset + x.shape[1]]
+        else:
+            x = x + self.positions[offset : offset + x.shape[1]]
         states = [x]
         for block in self.blocks[:upto]:
             x = block(x)
@@ -167,6 +198,23 @@ class WhisperEncoder(nn.Module):
                  for ours, theirs in names.items()}
         encoder.load_state_dict(state)
         return encoder.eval()
+
+
+class LayerStates(nn.Module):
+    """Waveforms → the hidden states of chosen ``layers``, side by side: ``audio`` [B, samples]
+    and ``offset`` [B] (the position of each row's first frame in Whisper's context) →
+    [B, ceil(samples // HOP / 2), width · len(layers)]. The one path from audio to
+    ``whisper_layers`` frames: offline extraction, stream steps batched across streams, and
+    the ONNX export (``features.onnx``)."""
+
+    def __init__(self, encoder: WhisperEncoder, layers: list[int]):
+        super().__init__()
+        self.log_mel = LogMel(encoder.n_mels)
+        self.encoder, self.layers = encoder, list(layers)
+
+    def forward(self, audio: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(self.log_mel(audio), upto=max(self.layers), offset=offset)
+        return torch.cat([states[i] for i in self.layers], -1)
 
 
 class HuggingFaceEncoder(nn.Module):
@@ -226,6 +274,17 @@ def model_files(name: str) -> list[Path]:
         raise ConfigError(f"{name}: not a packaged Whisper ({sorted(PACKAGES)}) nor a model "
                           "directory or model.bin")
     return [path]
+
+
+@lru_cache(maxsize=4)
+def layer_states(name: str, layers: tuple[int, ...]) -> LayerStates:
+    """:class:`LayerStates` of a CTranslate2 Whisper (:func:`load_encoder`'s ``name``). Cached
+    per process: every stream and extractor of one model shares it."""
+    encoder = load_encoder(name)
+    if not isinstance(encoder, WhisperEncoder):
+        raise ConfigError(f"{name}: a Hugging Face checkpoint; only CTranslate2 Whisper weights "
+                          "run from audio in one graph")
+    return LayerStates(encoder, list(layers)).eval()
 
 
 @lru_cache(maxsize=2)

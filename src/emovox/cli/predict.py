@@ -73,8 +73,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from emovox.serving.onnx_export import export_onnx
 
     frontend = export_onnx(args.model_dir, args.out)
+    streams = bool(frontend["streaming"] or frontend.get("recogniser_streaming"))
     emit({"model_dir": args.model_dir, "format": args.format, "out": args.out,
-          "graphs": sorted(frontend["graphs"]), "streaming": frontend["streaming"] is not None,
+          "graphs": sorted(frontend["graphs"]), "streaming": streams,
           "max_abs_diff": frontend["export_check_max_abs_diff"]})
     return EXIT_OK
 

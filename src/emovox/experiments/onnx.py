@@ -6,7 +6,9 @@ members averaged inside the graph); a single GRU read through the running mean o
 also exports ``step.onnx``, one decision step of a stream (:class:`StepGraph`: the classifier
 and, for EmoRL, the agent's action logits; the stop rule stays in ``early.decisions``). The
 front end (extractor, z-score, stacking) is data: ``normaliser.json`` and the description
-returned for ``frontend.json``.
+returned for ``frontend.json``; Whisper's layers are a graph too, ``features.onnx``
+(:func:`export_layer_states`: log-mel, encoder, chosen layers), so that an export of a
+recogniser-layer model runs from audio to probabilities without PyTorch.
 
 The graphs come from PyTorch's TorchScript ONNX exporter (ONNX ``GRU`` ops, opset
 :data:`OPSET`): it needs no extra package, and ``torch`` is pinned exactly.
@@ -30,7 +32,14 @@ from emovox.io import atomic_write, atomic_write_json
 from emovox.models import MODELS
 from emovox.models.convolutional import Cnn1d
 from emovox.models.emorl import EmoRL
-from emovox.models.recurrent import BiGru, BiGruEncoder, GruBaseline, MeanPool, Progressive
+from emovox.models.recurrent import (
+    BiGru,
+    BiGruEncoder,
+    GruBaseline,
+    LayerMix,
+    MeanPool,
+    Progressive,
+)
 
 OPSET = 17
 
@@ -53,6 +62,7 @@ UNPADDED: dict[type, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     Progressive: lambda m, x: m.head(torch.cat(
         [x[..., : m.recogniser_dim].mean(1), _bigru(m.branch, x[..., m.recogniser_dim :])], -1)),
     MeanPool: lambda m, x: m(x, _full_lengths(x)),
+    LayerMix: lambda m, x: m(x, _full_lengths(x)),
     Cnn1d: lambda m, x: m(x, _full_lengths(x)),
 }
 
@@ -157,6 +167,7 @@ def export_sequence_models(trained: Any, out: Path, step: StepGraph | None, step
                         "probabilities": [n_classes],
                         **({"action_logits": [2]} if agent else {})},
         }
+    features_graph = export_layer_states(extractor, out, rng, check, graphs)
     norm = normaliser.state()
     atomic_write_json(out / "normaliser.json", {
         "mode": norm["mode"],
@@ -177,10 +188,35 @@ def export_sequence_models(trained: Any, out: Path, step: StepGraph | None, step
         "frame_rate": frame_rate,
         "normalise": norm["mode"],
         "streaming": streaming,
+        # Whisper's layers: audio → frames as a graph too (``features.onnx``)
+        "features_graph": features_graph,
         "graphs": graphs,
         "opset": OPSET,
         "export_check_max_abs_diff": check,
     }
+
+
+def export_layer_states(extractor: Any, out: Path, rng: np.random.Generator, check: dict,
+                        graphs: dict) -> str | None:
+    """``features.onnx`` of a ``whisper_layers`` extractor (``asr.whisper.LayerStates``: the
+    log-mel front end, the encoder up to the chosen layers): ``audio`` [batch, samples] and
+    ``offset`` [batch] (each row's first frame's position in Whisper's context, int64) →
+    ``states`` [batch, frames, dim]. Its name, or None for other features (computed by
+    emovox's own numpy code) or a Hugging Face checkpoint."""
+    states = getattr(extractor, "layer_states", None)
+    if states is None:
+        return None
+    name = "features.onnx"
+    example = (torch.zeros(1, 8000), torch.zeros(1, dtype=torch.long))
+    _write(states, example, out / name, ["audio", "offset"], ["states"],
+           {"audio": {0: "batch", 1: "samples"}, "offset": {0: "batch"},
+            "states": {0: "batch", 1: "frames"}})
+    check[name] = _max_abs_diff(out / name, states, {
+        "audio": (0.1 * rng.standard_normal((2, 23_456))).astype(np.float32),
+        "offset": np.array([0, 31], dtype=np.int64)})
+    graphs[name] = {"inputs": {"audio": ["batch", "samples"], "offset": ["batch"]},
+                    "outputs": {"states": ["batch", "frames", extractor.dim]}}
+    return name
 
 
 def _write(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],

@@ -11,11 +11,11 @@ had heard). The speech gate and the events live in ``serving.streaming``, the st
 - :class:`GruStreamer` — a single GRU (``gru_baseline``/``rnn``, EmoRL's agent) on features that
   stream frame for frame: feature state, frame stacker, hidden state and running mean carried
   across chunks, so a chunk costs the same however much audio came before;
-- :class:`WindowStreamer` — any sequence model on features that cannot be computed chunk by
-  chunk (a recogniser's layers: Whisper's encoder attends over its whole input): every step
-  re-encodes the heard audio (``window_s=None``, exactly the offline features of that prefix)
-  or only its last ``window_s`` seconds, keeping the states of frames that slid out of the
-  window as they were last computed; then the model reads all frames heard;
+- ``WindowStreamer`` and ``BlockStreamer`` (:mod:`emovox.experiments.recogniser_streams`) —
+  any sequence model on features that cannot be computed chunk by chunk (a recogniser's
+  layers: Whisper's encoder attends over its whole input): every step re-encodes the heard
+  audio (or its last ``window_s`` seconds), or encodes only its new audio after a bounded
+  context; then the model reads all frames heard;
 - :class:`UtteranceStreamer` — a model that cannot step (cross-modal attention over a
   transcript): no steps, one at the end of the utterance from its audio.
 
@@ -175,89 +175,6 @@ def read_state(classifier: Callable, policy: Callable | None,
     running-mean state: what every stepping streamer reports."""
     proba = torch.softmax(classifier(state), -1).numpy()
     return proba, policy(state).numpy() if policy is not None else None
-
-
-# ---- the heard audio re-encoded every step ---------------------------------------------------
-class WindowStreamer(Streamer):
-    """Every ``step_ms``: ``features`` of the heard audio (or of its last ``window_s`` seconds,
-    earlier frames kept as last computed), then ``classify`` on all frames heard.
-
-    ``features(samples, first_frame)`` maps samples that start at frame ``first_frame`` of the
-    utterance to [frames, dim] at ``frame_rate`` (frame i starting at sample i·hop; an
-    extractor's ``extract_from``); ``classify`` maps an utterance's frames to class
-    probabilities (normalisation, stacking and the model, as offline) and the agent's action
-    logits (None without an agent). With ``window_s=None`` a step's probabilities are exactly
-    offline inference on the prefix heard; with a window they are too while the utterance is no
-    longer than the window.
-    """
-
-    def __init__(self, features: Callable[[np.ndarray, int], np.ndarray],
-                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
-                 sample_rate: int, frame_rate: float, step_ms: float = STEP_MS,
-                 window_s: float | None = None, max_steps: int | None = None):
-        hop = sample_rate / frame_rate
-        if hop != int(hop):
-            raise EmovoxError(f"features at {frame_rate:g} frames/s do not align with "
-                              f"{sample_rate} Hz samples; this model cannot stream")
-        self.features, self.classify = features, classify
-        self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
-        self.step_ms, self.max_steps = step_ms, max_steps
-        self.step_samples = int(round(step_ms / 1000 * sample_rate))
-        if window_s is not None and window_s < step_ms / 1000:
-            raise EmovoxError(f"window_s={window_s:g}: must hold at least one step "
-                              f"({step_ms / 1000:g} s)")
-        self.window_s = window_s
-
-    def start(self, max_steps: int) -> WindowStream:
-        return WindowStream(self, max_steps)
-
-
-class WindowStream(UtteranceStream):
-    def __init__(self, model: WindowStreamer, max_steps: int):
-        self.model, self.max_steps = model, max_steps
-        self.audio = np.zeros(model.sample_rate, dtype=np.float32)  # grows by doubling
-        self.samples = 0
-        self.frozen: list[np.ndarray] = []  # frames that slid out of the window
-        self.frozen_frames = 0
-        self.window = np.zeros((0, 0), dtype=np.float32)  # the last window's frames
-        self.steps = 0
-        self.frames = 0
-
-    def push(self, samples: np.ndarray) -> list[Step]:
-        end = self.samples + len(samples)
-        if end > len(self.audio):
-            self.audio = np.concatenate([self.audio, np.zeros(max(end, len(self.audio)),
-                                                              dtype=np.float32)])
-        self.audio[self.samples : end] = samples
-        step = self.model.step_samples
-        due = range((self.samples // step + 1) * step, end + 1, step)
-        self.samples = end
-        return [self._step(at) for at in due if self.steps < self.max_steps]
-
-    def finish(self) -> list[Step]:
-        if self.samples % self.model.step_samples and self.steps < self.max_steps:
-            return [self._step(self.samples)]
-        return []
-
-    def heard_features(self, end: int) -> np.ndarray:
-        """Frames of the first ``end`` samples: the window's, after the frozen ones."""
-        model = self.model
-        start = 0
-        if model.window_s is not None:
-            start = max(0, end - int(model.window_s * model.sample_rate)) // model.hop * model.hop
-        # Frames before the window keep the states of the last window that held them.
-        first = start // model.hop
-        if first > self.frozen_frames:
-            self.frozen.append(self.window[: first - self.frozen_frames])
-            self.frozen_frames = first
-        self.window = model.features(self.audio[start:end], first)
-        return np.concatenate([*self.frozen, self.window]) if self.frozen else self.window
-
-    def _step(self, end: int) -> Step:
-        feats = self.heard_features(end)
-        self.steps += 1
-        self.frames = len(feats)
-        return Step(end / self.model.sample_rate, *self.model.classify(feats))
 
 
 # ---- one decision per utterance --------------------------------------------------------------

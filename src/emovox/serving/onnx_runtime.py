@@ -4,8 +4,10 @@
 ``step.onnx`` through an utterance as it arrives, carrying the four arrays a runtime in any
 language would carry (hidden state, running sum, frame count, frames not yet stepped). The
 front end (extractor, z-score, stacking) is emovox's own numpy code, driven by the export's
-``frontend.json`` and ``normaliser.json``. Nothing here imports PyTorch: ``emovox predict`` on an
-export starts in a fraction of the time.
+``frontend.json`` and ``normaliser.json``; Whisper's layers come from the export's
+``features.onnx`` (cut into 30 s contexts as PyTorch cuts them, ``asr.layers.whisper_frames``),
+and such a model streams as the PyTorch streamer does (``experiments.recogniser_streams``).
+Nothing here imports PyTorch: ``emovox predict`` on an export starts in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from emovox.asr.layers import whisper_frames
 from emovox.early.decisions import Step, stop_rule
 from emovox.errors import EmovoxError
 from emovox.experiments.methods.base import class_record
+from emovox.experiments.recogniser_streams import BlockStreamer, StepBatcher, WindowStreamer
 from emovox.features import Normaliser, SpeakerStatistics, make_extractor
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
@@ -95,7 +99,10 @@ class OnnxRecognizer(Runtime):
         self.stack = int(self.meta.get("stack", 1))
         self.path = export_dir / "model.onnx"
         self.session = _session(self.path, threads)
-        width = self.extractor.dim * self.stack
+        graph = self.meta.get("features_graph")
+        self.features_path = export_dir / graph if graph else None
+        self.features_session = _session(self.features_path, threads) if graph else None
+        width = (self.meta["feature_dim"] if graph else self.extractor.dim) * self.stack
         declared = self.session.get_inputs()[0].shape[-1]
         if declared != width:
             raise EmovoxError(f"{self.path}: the graph takes {declared} features per frame but "
@@ -109,11 +116,40 @@ class OnnxRecognizer(Runtime):
     def sample_rate(self) -> int:
         return self.extractor.sample_rate
 
+    def frames(self, wave: np.ndarray) -> np.ndarray:
+        """The extractor's frames of one utterance (``features.onnx`` for Whisper's layers)."""
+        if self.features_session is None:
+            return self.extractor.extract_long(wave)
+        return whisper_frames(wave, 0, bool(self.extractor.params.get("pad")), self.encode)
+
+    def encode(self, audio: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        """``features.onnx``: [B, samples] audio → [B, frames, dim] (an ``asr.layers.Encode``)."""
+        return _run(self.features_session, self.features_path,
+                    {"audio": np.ascontiguousarray(audio, np.float32), "offset": offset})[0]
+
     def features(self, wave: np.ndarray) -> np.ndarray:
         """Normalised, stacked features of one utterance (as the PyTorch model directory
         makes them): the graphs' input."""
-        return stack_frames(self.normaliser.apply([self.extractor.extract_long(wave)])[0],
-                            self.stack)
+        return stack_frames(self.normaliser.apply([self.frames(wave)])[0], self.stack)
+
+    def recogniser_streamer(self) -> WindowStreamer | BlockStreamer | None:
+        """Streams of a Whisper-layer export (None for others), as the method streams on
+        PyTorch: ``features.onnx`` on each step's window or block, ``model.onnx`` on all frames
+        heard."""
+        how = self.meta.get("recogniser_streaming")
+        if self.features_session is None or not how:
+            return None
+
+        def classify(feats: np.ndarray) -> tuple[np.ndarray, None]:
+            return self.run(stack_frames(self.normaliser.apply([feats])[0], self.stack)), None
+
+        batcher = StepBatcher(self.encode)
+        rate, frame_rate = self.extractor.sample_rate, self.meta["feature_frame_rate"]
+        if how["kind"] == "blocks":
+            return BlockStreamer(batcher, classify, rate, frame_rate, how["step_ms"],
+                                 how["context_s"])
+        return WindowStreamer(batcher.encode_block, classify, rate, frame_rate, how["step_ms"],
+                              how["window_s"], batcher=batcher)
 
     def for_speaker(self, statistics: SpeakerStatistics, tau: float) -> OnnxRecognizer:
         """The export normalising with one speaker's statistics: ``normaliser.json`` holds the
@@ -158,40 +194,54 @@ class OnnxStream:
     def __init__(self, rec: OnnxRecognizer, threshold: float | None = None,
                  max_steps: int | None = None):
         info = rec.meta.get("streaming")
-        if rec.step_session is None or not info:
+        #: A Whisper-layer export streams by ``experiments.recogniser_streams``, not step.onnx.
+        self.blocks = rec.recogniser_streamer()
+        if self.blocks is None and (rec.step_session is None or not info):
             raise EmovoxError(f"{rec.path.parent}: model {rec.meta['model']['name']!r} has no "
-                              "step.onnx; only a single gru_baseline or emorl model streams")
+                              "step.onnx; only a single gru_baseline or emorl model or a "
+                              "model on whisper_layers streams")
         self.rec = rec
-        self.step_frames = int(info["step_frames"])
-        self.max_steps = max_steps or info["max_steps"] or 10**9
+        self.max_steps = max_steps or (info or {}).get("max_steps") or 10**9
         self.threshold = threshold
-        self.outputs = [o.name for o in rec.step_session.get_outputs()]
-        self.hidden_size = rec.step_session.get_inputs()[2].shape[0]
+        if self.blocks is None:
+            self.step_frames = int(info["step_frames"])
+            self.outputs = [o.name for o in rec.step_session.get_outputs()]
+            self.hidden_size = rec.step_session.get_inputs()[2].shape[0]
         self.reset()
 
     def reset(self) -> None:
         rec = self.rec
+        self.steps: list[Step] = []
+        #: The index in ``steps`` of the decision, once taken.
+        self.decided: int | None = None
+        self.forced = False
+        if self.blocks is not None:
+            self.utterance = self.blocks.start(self.max_steps)
+            return
         self.features = StreamingFeatures(rec.extractor)
         self.pending = np.zeros((0, rec.extractor.dim), dtype=np.float32)
         self.rows = np.zeros((0, rec.meta["input_dim"]), dtype=np.float32)
         self.hidden = np.zeros((1, 1, self.hidden_size), dtype=np.float32)
         self.total = np.zeros(self.hidden_size, dtype=np.float32)
         self.count = np.zeros(1, dtype=np.int64)
-        self.steps: list[Step] = []
-        #: The index in ``steps`` of the decision, once taken.
-        self.decided: int | None = None
-        self.forced = False
 
     @property
     def decision(self) -> Step | None:
         return None if self.decided is None else self.steps[self.decided]
 
     def push(self, samples: np.ndarray) -> list[Step]:
+        if self.blocks is not None:
+            return [self._record(step) for step in self.utterance.push(samples)]
         return self._frames(self.features.push(samples), final=False)
 
     def finish(self) -> list[Step]:
         """End of the utterance: the remaining frames, a last partial step, the decision."""
-        return self._frames(self.features.finish(), final=True)
+        if self.blocks is None:
+            return self._frames(self.features.finish(), final=True)
+        steps = [self._record(step) for step in self.utterance.finish()]
+        if self.decided is None and self.steps:
+            self.decided, self.forced = len(self.steps) - 1, True
+        return steps
 
     def _frames(self, frames: np.ndarray, final: bool) -> list[Step]:
         """Normalise and stack ``k`` frames per row as offline (the tail repeats the last)."""
@@ -236,8 +286,11 @@ class OnnxStream:
             "frames": np.ascontiguousarray(frames), "hidden": self.hidden, "total": self.total,
             "count": self.count}), strict=True))
         self.hidden, self.total, self.count = out["hidden_out"], out["total_out"], out["count_out"]
-        step = Step(int(self.count[0]) / self.rec.meta["frame_rate"], out["probabilities"],
-                    out.get("action_logits"))
+        return self._record(Step(int(self.count[0]) / self.rec.meta["frame_rate"],
+                                 out["probabilities"], out.get("action_logits")))
+
+    def _record(self, step: Step) -> Step:
+        """Keep ``step``; decide at the first that the stop rule stops (or the last allowed)."""
         self.steps.append(step)
         stop = bool(stop_rule(step.proba, self.threshold, step.actions))
         if self.decided is None and (stop or len(self.steps) >= self.max_steps):

@@ -444,6 +444,19 @@ class StreamingRecognizer:
         self.rest = audio[n * self.frame :].copy()
         return events + self._feed()
 
+    async def push_async(self, chunk: bytes | np.ndarray) -> list[Event]:
+        """:meth:`push` for a service's event loop: a model that batches its steps across
+        streams (``experiments.recogniser_streams.StepBatcher``) pushes on the batcher's
+        threads, so that this stream's step joins the other streams'; any other model pushes
+        inline."""
+        batcher = getattr(self.model, "batcher", None)
+        return self.push(chunk) if batcher is None else await batcher.run(self.push, chunk)
+
+    async def end_async(self) -> list[Event]:
+        """:meth:`end` as :meth:`push_async` pushes."""
+        batcher = getattr(self.model, "batcher", None)
+        return self.end() if batcher is None else await batcher.run(self.end)
+
     def _feed(self) -> list[Event]:
         """Feed the speech frames gathered so far to the open utterance."""
         if not self.speech:

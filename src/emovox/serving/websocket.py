@@ -267,7 +267,8 @@ class _Connection:
                     if start:
                         await asyncio.sleep(0)
                     try:
-                        events = stream.push(message[start : start + SLICE_BYTES])
+                        events = await stream.push_async(
+                            message[start : start + SLICE_BYTES])
                     except EmovoxError as exc:
                         raise ClientError(str(exc), 1003) from None
                     for event in events:
@@ -281,7 +282,7 @@ class _Connection:
             command = parse_json(message)
             if command.get("type") != "end":
                 raise ClientError(f"unknown command {command.get('type')!r}", 1008)
-            for event in stream.end():
+            for event in await stream.end_async():
                 await self.send(event.to_dict())
             await self.send({"type": "done"})
             async with asyncio.timeout(settings.send_timeout):

@@ -44,7 +44,8 @@ from emovox.experiments.methods.supervised import (
     load_torch,
 )
 from emovox.experiments.onnx import StepGraph, export_sequence_models
-from emovox.experiments.streamers import GruStreamer, Streamer, WindowStreamer, read_state
+from emovox.experiments.recogniser_streams import WindowStreamer
+from emovox.experiments.streamers import GruStreamer, Streamer, read_state
 from emovox.features.spectral import FramedExtractor
 from emovox.models.emorl import EmoRL, prefix_means, running_means
 from emovox.training import SequenceSet

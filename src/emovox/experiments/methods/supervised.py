@@ -7,17 +7,24 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from emovox.asr.layers import WhisperLayers
 from emovox.corpora import Manifest
 from emovox.errors import ConfigError, EmovoxError, ModelDirError
 from emovox.experiments.dataset import Dataset
 from emovox.experiments.methods.base import METHODS, Method, RunContext, Split
 from emovox.experiments.onnx import UNPADDED, StepGraph, export_sequence_models, not_exportable
-from emovox.experiments.streamers import STEP_MS, GruStreamer, Streamer, WindowStreamer
+from emovox.experiments.recogniser_streams import (
+    CONTEXT_S,
+    BlockStreamer,
+    WindowStreamer,
+    shared_batcher,
+)
+from emovox.experiments.streamers import STEP_MS, GruStreamer, Streamer
 from emovox.features import Extractor, Normaliser
 from emovox.features.base import stack_frames
 from emovox.features.spectral import FramedExtractor
@@ -29,10 +36,16 @@ from emovox.training.tasks import Classification, Regression
 from emovox.training.trainer import class_weight_tensor, seed_everything
 
 #: Audio a stream re-encodes every step when its features cannot stream frame for frame
-#: (``experiments.streamers.WindowStreamer``): the utterance's last WINDOW_S seconds, older
+#: (``experiments.recogniser_streams.WindowStreamer``): the utterance's last WINDOW_S seconds, older
 #: frames keeping their states; exact up to WINDOW_S, and within the per-step budget at any
 #: length (benchmarks/streaming_recogniser.py measures 1.5, 2, 3 s and the whole utterance).
 WINDOW_S: float | None = 3.0
+#: How a model on Whisper's layers streams, its steps batched across the process's streams
+#: either way: ``window`` (the last WINDOW_S re-encoded every step: exact up to WINDOW_S) or
+#: ``blocks`` (``recogniser_streams.BlockStreamer``: each step's new audio after 1 s of
+#: context; ~2× cheaper, but its frames differ from offline ones: -0.034 UAR on Emo-DB with
+#: a head trained offline, -0.020 with one trained on blocks; benchmarks/RESULTS.md).
+RECOGNISER_STREAMING: Literal["window", "blocks"] = "window"
 
 
 @dataclass
@@ -112,8 +125,9 @@ class Supervised(Method):
 
     def streamer(self, trained: SequenceModels) -> Streamer:
         """A single GRU on features that stream frame for frame (normalised with fixed
-        statistics) carries its state across chunks; any other sequence model (a recogniser's
-        layers: mp, layer_mix, rnn) re-encodes the heard audio every step."""
+        statistics) carries its state across chunks; any other re-encodes the heard audio (the
+        last WINDOW_S) every step, a model on Whisper's layers (mp, layer_mix, rnn) batched
+        across the process's streams, or in blocks (RECOGNISER_STREAMING)."""
         net = trained.members[0]
         if len(trained.members) == 1 and isinstance(net, GruBaseline) and \
                 isinstance(trained.extractor, FramedExtractor) and \
@@ -123,10 +137,17 @@ class Supervised(Method):
         if not isinstance(net, torch.nn.Module) or trained.extractor.frame_rate is None:
             raise EmovoxError(f"model {self.config.model.name!r} cannot stream: it reads "
                               "whole-utterance features")
-        return WindowStreamer(trained.extractor.extract_from,
-                              lambda feats: (self.classify(trained, feats), None),
-                              trained.extractor.sample_rate, trained.extractor.frame_rate,
-                              window_s=WINDOW_S)
+        extractor = trained.extractor
+        classify = lambda feats: (self.classify(trained, feats), None)  # noqa: E731
+        batcher = None
+        if isinstance(extractor, WhisperLayers) and extractor.layer_states is not None and \
+                not extractor.params["pad"]:
+            batcher = shared_batcher(extractor.key(), extractor.encode)
+            if RECOGNISER_STREAMING == "blocks":
+                return BlockStreamer(batcher, classify, extractor.sample_rate,
+                                     extractor.frame_rate, STEP_MS)
+        return WindowStreamer(extractor.extract_from, classify, extractor.sample_rate,
+                              extractor.frame_rate, STEP_MS, WINDOW_S, batcher=batcher)
 
     def predict_wave(self, trained: SequenceModels, wave: np.ndarray) -> np.ndarray:
         return self.classify(trained, trained.extractor.extract_long(wave))
@@ -139,7 +160,11 @@ class Supervised(Method):
             raise not_exportable(self.model_name, type(net).__name__, self.name)
         step = StepGraph(net.gru, net.head) if len(trained.members) == 1 and \
             isinstance(net, GruBaseline) else None
-        return export_sequence_models(trained, out, step, STEP_MS, None)
+        graphs = export_sequence_models(trained, out, step, STEP_MS, None)
+        if graphs["features_graph"]:  # streamed from features.onnx as this method streams
+            graphs["recogniser_streaming"] = {"kind": RECOGNISER_STREAMING, "step_ms": STEP_MS,
+                                              "window_s": WINDOW_S, "context_s": CONTEXT_S}
+        return graphs
 
     # -- model directories ----------------------------------------------------------------
     def save(self, trained: SequenceModels, out: Path) -> dict[str, Any]:
