@@ -42,6 +42,9 @@ from emovox.features.incremental import StreamingFeatures
 
 #: The decision step of models that do not set their own (EmoRL's default).
 STEP_MS = EmoRLConfig().step_ms
+#: Running speaker adaptation: frames of training statistics a speaker's own are pooled with
+#: (``enrol(..., tau=)``), chosen on validation speakers (docs/default-model.md, issue 26).
+SHRINKAGE_FRAMES = 500.0
 
 
 @dataclass
