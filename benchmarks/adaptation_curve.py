@@ -21,8 +21,9 @@ the ``layers: all`` statistics when those exist). Heads are built and trained by
 normalised by its own statistics) on one-frame sequences of normalised utterance means: the same
 outputs as on frame sequences; only SortaGrad's first-epoch order and the length buckets differ.
 
-    python benchmarks/adaptation_curve.py select --models mp_2 mp_2_augmented mix_base_all
-    python benchmarks/adaptation_curve.py card --models mix_base_all --tau 500
+    python benchmarks/adaptation_curve.py select --models mix_base_all mix_base_123 mp_base_3 \
+        mp_base_2 [--cached-only]
+    python benchmarks/adaptation_curve.py card --models mp_base_3 --tau 500
 
 ``select`` scores on validation speakers only (two per corpus, seeded; one more speaker picks
 the checkpoint; the other 14 train): every candidate and every tau. ``card`` gives the chosen

@@ -44,7 +44,7 @@ from emovox.features.incremental import StreamingFeatures
 STEP_MS = EmoRLConfig().step_ms
 #: Running speaker adaptation: frames of training statistics a speaker's own are pooled with
 #: (``enrol(..., tau=)``), chosen on validation speakers (docs/default-model.md, issue 26).
-SHRINKAGE_FRAMES = 250.0
+SHRINKAGE_FRAMES = 500.0
 
 
 @dataclass
