@@ -21,8 +21,9 @@ the ``layers: all`` statistics when those exist). Heads are built and trained by
 normalised by its own statistics) on one-frame sequences of normalised utterance means: the same
 outputs as on frame sequences; only SortaGrad's first-epoch order and the length buckets differ.
 
-    python benchmarks/adaptation_curve.py select --models mp_2 mp_2_augmented mix_base_all
-    python benchmarks/adaptation_curve.py card --models mix_base_all --tau 500
+    python benchmarks/adaptation_curve.py select --models mix_base_all mix_base_123 mp_base_3 \
+        mp_base_2 [--cached-only]
+    python benchmarks/adaptation_curve.py card --models mp_base_3 --tau 500
 
 ``select`` scores on validation speakers only (two per corpus, seeded; one more speaker picks
 the checkpoint; the other 14 train): every candidate and every tau. ``card`` gives the chosen
@@ -53,6 +54,7 @@ from emovox.evaluation.metrics import uar
 from emovox.experiments.config import ExperimentConfig, build_config, read_yaml
 from emovox.experiments.protocols import make_folds
 from emovox.features import FeatureCache, Normaliser, SpeakerStatistics, make_extractor
+from emovox.features.store import audio_hash
 from emovox.io import atomic_write_json, atomic_write_text
 from emovox.models import build_model
 from emovox.training import AugmentedSet, SequenceSet, fit, predict
@@ -139,9 +141,33 @@ def pooled_version(config: ExperimentConfig, manifest, variant, stats_dir: Path)
     return Pooled(data["count"], data["sum"][:, columns], data["sumsq"][:, columns])
 
 
-def load(config: ExperimentConfig, stats_dir: Path) -> Corpus:
+def manifest_of(config: ExperimentConfig) -> Manifest:
     c = config.corpus
-    manifest = load_corpus(c.format, c.path, labels=c.labels, on_error=c.on_error, **c.options)
+    return load_corpus(c.format, c.path, labels=c.labels, on_error=c.on_error, **c.options)
+
+
+def cached_ids(configs: list[ExperimentConfig]) -> set[str]:
+    """Utterances whose clean features every config's extractor (or, for a ``whisper_layers``
+    subset, its ``layers: all``) already has in the feature cache."""
+    keep = None
+    for config in configs:
+        extractor = make_extractor(config.features.name, **config.features.params)
+        sources = [extractor]
+        if extractor.name == "whisper_layers":
+            sources.append(make_extractor("whisper_layers",
+                                          **{**extractor.params, "layers": "all"}))
+        cache = FeatureCache(config.features.cache)
+        have = {u.id for u in manifest_of(config)
+                if any(cache.path(e, audio_hash(u)).exists() for e in sources)}
+        keep = have if keep is None else keep & have
+    return keep or set()
+
+
+def load(config: ExperimentConfig, stats_dir: Path, keep: set[str] | None = None) -> Corpus:
+    c = config.corpus
+    manifest = manifest_of(config)
+    if keep is not None:
+        manifest = manifest.filter(lambda u: u.id in keep)
     labels = list(c.labels or manifest.labels)
     extractor = make_extractor(config.features.name, **config.features.params)
     versions = [pooled_version(config, manifest, v, stats_dir)
@@ -295,19 +321,34 @@ def selection_split(corpus: Corpus) -> tuple[list[str], list[str], list[str]]:
     return [s for s in rest if s not in checkpoint], checkpoint, chosen
 
 
-def select(names: list[str], config_path: Path, out: Path) -> str:
+def select(names: list[str], config_path: Path, out: Path, cached_only: bool = False) -> str:
+    """``cached_only``: only the utterances every candidate already has features for (a
+    quicker comparison while extraction runs; its own statistics and results directories)."""
+    suffix = "-cached" if cached_only else ""
+    keep = None
+    if cached_only:  # fixed at the first run, so later candidates see the same utterances
+        kept = out / f"select{suffix}" / "utterances.json"
+        if not kept.exists():
+            atomic_write_json(kept, sorted(cached_ids([recipe(n, config_path) for n in names])))
+        keep = set(json.loads(kept.read_text()))
     rows_md = []
     for name in names:
-        done = out / "select" / f"{name}.json"
+        done = out / f"select{suffix}" / f"{name}.json"
         if not done.exists():
             config = recipe(name, config_path)
             start = time.time()
-            corpus = load(config, out / "stats")
+            corpus = load(config, out / f"stats{suffix}", keep)
             train, checkpoint, chosen = selection_split(corpus)
             head = train_head(config, corpus, corpus.rows(train), corpus.rows(checkpoint))
             rows = corpus.rows(chosen)
             result = summary(corpus, rows, test(head, corpus, rows, list(TAUS)))
-            atomic_write_json(done, {"model": name, "validation_speakers": chosen,
+            net = head.members[0]
+            weights = ([round(float(w), 3) for w in net.layer_weights().detach()]
+                       if hasattr(net, "layer_weights") else None)
+            atomic_write_json(done, {"model": name, "utterances": len(corpus.ids),
+                                     "layer_weights": weights,
+                                     "validation_utterances": len(rows),
+                                     "validation_speakers": chosen,
                                      "checkpoint_speaker": checkpoint, "train_speakers": train,
                                      "seconds": time.time() - start, "conditions": result})
         rows_md.append(json.loads(done.read_text()))
@@ -330,7 +371,8 @@ def best_tau(conds: dict) -> tuple[float, float]:
 
 def selection_table(results: list[dict]) -> str:
     speakers = ", ".join(results[0]["validation_speakers"])
-    lines = [f"Validation speakers {speakers} (checkpoint: "
+    lines = [f"Validation speakers {speakers} ({results[0]['validation_utterances']} "
+             f"utterances of {results[0]['utterances']}; checkpoint: "
              f"{results[0]['checkpoint_speaker'][0]}); UAR = mean over the four speakers "
              "(chance 0.200); heard/adapted at each row's best tau (frames, 50/s).", "",
              "| model | training stats | " + " | ".join(f"heard {s} s" for s in HEARD_S if s)
@@ -439,17 +481,21 @@ def main() -> None:
     parser.add_argument("what", choices=("select", "card"))
     parser.add_argument("--models", nargs="+", required=True,
                         help="rows of the config (card: one)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="select: only utterances whose features are all cached already")
     parser.add_argument("--tau", type=float, default=500.0, help="card: shrinkage, frames")
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "cross_corpus.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "adaptation")
     args = parser.parse_args()
     if args.what == "select":
-        text = select(args.models, args.config, args.out)
-        atomic_write_text(args.out / "select.md", text)
+        text = select(args.models, args.config, args.out, args.cached_only)
+        suffix = "-cached" if args.cached_only else ""
+        atomic_write_text(args.out / f"select{suffix}.md", text)
+        flag = " --cached-only" if args.cached_only else ""
         body = ("## Recogniser-layer default: recipe and shrinkage on validation speakers "
                 "(issue 26)\n\n```\npython benchmarks/adaptation_curve.py select --models "
-                f"{' '.join(args.models)}\n```\n\n{machine()}.\n\n{text}")
-        write_section("adaptation_select", body)
+                f"{' '.join(args.models)}{flag}\n```\n\n{machine()}.\n\n{text}")
+        write_section(f"adaptation_select{suffix}", body)
     else:
         name = args.models[0]
         text = card_tables(name, args.tau, card(name, args.tau, args.config, args.out))

@@ -21,6 +21,11 @@ from emovox.errors import ConfigError
 
 MODES = ("global", "utterance", "speaker", "none")
 EPS = 1e-5
+#: Speaker statistics are shrunk toward the training statistics as if this many frames of them
+#: had been heard too (``SpeakerStatistics.normaliser``): the ``tau`` of running adaptation and
+#: enrolment, chosen on validation speakers (docs/default-model.md, issue 26; 500 frames: 10 s of
+#: Whisper-layer frames, 5 s at 100 frames/s).
+SHRINKAGE_FRAMES = 500.0
 
 
 def _stats(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

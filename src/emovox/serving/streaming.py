@@ -38,17 +38,13 @@ import numpy as np
 from emovox.early.decisions import Step, stop_rule
 from emovox.errors import ConfigError, EmovoxError
 from emovox.features import SpeakerStatistics
-from emovox.features.normalise import require_speaker_normalisation
+from emovox.features.normalise import SHRINKAGE_FRAMES, require_speaker_normalisation
 
 FRAME_MS = 30  # webrtcvad's longest frame
 #: The pre-roll's bound when a model has no decision step (utterance-level).
 UTTERANCE_PREROLL_MS = 1000.0
 #: The pause that ends an utterance when ``GateConfig.pause_ms`` is None: with ``vad``, without.
 VAD_PAUSE_MS, PAUSE_MS = 600.0, 1500.0
-#: Speaker statistics are shrunk toward the training statistics as if this many frames of them
-#: had been heard too (``SpeakerStatistics.normaliser``): the default ``tau`` of running
-#: adaptation and enrolment (500 frames: 10 s of Whisper-layer frames, 5 s at 100 frames/s).
-SHRINKAGE_FRAMES = 500.0
 
 
 @dataclass
