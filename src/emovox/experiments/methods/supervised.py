@@ -69,6 +69,12 @@ def check_model_params(name: str, params: dict[str, Any], where: str = "model.pa
         raise ConfigError(f"{where} for model {name!r}: {exc}") from None
 
 
+def reads_pool(dataset: Dataset, model: Any) -> bool:
+    """A model that reads only its input's time mean is fed each utterance's mean (from the
+    cached frame statistics: memory independent of utterance length), never its frames."""
+    return dataset.stack == 1 and getattr(model, "reads_time_mean", False)
+
+
 @METHODS.register
 class Supervised(Method):
     """Train a registered sequence model on frame features, checkpoint on validation."""
@@ -87,8 +93,10 @@ class Supervised(Method):
             ) -> tuple[SequenceModels, dict]:
         config = self.config
         normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
-        train_set = dataset.training_set(split.train, normaliser)
-        valid_set = dataset.sequences(split.valid, normaliser)
+        pooled = reads_pool(dataset, build_model(config.model.name, dataset.input_dim,
+                                                 dataset.n_outputs, **config.model.params))
+        train_set = dataset.training_set(split.train, normaliser, pooled)
+        valid_set = dataset.sequences(split.valid, normaliser, pooled)
         task = self.task(dataset, train_set.targets)
         members, infos = [], []
         for member in range(config.model.ensemble):
@@ -121,7 +129,8 @@ class Supervised(Method):
 
     def outputs(self, trained: SequenceModels, dataset: Dataset,
                 manifest: Manifest) -> np.ndarray:
-        return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
+        pooled = reads_pool(dataset, trained.members[0])
+        return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser, pooled))
 
     def classify(self, trained: SequenceModels, feats: np.ndarray) -> np.ndarray:
         """Probabilities of one utterance's raw frame features (normalised and stacked here)."""
