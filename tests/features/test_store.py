@@ -28,8 +28,8 @@ def test_store_reads_the_cache_and_keeps_statistics_beside_it(tmp_path, utts):
         frames = stored[u.id]
         np.testing.assert_allclose(frames, held[u.id], rtol=1e-5, atol=1e-5)
         assert stored.length(u.id) == len(held[u.id])
-        with pytest.raises(ValueError):  # a read-only map of the cache file
-            frames[0, 0] = 1.0
+        frames[0] = np.nan  # a copy read from the cache file: the entry stays as it was
+        assert np.isfinite(stored[u.id][0]).all()
         ours, exact = stored.statistics(u.id), SpeakerStatistics.of([held[u.id]])
         assert ours.count == exact.count
         np.testing.assert_allclose(ours.sum, exact.sum, rtol=1e-5, atol=1e-3)

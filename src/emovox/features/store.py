@@ -104,9 +104,10 @@ def _write(path: Path, array: np.ndarray) -> None:
 
 
 class StoredFeatures(Mapping[str, np.ndarray]):
-    """Utterances' features by id. Cached ones are read when asked for (a read-only memory
-    map of the cache file, dropped once the caller lets go), so a corpus's frames are never all
-    in memory and worker processes map the same files; without a cache they are held.
+    """Utterances' features by id. Cached ones are read from their file each time they are
+    asked for (freed once the caller lets go; a plain read, not a memory map, which would hold
+    a file descriptor per utterance for as long as it lives), so a corpus's frames are never
+    all in memory and worker processes read the same files; without a cache they are held.
     :meth:`statistics` gives an utterance's frame statistics without reading its frames."""
 
     def __init__(self, entries: dict[str, Path | np.ndarray], lengths: dict[str, int]):
@@ -120,8 +121,7 @@ class StoredFeatures(Mapping[str, np.ndarray]):
 
     def __getitem__(self, utt_id: str) -> np.ndarray:
         entry = self.entries[utt_id]
-        return np.load(entry, mmap_mode="r").view(np.ndarray) if isinstance(entry, Path) \
-            else entry
+        return np.load(entry) if isinstance(entry, Path) else entry
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.entries)
