@@ -15,7 +15,7 @@ features must be in the cache or are extracted first) and ``bigru_mfcc`` (a BiGR
 ``mfcc_pitch`` frames: the path that reads frames batch by batch, cheap to extract).
 
     .venv/bin/python benchmarks/memory_scaling.py [--recipes mix_base_all bigru_mfcc]
-        [--sizes 1 2 4] [--epochs 3]
+        [--sizes 1 2 4] [--epochs 1]
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ def repeated_manifest(k: int, out: Path) -> Path:
 
 
 def child(recipe: str, corpus_csv: str, epochs: int, out: str) -> None:
-    """One training run in this process; prints its peak memory as JSON."""
+    """One training run in this process; prints its peak memory as JSON (``epochs`` 0: only
+    extract the features into the cache)."""
     from emovox.experiments.config import apply_overrides, build_config
     from emovox.experiments.dataset import load_dataset
     from emovox.serving.model_dir import train_and_save
@@ -70,9 +71,12 @@ def child(recipe: str, corpus_csv: str, epochs: int, out: str) -> None:
     labels = data["corpus"]["labels"]
     overrides = {**RECIPES[recipe],
                  "corpus": {"format": "csv", "path": corpus_csv, "labels": labels},
-                 "training.epochs": epochs, "training.patience": epochs,
+                 "training.epochs": max(epochs, 1), "training.patience": max(epochs, 1),
                  "training.progress": False}
     config = build_config(apply_overrides(data, overrides))
+    if not epochs:  # the warm-up: fill the feature cache, outside every measured run
+        load_dataset(config, progress=False)
+        return
     start = time.perf_counter()
     meta = train_and_save(config, Path(out), progress=False)
     seconds = time.perf_counter() - start
@@ -92,7 +96,7 @@ def run(recipe: str, k: int, epochs: int, tmp: Path) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     if done.returncode:
         raise SystemExit(f"{recipe} at {k}×: exit {done.returncode}\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) if epochs else {}
 
 
 def main() -> None:
@@ -100,7 +104,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", choices=sorted(RECIPES),
                         default=["mix_base_all", "bigru_mfcc"])
     parser.add_argument("--sizes", nargs="+", type=int, default=[1, 2, 4])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--child", nargs=4, metavar=("RECIPE", "CSV", "EPOCHS", "OUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -111,6 +115,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="emovox-memory-") as tmp:
         for recipe in args.recipes:
+            run(recipe, 1, 0, Path(tmp))
             for k in args.sizes:
                 result = run(recipe, k, args.epochs, Path(tmp))
                 rows.append((recipe, k, result))
