@@ -93,6 +93,8 @@ class Supervised(Method):
             ) -> tuple[SequenceModels, dict]:
         config = self.config
         normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
+        # (this also builds a recogniser's encoder, for input_dim, whose construction draws
+        # random numbers: before the members are seeded, never between seed and model)
         pooled = reads_pool(dataset, build_model(config.model.name, dataset.input_dim,
                                                  dataset.n_outputs, **config.model.params))
         train_set = dataset.training_set(split.train, normaliser, pooled)
