@@ -89,7 +89,7 @@ class Dataset:
         """``manifest``'s utterances from ``store``, normalised (speaker statistics from
         ``reference``, by default ``store`` itself)."""
         ids = [u.id for u in manifest]
-        reference = reference or store
+        reference = store if reference is None else reference
         scaling = normaliser.scaling(len(ids), [u.speaker for u in manifest],
                                      lambda i: store.statistics(ids[i]),
                                      lambda i: reference.statistics(ids[i]))
