@@ -78,13 +78,20 @@ def test_augmented_training_set_only(emodb, tmp_path):
     train = dataset.split(("03", "08"))
     normaliser = dataset.fit_normaliser(train, "global")
     training = dataset.training_set(train, normaliser)
-    assert isinstance(training, AugmentedSet) and all(len(v) == 3 for v in training.versions)
-    assert not np.allclose(training.versions[0][0], training.versions[0][1])
+    assert isinstance(training, AugmentedSet) and len(training.versions) == 3
+    assert all(len(v) == len(train) for v in training.versions)
+    assert not np.allclose(training.versions[0].feats[0], training.versions[1].feats[0])
     clean = dataset.sequences(train, normaliser)  # validation/test path: never augmented
     assert isinstance(clean, SequenceSet)
-    assert all(np.array_equal(c, v[0]) for c, v in zip(clean.feats, training.versions,
-                                                        strict=True))
-    draws = {id(training.for_epoch(e, 0).feats[0]) for e in range(12)}
+    assert all(np.array_equal(c, v) for c, v in zip(clean.feats, training.versions[0].feats,
+                                                    strict=True))
+
+    def drawn(epoch: int) -> int:  # which version example 0 is read from in this epoch
+        feats = training.for_epoch(epoch, 0).feats[0]
+        return next(k for k, v in enumerate(training.versions)
+                    if np.array_equal(v.feats[0], feats))
+
+    draws = {drawn(e) for e in range(12)}
     assert len(draws) > 1  # each epoch draws a version afresh
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,28 +16,52 @@ from emovox.errors import ConfigError, CorpusError
 from emovox.experiments.config import CorpusConfig, ExperimentConfig, TaskConfig
 from emovox.features import Extractor, FeatureCache, Normaliser, extract_all, make_extractor
 from emovox.features.base import stack_frames
+from emovox.features.normalise import Scaling
+from emovox.features.store import StoredFeatures
 from emovox.training import AugmentedSet, SequenceSet
 
 log = logging.getLogger(__name__)
+
+
+class _NormalisedFrames(Sequence[np.ndarray]):
+    """Utterances' frames, normalised and stacked as they are read from the store: a set of
+    sequences that holds no frames."""
+
+    def __init__(self, store: StoredFeatures, ids: list[str], scaling: Scaling, stack: int):
+        self.store, self.ids, self.scaling, self.stack = store, ids, scaling, stack
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return stack_frames(self.scaling(i, self.store[self.ids[i]]), self.stack)
 
 
 @dataclass
 class Dataset:
     """A corpus with its features: utterances (those whose features exist) in manifest order.
 
-    ``augmented`` holds, per augmented version, the features of every utterance.
+    ``feats`` (and each of ``augmented``, per augmented version, the features of every
+    utterance) are read from the feature cache when a batch needs them; a model that reads only
+    the time mean of its input gets each utterance's normalised mean instead (``pooled``),
+    computed from the cached frame statistics without reading a frame.
     """
 
     manifest: Manifest
-    feats: dict[str, np.ndarray]
+    #: Read from the cache as needed (a plain mapping, e.g. ``{}``, is held as it is).
+    feats: StoredFeatures
     labels: list[str]
     extractor: Extractor
     stack: int = 1
     task: TaskConfig = field(default_factory=TaskConfig)
-    augmented: list[dict[str, np.ndarray]] = field(default_factory=list)
+    augmented: list[StoredFeatures] = field(default_factory=list)
     include_clean: bool = True
     #: Speaker statistics of augmented versions from the clean utterances (AugmentConfig).
     clean_statistics: bool = False
+
+    def __post_init__(self) -> None:
+        self.feats = StoredFeatures.held(self.feats)
+        self.augmented = [StoredFeatures.held(a) for a in self.augmented]
 
     @property
     def input_dim(self) -> int:
@@ -59,35 +84,58 @@ class Dataset:
     def split(self, speakers: tuple[str, ...]) -> Manifest:
         return self.manifest.with_speakers(speakers)
 
-    def _prepare(self, feats: list[np.ndarray], manifest: Manifest, normaliser: Normaliser,
-                 reference: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        normalised = normaliser.apply(feats, [u.speaker for u in manifest], reference)
-        return [stack_frames(f, self.stack) for f in normalised]
+    def _sequences(self, store: StoredFeatures, manifest: Manifest, normaliser: Normaliser,
+                   pooled: bool, reference: StoredFeatures | None = None) -> SequenceSet:
+        """``manifest``'s utterances from ``store``, normalised (speaker statistics from
+        ``reference``, by default ``store`` itself)."""
+        ids = [u.id for u in manifest]
+        reference = store if reference is None else reference
+        scaling = normaliser.scaling(len(ids), [u.speaker for u in manifest],
+                                     lambda i: store.statistics(ids[i]),
+                                     lambda i: reference.statistics(ids[i]))
+        lengths = np.array([store.length(i) for i in ids], dtype=np.int64)
+        targets = self.targets(manifest)
+        if pooled:
+            if self.stack != 1:
+                raise ValueError("pooled sequences need stack 1")
+            means = np.zeros((len(ids), 1, self.input_dim), dtype=np.float32)
+            for i, utt_id in enumerate(ids):
+                means[i] = scaling(i, store.statistics(utt_id).mean_std()[0][None])
+            return SequenceSet(means, targets, lengths, pooled=True)
+        return SequenceSet(_NormalisedFrames(store, ids, scaling, self.stack), targets,
+                           -(-lengths // self.stack))
 
-    def sequences(self, manifest: Manifest, normaliser: Normaliser) -> SequenceSet:
-        return SequenceSet(self._prepare([self.feats[u.id] for u in manifest], manifest,
-                                         normaliser), self.targets(manifest))
+    def sequences(self, manifest: Manifest, normaliser: Normaliser,
+                  pooled: bool = False) -> SequenceSet:
+        """``pooled``: each utterance's normalised time mean (for a model with
+        ``reads_time_mean``), not its frames."""
+        return self._sequences(self.feats, manifest, normaliser, pooled)
 
-    def training_set(self, manifest: Manifest, normaliser: Normaliser
+    def training_set(self, manifest: Manifest, normaliser: Normaliser, pooled: bool = False
                      ) -> SequenceSet | AugmentedSet:
         """The clean sequences, or every version of each (clean and augmented) to draw from."""
         if not self.augmented:
-            return self.sequences(manifest, normaliser)
+            return self.sequences(manifest, normaliser, pooled)
         sources = ([self.feats] if self.include_clean else []) + self.augmented
-        clean = [self.feats[u.id] for u in manifest] if self.clean_statistics else None
-        versions = [self._prepare([s[u.id] for u in manifest], manifest, normaliser, clean)
-                    for s in sources]
-        return AugmentedSet([list(v) for v in zip(*versions, strict=True)],
-                            self.targets(manifest))
+        clean = self.feats if self.clean_statistics else None
+        return AugmentedSet([self._sequences(s, manifest, normaliser, pooled, clean)
+                             for s in sources])
 
     def fit_normaliser(self, train: Manifest, mode: str) -> Normaliser:
-        """Statistics of everything the model trains on (augmented versions included)."""
-        sources = [self.feats, *self.augmented]
-        return Normaliser(mode).fit([s[u.id] for s in sources for u in train])
+        """Statistics of everything the model trains on (augmented versions included), summed
+        one utterance at a time from the cached statistics."""
+        total = None
+        for source in [self.feats, *self.augmented]:
+            for u in train:
+                stats = source.statistics(u.id)
+                total = stats if total is None else total.merge(stats)
+        if total is None:
+            raise ConfigError("no training utterances to fit the normaliser on")
+        return Normaliser(mode).fit_statistics(total)
 
 
 def _features(config: ExperimentConfig, manifest: Manifest, extractor: Extractor,
-              progress: bool, variant=None) -> dict[str, np.ndarray]:
+              progress: bool, variant=None) -> StoredFeatures:
     """Features of every usable utterance; the reasons others were skipped go to
     ``manifest.problems`` (reported as ``skipped_files`` in metrics.json)."""
     cache = FeatureCache(config.features.cache)

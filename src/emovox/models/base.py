@@ -82,6 +82,11 @@ class SequenceModel(nn.Module):
     """``encode`` maps [B, T, D] frames to a [B, H] utterance vector; a dropout + linear head
     maps it to class logits (or regression outputs)."""
 
+    #: ``encode`` is linear in the frames up to a mean over time, so a [B, 1, D] input of each
+    #: utterance's time mean (lengths 1) gives the same outputs as its frames: such a model
+    #: trains on per-utterance means, never holding frames (``Dataset.sequences(pooled=...)``).
+    reads_time_mean: bool = False
+
     def __init__(self, pooled_dim: int, n_outputs: int, dropout: float = 0.0):
         super().__init__()
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(pooled_dim, n_outputs))

@@ -75,6 +75,8 @@ class MeanPool(SequenceModel):
     """Fine-tuning MP-x: a frozen recogniser's layer x mean-pooled over time, dropout, softmax;
     only the classifier trains."""
 
+    reads_time_mean = True
+
     def __init__(self, input_dim: int, n_outputs: int, dropout: float = 0.25):
         super().__init__(input_dim, n_outputs, dropout)
 
@@ -98,6 +100,7 @@ class LayerMix(SequenceModel):
         self.n_layers = n_layers
         self.layer_logits = nn.Parameter(torch.zeros(n_layers))
         self.pool = pooling(pool)
+        self.reads_time_mean = pool == "mean"  # the mix is linear in each frame
 
     def layer_weights(self) -> torch.Tensor:
         return torch.softmax(self.layer_logits, 0)

@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 
 class SequenceSet:
-    """Feature matrices with integer (or float, for regression) targets."""
+    """Feature matrices with integer (or float, for regression) targets. ``feats`` is any
+    sequence of [T, D] arrays: held in memory, or read (and normalised) when a batch asks for
+    them, with ``lengths`` given so nothing is read to order the batches.
 
-    def __init__(self, feats: list[np.ndarray], targets: np.ndarray):
+    ``pooled``: each item is already its utterance's [1, D] mean over time (for a model that
+    only reads that mean, ``reads_time_mean``), while ``lengths`` stay the frame counts, so
+    batches are ordered and bucketed exactly as for the frames; a batch has one step each.
+    """
+
+    def __init__(self, feats: Sequence[np.ndarray], targets: np.ndarray,
+                 lengths: np.ndarray | None = None, pooled: bool = False):
         if len(feats) != len(targets):
             raise ValueError("features and targets differ in length")
         self.feats = feats
         self.targets = np.asarray(targets)
-        self.lengths = np.array([len(f) for f in feats])
+        self.lengths = np.array([len(f) for f in feats]) if lengths is None else \
+            np.asarray(lengths)
+        self.pooled = pooled
 
     def __len__(self) -> int:
         return len(self.feats)
 
     def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Zero-padded [B, T, D] features, [B] lengths, [B] targets."""
-        lengths = self.lengths[indices]
-        x = np.zeros((len(indices), lengths.max(), self.feats[0].shape[1]), dtype=np.float32)
-        for row, i in enumerate(indices):
-            x[row, : lengths[row]] = self.feats[i]
+        rows = [self.feats[i] for i in indices]
+        lengths = np.array([len(f) for f in rows]) if self.pooled else self.lengths[indices]
+        x = np.zeros((len(indices), lengths.max(), rows[0].shape[1]), dtype=np.float32)
+        for row, f in enumerate(rows):
+            x[row, : lengths[row]] = f
         return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(
             self.targets[indices])
 
@@ -33,22 +46,40 @@ class SequenceSet:
         return self
 
 
-class AugmentedSet:
-    """Training examples with several versions each (clean and augmented); every epoch draws
-    one version per example, as a function of (seed, epoch)."""
+class _Chosen(Sequence[np.ndarray]):
+    """Example i of version ``choice[i]``, read when asked for."""
 
-    def __init__(self, versions: list[list[np.ndarray]], targets: np.ndarray):
-        if len(versions) != len(targets) or any(not v for v in versions):
-            raise ValueError("every example needs at least one version and a target")
-        self.versions = versions
-        self.targets = np.asarray(targets)
+    def __init__(self, versions: list[SequenceSet], choice: np.ndarray):
+        self.versions, self.choice = versions, choice
 
     def __len__(self) -> int:
-        return len(self.versions)
+        return len(self.choice)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return self.versions[self.choice[i]].feats[i]
+
+
+class AugmentedSet:
+    """Training examples with several versions each (clean and augmented): ``versions[k]``
+    holds version k of every example. Every epoch draws one version per example, as a function
+    of (seed, epoch)."""
+
+    def __init__(self, versions: list[SequenceSet]):
+        if not versions or any(len(v) != len(versions[0]) for v in versions):
+            raise ValueError("every version needs every example")
+        self.versions = versions
+        self.targets = versions[0].targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
 
     def for_epoch(self, epoch: int, seed: int) -> SequenceSet:
         rng = np.random.default_rng([seed, epoch, 2])
-        return SequenceSet([v[rng.integers(len(v))] for v in self.versions], self.targets)
+        choice = np.array([rng.integers(len(self.versions)) for _ in range(len(self))],
+                          dtype=np.int64)
+        lengths = np.stack([v.lengths for v in self.versions])[choice, np.arange(len(self))]
+        return SequenceSet(_Chosen(self.versions, choice), self.targets, lengths,
+                           self.versions[0].pooled)
 
 
 def epoch_order(

@@ -65,6 +65,12 @@ class SequenceModels:
         return [stack_frames(f, self.stack) for f in self.normaliser.apply(feats, speakers)]
 
 
+def reads_pool(dataset: Dataset, model: Any) -> bool:
+    """A model that reads only its input's time mean is fed each utterance's mean (from the
+    cached frame statistics: memory independent of utterance length), never its frames."""
+    return dataset.stack == 1 and getattr(model, "reads_time_mean", False)
+
+
 @METHODS.register
 class Supervised(Method):
     """Train a registered sequence model on frame features, checkpoint on validation."""
@@ -83,8 +89,12 @@ class Supervised(Method):
             ) -> tuple[SequenceModels, dict]:
         config = self.config
         normaliser = dataset.fit_normaliser(split.train, config.features.normalise)
-        train_set = dataset.training_set(split.train, normaliser)
-        valid_set = dataset.sequences(split.valid, normaliser)
+        # (this also builds a recogniser's encoder, for input_dim, whose construction draws
+        # random numbers: before the members are seeded, never between seed and model)
+        pooled = reads_pool(dataset, build_model(config.model.name, dataset.input_dim,
+                                                 dataset.n_outputs, **config.model.params))
+        train_set = dataset.training_set(split.train, normaliser, pooled)
+        valid_set = dataset.sequences(split.valid, normaliser, pooled)
         task = self.task(dataset, train_set.targets)
         members, infos = [], []
         for member in range(config.model.ensemble):
@@ -116,7 +126,8 @@ class Supervised(Method):
 
     def outputs(self, trained: SequenceModels, dataset: Dataset,
                 manifest: Manifest) -> np.ndarray:
-        return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser))
+        pooled = reads_pool(dataset, trained.members[0])
+        return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser, pooled))
 
     def classify(self, trained: SequenceModels, feats: np.ndarray) -> np.ndarray:
         """Probabilities of one utterance's raw frame features (normalised and stacked here)."""
