@@ -1,14 +1,18 @@
-"""Continuous sessions (issue 27): the default recipe with and without augmentation, streamed
-through ``StreamingRecognizer`` in every condition, under a few stream settings.
+"""Continuous sessions (issue 27): the stream setting chosen on the bundled model's validation
+speaker, then the default recipe with and without augmentation streamed through
+``StreamingRecognizer`` in every condition on the test speakers, with `emovox stream`'s
+defaults and with the chosen setting.
 
-Sessions come from the bundled default model's held-out speakers only (emodb_03, nemo_EB0: in
+Choice: sessions of the validation speaker (nEMO MK0; ``emovox sessions build --validation``),
+a grid of gates then of thresholds, the rule of docs/sessions.md ("Choosing the stream
+setting"). Test: sessions of the bundled model's held-out speakers only (emodb_03, nemo_EB0: in
 neither its training nor its selection); the model without augmentation is the same recipe
 (``configs/default_model.yaml augment.copies=0``), trained on the same speakers:
 
     emovox train configs/default_model.yaml augment.copies=0 \
         --out runs/sessions/models/default_unaugmented
     .venv/bin/python benchmarks/sessions.py [--work runs/sessions] [--max-sessions-per-speaker 12]
-        [--models default unaugmented] [--streams defaults vad pause300 pause300_t06]
+        [--models default unaugmented] [--streams defaults chosen chosen_gate]
 
 Everything is resumable (rerun the same command); a model directory that is missing is skipped
 and its training command printed. Writes the ``sessions`` section of benchmarks/RESULTS.md.

@@ -132,6 +132,21 @@ def test_models_that_heard_the_speakers_or_the_material_are_refused(clean_set, t
         check_model(model_stub(["x"], augment=noise), leaky)
 
 
+def test_validation_sessions_may_hold_validation_speakers_only(clean_set):
+    """Sessions built to choose stream settings (``build --validation``) are of the model's
+    validation speakers; its training speakers are still refused."""
+    sessions = SessionSet.load(clean_set)
+    speakers = sorted({s.speaker for s in sessions.sessions})
+    corpus = {**sessions.settings["corpus"], "split": "validation"}
+    validation = SessionSet(sessions.labels, {**sessions.settings, "corpus": corpus},
+                            sessions.sources, sessions.sessions)
+    check_model(model_stub(["x", *speakers], valid=speakers), validation)
+    with pytest.raises(ConfigError, match=speakers[0]):
+        check_model(model_stub(["x", *speakers], valid=speakers[1:]), validation)
+    with pytest.raises(ConfigError, match=speakers[-1]):  # not so when built as a test set
+        check_model(model_stub(["x", *speakers], valid=speakers), sessions)
+
+
 def test_room_noise_is_also_summarised_per_background_noise(synthetic_corpus, tmp_path):
     settings = build(BuildSettings, {"utterances": 4, "conditions": ["room_noise_20db"],
                                      "max_sessions_per_speaker": 1, "rooms": 2}, "sessions")

@@ -67,7 +67,8 @@ class StreamSettings:
 
 #: The stream setting chosen on the bundled model's validation speaker (nEMO MK0) by
 #: benchmarks/sessions.py's rule (docs/sessions.md): ``emovox sessions score``'s default.
-CHOSEN = StreamSettings(pause_ms=300.0, max_steady_fraction=0.4, aggressiveness=2)
+CHOSEN = StreamSettings(pause_ms=450.0, max_steady_fraction=0.4, aggressiveness=2,
+                        margin_db=10.0)
 
 
 def recognizer_streams(recognizer: Recognizer, settings: StreamSettings) -> StreamFactory:
