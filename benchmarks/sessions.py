@@ -12,7 +12,7 @@ neither its training nor its selection); the model without augmentation is the s
     emovox train configs/default_model.yaml augment.copies=0 \
         --out runs/sessions/models/default_unaugmented
     .venv/bin/python benchmarks/sessions.py [--work runs/sessions] [--max-sessions-per-speaker 12]
-        [--models default unaugmented] [--streams defaults chosen chosen_gate]
+        [--models default unaugmented] [--streams defaults chosen chosen_gate pause300_music_check]
 
 Everything is resumable (rerun the same command); a model directory that is missing is skipped
 and its training command printed. Writes the ``sessions`` section of benchmarks/RESULTS.md.
@@ -50,7 +50,11 @@ UAR_TOLERANCE = 0.03
 VALIDATION = BuildSettings(max_sessions_per_speaker=8,
                            conditions=("clean", "room_noise_10db", "events"))
 UNAUGMENTED = "runs/sessions/models/default_unaugmented"
-STREAMS = ("defaults", "chosen", "chosen_gate")
+STREAMS = ("defaults", "chosen", "chosen_gate", "pause300_music_check")
+#: The previous fixed setting (--pause-ms 300, the gate's defaults) with the music check:
+#: what the check alone changes on the test speakers.
+PAUSE300 = StreamSettings(pause_ms=300.0, max_steady_fraction=0.4, aggressiveness=2,
+                          margin_db=6.0)
 
 
 def name(s: StreamSettings) -> str:
@@ -154,7 +158,7 @@ def main() -> None:
         print(f"note: chosen {chosen} differs from emovox.sessions.run.CHOSEN {CHOSEN}: "
               "update CHOSEN and docs/sessions.md")
     streams = {"defaults": StreamSettings(), "chosen": chosen,
-               "chosen_gate": replace(chosen, threshold=None)}
+               "chosen_gate": replace(chosen, threshold=None), "pause300_music_check": PAUSE300}
     streams = {k: streams[k] for k in args.streams}
     if chosen.threshold is None:
         streams.pop("chosen_gate", None)
