@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from emovox.audio import load_audio
+from emovox.errors import ConfigError
 from emovox.serving.model_dir import Recognizer, default_model_dir
 from emovox.serving.streaming import GateConfig, SpeechGate, StreamingRecognizer
 
@@ -113,3 +114,9 @@ def test_steadiness_is_the_same_however_the_frames_are_chunked():
         chunked.judge(frames[i : i + 7])
         parts.append(chunked.steady)
     np.testing.assert_array_equal(np.concatenate(parts), whole.steady)
+
+
+@pytest.mark.parametrize("key,value", [("max_steady_fraction", 1.5), ("steady_similarity", 0.0)])
+def test_bad_steadiness_settings_name_their_key(key, value):
+    with pytest.raises(ConfigError, match=key):
+        GateConfig(**{key: value}).validate(step_ms=300.0)
