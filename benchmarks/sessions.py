@@ -116,8 +116,9 @@ def targets(runs: dict[tuple[str, str], dict], streams: dict[str, StreamSettings
             ) -> list[str]:
     """The issue's targets, per stream setting, for the bundled model."""
     lines = ["| stream | seg. F1 clean (≥ 0.95) | seg. F1 10 dB (≥ 0.90) | decisions during "
-             "events (events condition; 0) | UAR stream − offline, clean (within 0.03) | UAR drop clean → "
-             "10 dB: augmented / unaugmented (≤ half) | latency median (≤ 1.0 s) |",
+             "events (events condition; 0) | UAR stream − offline, clean (within 0.03) | "
+             "UAR drop clean → 10 dB: augmented / unaugmented (≤ half) | "
+             "latency median (≤ 1.0 s) |",
              "|---|---|---|---|---|---|---|"]
     for (model, stream), summary in runs.items():
         if model != "default":
