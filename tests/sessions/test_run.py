@@ -3,20 +3,29 @@ known (the real StreamingRecognizer: test_sessions_e2e.py)."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import write_voiced
 
 from emovox.audio import load_audio
 from emovox.augment.rooms import fingerprint
 from emovox.corpora import load_corpus
 from emovox.errors import ConfigError
 from emovox.schema import build
+from emovox.serving.model_dir import Recognizer
 from emovox.serving.streaming import Event
 from emovox.sessions.build import BuildSettings, build_sessions
-from emovox.sessions.run import check_model, score_sessions
+from emovox.sessions.run import (
+    StreamSettings,
+    check_model,
+    recognizer_streams,
+    result_path,
+    score_sessions,
+)
 from emovox.sessions.timeline import SessionSet
 
 SR = 16000
@@ -130,6 +139,54 @@ def test_models_that_heard_the_speakers_or_the_material_are_refused(clean_set, t
     leaky = SessionSet(sessions.labels, sessions.settings, [used], sessions.sessions)
     with pytest.raises(ConfigError, match="noise/room"):
         check_model(model_stub(["x"], augment=noise), leaky)
+
+
+@pytest.fixture(scope="module")
+def voiced_set(tmp_path_factory):
+    """One session of four synthetic voiced utterances (the gate takes them for speech)."""
+    root = tmp_path_factory.mktemp("voiced")
+    rows = ["path,label,speaker"]
+    for k, label in enumerate(["low", "high", "low", "high"]):
+        write_voiced(root / f"u{k}.wav", seconds=1.5, f0=140.0 + 15 * k, seed=k)
+        rows.append(f"u{k}.wav,{label},v1")
+    (root / "corpus.csv").write_text("\n".join(rows) + "\n")
+    settings = build(BuildSettings, {"utterances": 4, "conditions": ["clean"]}, "sessions")
+    build_sessions(load_corpus("csv", root / "corpus.csv"), root / "set", settings,
+                   {"format": "csv", "path": str(root / "corpus.csv")}, progress=False)
+    return root / "set"
+
+
+def test_a_speaker_normalised_model_adapts_through_each_session(voiced_set, speaker_model_dir,
+                                                                tmp_path):
+    """Sessions stream a model trained with per-speaker normalisation with running adaptation
+    (``StreamingRecognizer``'s default): a fresh stream per session knows nothing of its
+    speaker at the first decision and has heard it by the later ones."""
+    rec = Recognizer(speaker_model_dir)
+    score_sessions(voiced_set, tmp_path, recognizer_streams(rec, StreamSettings(pause_ms=300.0)),
+                   labels=rec.labels, describe={"stream": "adapting"}, figures=0,
+                   progress=False)
+    (session,) = SessionSet.load(voiced_set).sessions
+    events = json.loads(result_path(tmp_path, session).read_text())["events"]
+    decisions = [e for e in events if e["type"] == "decision"]
+    assert len(decisions) == 4
+    assert {e["adaptation"] for e in decisions} == {"running"}
+    assert decisions[0]["adapted"] is False
+    assert all(e["adapted"] and e["speaker_s"] > 0 for e in decisions[1:])
+
+
+def test_validation_sessions_may_hold_validation_speakers_only(clean_set):
+    """Sessions built to choose stream settings (``build --validation``) are of the model's
+    validation speakers; its training speakers are still refused."""
+    sessions = SessionSet.load(clean_set)
+    speakers = sorted({s.speaker for s in sessions.sessions})
+    corpus = {**sessions.settings["corpus"], "split": "validation"}
+    validation = SessionSet(sessions.labels, {**sessions.settings, "corpus": corpus},
+                            sessions.sources, sessions.sessions)
+    check_model(model_stub(["x", *speakers], valid=speakers), validation)
+    with pytest.raises(ConfigError, match=speakers[0]):
+        check_model(model_stub(["x", *speakers], valid=speakers[1:]), validation)
+    with pytest.raises(ConfigError, match=speakers[-1]):  # not so when built as a test set
+        check_model(model_stub(["x", *speakers], valid=speakers), sessions)
 
 
 def test_room_noise_is_also_summarised_per_background_noise(synthetic_corpus, tmp_path):

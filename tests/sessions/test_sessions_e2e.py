@@ -25,10 +25,12 @@ def test_two_utterance_emodb_session_streamed_and_scored(emodb, tmp_path, monkey
     assert built["speakers"] == ["emodb_03"] and built["per_condition"] == 1
     assert main(["-q", "sessions", "build", "--out", str(sessions), "--speakers",
                  "emodb_08"]) == 2  # a training speaker of the bundled model
+    assert main(["-q", "sessions", "build", "--out", str(tmp_path / "v"), "--validation",
+                 "--speakers", "emodb_03"]) == 2  # held out, not a validation speaker
     capsys.readouterr()
 
     assert main(["-q", "sessions", "score", str(sessions), "--out", str(out),
-                 "--pause-ms", "150", "--figures", "1"]) == 0
+                 "--pause-ms", "150", "--figures", "1"]) == 0  # the chosen gate otherwise
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x.get("condition") for x in lines[:2]] == ["clean", "robot"]
     summary = json.loads((out / "summary.json").read_text())

@@ -35,7 +35,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         corpus = {"format": args.format, "path": args.path, "labels": args.labels,
                   "speakers": manifest.speakers}
     else:
-        manifest, corpus = held_out_corpus(args.model or default_model_dir(), args.speakers)
+        manifest, corpus = held_out_corpus(args.model or default_model_dir(), args.speakers,
+                                           validation=args.validation)
     result = build_sessions(manifest, Path(args.out), settings, corpus,
                             progress=not args.quiet)
     clean = [s for s in result.sessions if s.condition == result.conditions[0]]
@@ -47,13 +48,19 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
     from emovox.schema import build
     from emovox.serving.model_dir import default_model_dir
-    from emovox.sessions.run import StreamSettings, score_model
+    from emovox.sessions.run import CHOSEN, StreamSettings, score_model
 
-    settings = build(StreamSettings, {"vad": args.vad, "threshold": args.threshold,
-                                      "pause_ms": args.pause_ms, "chunk_ms": args.chunk_ms},
-                     "stream")
+    base = StreamSettings() if args.stream_defaults else CHOSEN
+    given = {"vad": args.vad or None, "threshold": args.threshold, "pause_ms": args.pause_ms,
+             "max_steady_fraction": args.max_steady_fraction,
+             "aggressiveness": args.aggressiveness, "margin_db": args.margin_db,
+             "chunk_ms": args.chunk_ms}
+    settings = build(StreamSettings, {**asdict(base), **{k: v for k, v in given.items()
+                                                         if v is not None}}, "stream")
     summary = score_model(args.sessions, Path(args.out), args.model or default_model_dir(),
                           settings, figures=args.figures, progress=not args.quiet)
     for condition, metrics in summary["conditions"].items():
@@ -79,6 +86,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--path", help="... at this path")
     b.add_argument("--labels", nargs="+", help="keep only these labels (with --path)")
     b.add_argument("--speakers", nargs="+", help="only these speakers")
+    b.add_argument("--validation", action="store_true", help="the model's validation speakers "
+                   "instead of its held-out ones: sessions for choosing stream settings")
     b.add_argument("--utterances", type=int, default=default(BuildSettings, "utterances"),
                    help="utterances per session (default %(default)s)")
     b.add_argument("--max-sessions-per-speaker", type=int,
@@ -98,13 +107,18 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("sessions", help="a directory from `emovox sessions build`")
     s.add_argument("--out", required=True, help="directory for results (a rerun resumes)")
     s.add_argument("--model", help="a streamable model directory (default: the bundled model)")
+    s.add_argument("--stream-defaults", action="store_true", help="start from `emovox "
+                   "stream`'s defaults, not the setting chosen on the validation speaker "
+                   "(docs/sessions.md); the flags below change either")
     s.add_argument("--vad", action="store_true", help="as `emovox stream --vad`")
-    s.add_argument("--threshold", type=float, default=default(StreamSettings, "threshold"),
-                   help="as `emovox stream --threshold`")
-    s.add_argument("--pause-ms", type=float, default=default(StreamSettings, "pause_ms"),
-                   help="as `emovox stream --pause-ms`")
-    s.add_argument("--chunk-ms", type=float, default=default(StreamSettings, "chunk_ms"),
-                   help="push size (default %(default)g ms)")
+    s.add_argument("--threshold", type=float, help="as `emovox stream --threshold`")
+    s.add_argument("--pause-ms", type=float, help="as `emovox stream --pause-ms`")
+    s.add_argument("--max-steady-fraction", type=float, help="the speech gate's music check "
+                   "(GateConfig; 1: off)")
+    s.add_argument("--aggressiveness", type=int, help="webrtcvad's, 0–3 (GateConfig)")
+    s.add_argument("--margin-db", type=float, help="speech above the noise floor (GateConfig)")
+    s.add_argument("--chunk-ms", type=float, help="push size (default "
+                   f"{default(StreamSettings, 'chunk_ms'):g} ms)")
     s.add_argument("--figures", type=int, default=default(score_model, "figures"),
                    help="sessions pictured per condition (default %(default)s)")
     s.set_defaults(run=cmd_score)

@@ -2,7 +2,9 @@
 is still arriving, on speech only.
 
 Every 30 ms frame passes a speech gate (:class:`SpeechGate`: webrtcvad, an absolute energy floor,
-a margin over the tracked noise floor, and a pure-tone check). An utterance starts at a speech
+a margin over the tracked noise floor, and a pure-tone check), which also marks frames whose
+spectrum is that of 60 ms before (steady: held notes, hums); an utterance whose speech is mostly
+steady is music, not speech, and gets no decision. An utterance starts at a speech
 onset with a short pre-roll (shorter than the decision step, so the first step hears mostly
 speech), non-speech inside it is held back and only fed to the model when speech resumes, and it
 ends after a pause (``pause_ms``; ``false_start_ms`` while it holds less than ``min_speech_ms``
@@ -41,6 +43,8 @@ from emovox.features import SpeakerStatistics
 from emovox.features.normalise import SHRINKAGE_FRAMES, require_speaker_normalisation
 
 FRAME_MS = 30  # webrtcvad's longest frame
+#: Frames between the two spectra compared for steadiness (60 ms: a vowel's formants move).
+STEADY_LAG = 2
 #: The pre-roll's bound when a model has no decision step (utterance-level).
 UTTERANCE_PREROLL_MS = 1000.0
 #: The pause that ends an utterance when ``GateConfig.pause_ms`` is None: with ``vad``, without.
@@ -97,6 +101,13 @@ class GateConfig:
     floor_window_ms: float = 1500.0
     #: Share of a frame's power within two FFT bins of its peak above which it is a pure tone.
     tone_fraction: float = 0.99
+    #: A frame is steady when its magnitude spectrum and that of the frame 60 ms before have at
+    #: least this cosine similarity: held notes and chords are; speech moves (formants, pitch).
+    steady_similarity: float = 0.95
+    #: An utterance whose speech frames are more than this share steady is not speech (music):
+    #: it gets no decision; 1 turns the check off. Emo-DB/nEMO speech stays below 0.35, most
+    #: synthetic chords are above 0.5 (docs/sessions.md: "The music check").
+    max_steady_fraction: float = 0.5
     #: Consecutive speech that opens an utterance.
     start_ms: float = 90.0
     #: Audio kept before the onset; must be shorter than the decision step.
@@ -123,6 +134,8 @@ class GateConfig:
             ("margin_db", 0 <= self.margin_db <= 60, "[0, 60] dB"),
             ("floor_window_ms", FRAME_MS <= self.floor_window_ms <= 60_000, "[30, 60000] ms"),
             ("tone_fraction", 0 < self.tone_fraction <= 1, "(0, 1]"),
+            ("steady_similarity", 0 < self.steady_similarity <= 1, "(0, 1]"),
+            ("max_steady_fraction", 0 <= self.max_steady_fraction <= 1, "[0, 1]"),
             ("start_ms", FRAME_MS <= self.start_ms <= 1000, "[30, 1000] ms"),
             ("preroll_ms", 0 <= self.preroll_ms < step_ms,
              f"[0, {step_ms:g}) ms (shorter than the decision step)"),
@@ -142,7 +155,9 @@ class GateConfig:
 
 class SpeechGate:
     """Is this 30 ms frame speech? webrtcvad, and loud enough (absolute floor and margin over
-    the tracked noise floor), and not a pure tone (webrtcvad calls steady tones speech).
+    the tracked noise floor), and not a pure tone (webrtcvad calls steady tones speech). Is it
+    steady (its spectrum that of :data:`STEADY_LAG` frames before)? ``steady`` holds that for
+    the frames of the last :meth:`judge`; the stream keeps count of it per utterance.
 
     :meth:`judge` takes a chunk's frames at once: levels and spectra as array operations, the
     noise floor frame by frame, webrtcvad only on frames that passed the cheaper checks."""
@@ -158,9 +173,13 @@ class SpeechGate:
         self.window = np.hanning(self.frame)
         self.levels: deque[float] = deque(maxlen=int(config.floor_window_ms // FRAME_MS))
         self.level = -120.0  # dBFS of the last frame
+        #: Magnitude spectra of the last STEADY_LAG frames, and steadiness of the last judge's.
+        self.recent = np.zeros((0, self.n_fft // 2 + 1))
+        self.steady = np.zeros(0, dtype=bool)
 
     def reset(self) -> None:
         self.levels.clear()
+        self.recent = self.recent[:0]
 
     def __call__(self, frame: np.ndarray) -> bool:
         return bool(self.judge(frame[None])[0][0])
@@ -177,10 +196,12 @@ class SpeechGate:
         if len(levels):
             self.level = float(levels[-1])
         speech = np.zeros(len(frames), dtype=bool)
+        magnitude = np.abs(np.fft.rfft(frames * self.window, self.n_fft))
+        self.steady = self._steady(magnitude)
         rows = np.flatnonzero(loud)
         if not len(rows):
             return speech, levels
-        power = np.abs(np.fft.rfft(frames[rows] * self.window, self.n_fft)) ** 2
+        power = magnitude[rows] ** 2
         # the power within two bins of the peak, summed left to right as a 5-bin slice is
         near = power.argmax(axis=1)[:, None] + np.arange(-2, 3)
         inside = (near >= 0) & (near < power.shape[1])
@@ -192,6 +213,16 @@ class SpeechGate:
         for i, row in zip(rows[~tone].tolist(), pcm, strict=True):
             speech[i] = self.vad.is_speech(row.tobytes(), self.sample_rate)
         return speech, levels
+
+    def _steady(self, magnitude: np.ndarray) -> np.ndarray:
+        """Each frame's spectrum against the one STEADY_LAG frames before (across chunks)."""
+        joined = np.concatenate([self.recent, magnitude])
+        self.recent = joined[-STEADY_LAG:]
+        now, before = joined[STEADY_LAG:], joined[:-STEADY_LAG]
+        norms = np.linalg.norm(now, axis=1) * np.linalg.norm(before, axis=1)
+        similarity = (now * before).sum(axis=1) / np.maximum(norms, 1e-12)
+        steady = similarity >= self.config.steady_similarity
+        return np.concatenate([np.zeros(len(magnitude) - len(steady), dtype=bool), steady])
 
 
 class _Utterance:
@@ -207,17 +238,23 @@ class _Utterance:
         self.decided_frames = 0
         self.samples = 0
         self.speech_samples = 0  # gate frames judged speech
+        self.steady_samples = 0  # those of them that were steady
         self.levels: list[float] = []  # their dBFS
         #: The audio fed to the model, kept while the stream adapts to its speaker.
         self.audio: list[np.ndarray] = []
 
-    def heard_speech(self, levels: list[float], samples: int) -> None:
+    def heard_speech(self, levels: list[float], samples: int, steady: int) -> None:
+        """``samples`` of speech at ``levels`` (dBFS, one per frame), ``steady`` frames steady."""
         self.speech_samples += samples
+        self.steady_samples += steady * self.owner.frame
         self.levels += levels
 
     @property
     def enough_speech(self) -> bool:
-        return self.speech_samples >= self.owner.min_speech_samples
+        """Enough speech for a decision, and speech-like: not mostly steady (music)."""
+        owner = self.owner
+        return self.speech_samples >= owner.min_speech_samples and \
+            self.steady_samples <= owner.gate_config.max_steady_fraction * self.speech_samples
 
     def push(self, samples: np.ndarray) -> list[Event]:
         self.samples += len(samples)
@@ -406,6 +443,7 @@ class StreamingRecognizer:
         self.history: deque[np.ndarray] = deque(maxlen=self.preroll_frames + self.start_frames)
         self.run = 0  # consecutive speech frames while no utterance is open, or in a pause
         self.run_levels: list[float] = []  # their dBFS
+        self.run_steady = 0  # how many of them were steady
         self.held: list[np.ndarray] = []  # audio of the pause since the utterance's speech
         #: Speech frames of this push not yet fed to the utterance: fed in one call per chunk,
         #: so features and the GRU run once per chunk, not once per 30 ms gate frame.
@@ -434,9 +472,10 @@ class StreamingRecognizer:
         events: list[Event] = []
         frames = audio[: n * self.frame].reshape(n, self.frame)
         speech, levels = self.gate.judge(frames)  # the whole chunk's frames at once
+        steady = self.gate.steady
         for i in range(n):
             self.gate.level = float(levels[i])
-            events += self._frame(frames[i], bool(speech[i]))
+            events += self._frame(frames[i], bool(speech[i]), bool(steady[i]))
         self.rest = audio[n * self.frame :].copy()
         return events + self._feed()
 
@@ -460,24 +499,24 @@ class StreamingRecognizer:
         audio, self.speech = np.concatenate(self.speech), []
         return self.utterance.push(audio)
 
-    def _frame(self, frame: np.ndarray, speech: bool) -> list[Event]:
+    def _frame(self, frame: np.ndarray, speech: bool, steady: bool) -> list[Event]:
         self.position += len(frame)
         utterance = self.utterance
         if utterance is None:
             self.history.append(frame)
-            self._count(speech)
+            self._count(speech, steady)
             if self.run < self.start_frames:
                 return []
             audio = list(self.history)[-(self.run + self.preroll_frames):]
             start = self.now - len(audio) * self.frame / self.sample_rate
             self.utterance = utterance = _Utterance(self, start)
-            utterance.heard_speech(self.run_levels, self.run * self.frame)
+            utterance.heard_speech(self.run_levels, self.run * self.frame, self.run_steady)
             self.utterances += 1
             self.history.clear()
-            self.run, self.run_levels = 0, []
+            self.run, self.run_levels, self.run_steady = 0, [], 0
             events = [Event("utterance_start", start)] + utterance.push(np.concatenate(audio))
         elif speech and not self.held:
-            utterance.heard_speech([self.gate.level], len(frame))
+            utterance.heard_speech([self.gate.level], len(frame), int(steady))
             self.speech.append(frame)
             events = []
             if utterance.samples + len(self.speech) * self.frame >= self.max_samples:
@@ -485,7 +524,7 @@ class StreamingRecognizer:
         else:  # in a pause: only a run of speech (as at an onset) resumes the utterance
             events = self._feed()
             self.held.append(frame)
-            self._count(speech)
+            self._count(speech, steady)
             resumes = self.run >= self.start_frames and np.mean(self.run_levels) >= \
                 np.mean(utterance.levels) - self.gate_config.resume_db
             if not resumes:
@@ -494,20 +533,22 @@ class StreamingRecognizer:
                 if len(self.held) >= self.false_start_frames and not utterance.enough_speech:
                     return events + self._close("false_start")
                 return events
-            utterance.heard_speech(self.run_levels, self.run * self.frame)
+            utterance.heard_speech(self.run_levels, self.run * self.frame, self.run_steady)
             events += utterance.push(np.concatenate(self.held))
-            self.held, self.run, self.run_levels = [], 0, []
+            self.held, self.run, self.run_levels, self.run_steady = [], 0, [], 0
         if utterance.samples >= self.max_samples:
             events += self._close("max_length")
         return events
 
-    def _count(self, speech: bool) -> None:
-        """Track the current run of consecutive speech frames and their levels."""
+    def _count(self, speech: bool, steady: bool) -> None:
+        """Track the current run of consecutive speech frames, their levels and how many of
+        them were steady."""
         if speech:
             self.run += 1
             self.run_levels.append(self.gate.level)
+            self.run_steady += steady
         else:
-            self.run, self.run_levels = 0, []
+            self.run, self.run_levels, self.run_steady = 0, [], 0
 
     def _close(self, reason: str, tail: np.ndarray | None = None) -> list[Event]:
         """End the open utterance: feed the post-roll (``tail``: the end of the stream's audio

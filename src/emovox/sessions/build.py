@@ -202,10 +202,12 @@ def plan_sessions(manifest: Manifest, s: BuildSettings, progress: bool = False
     return sessions
 
 
-def held_out_corpus(model_dir: str | Path, speakers: list[str] | None = None
-                    ) -> tuple[Manifest, dict]:
+def held_out_corpus(model_dir: str | Path, speakers: list[str] | None = None,
+                    validation: bool = False) -> tuple[Manifest, dict]:
     """The corpus a model directory was trained on, kept to the speakers it neither trained
-    nor validated on (or to ``speakers`` among them), and its description for the manifest."""
+    nor validated on (or to ``speakers`` among them), and its description for the manifest.
+    ``validation``: its validation speakers instead — sessions for choosing stream settings
+    (``split: validation`` in the manifest), never for reporting."""
     from emovox.corpora import load_corpus
     from emovox.serving.model_dir import read_meta
 
@@ -213,19 +215,22 @@ def held_out_corpus(model_dir: str | Path, speakers: list[str] | None = None
     corpus = meta["config"]["corpus"]
     manifest = load_corpus(corpus["format"], corpus["path"], labels=corpus.get("labels"),
                            on_error="skip", **corpus.get("options") or {})
-    seen = set(corpus.get("speakers") or manifest.speakers) | set(meta.get("valid_speakers", ()))
-    held = [s for s in manifest.speakers if s not in seen]
+    valid = set(meta.get("valid_speakers", ()))
+    seen = set(corpus.get("speakers") or manifest.speakers) | valid
+    held = [s for s in manifest.speakers if (s in valid if validation else s not in seen)]
+    kind = "validation" if validation else "held out"
     if speakers:
         wrong = sorted(set(speakers) - set(held))
         if wrong:
-            raise ConfigError(f"{model_dir}: speaker(s) {wrong} are not held out of its "
-                              f"training (held out: {held})")
+            raise ConfigError(f"{model_dir}: speaker(s) {wrong} are not {kind} speakers of "
+                              f"its training ({kind}: {held})")
         held = list(speakers)
     if not held:
-        raise ConfigError(f"{model_dir}: every speaker of its corpus ({corpus['path']}) was in "
-                          "its training or validation; build sessions from another corpus "
+        raise ConfigError(f"{model_dir}: it has no {kind} speakers in its corpus "
+                          f"({corpus['path']}); build sessions from another corpus "
                           "(--format/--path)")
-    return manifest.with_speakers(held), {**corpus, "speakers": held}
+    split = {"split": "validation"} if validation else {}
+    return manifest.with_speakers(held), {**corpus, "speakers": held, **split}
 
 
 def _speech_track(session: Session, waves: dict[str, np.ndarray]) -> np.ndarray:

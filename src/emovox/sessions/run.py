@@ -52,7 +52,23 @@ class StreamSettings:
     vad: bool = False
     threshold: float | None = bounded(None, gt=0.0, le=1.0)
     pause_ms: float | None = None
+    #: ``GateConfig`` fields (None: the gate's default).
+    max_steady_fraction: float | None = bounded(None, ge=0.0, le=1.0)
+    aggressiveness: int | None = bounded(None, ge=0, le=3)
+    margin_db: float | None = bounded(None, ge=0.0, le=60.0)
     chunk_ms: float = bounded(100.0, gt=0.0, le=60_000.0)
+
+    def gate(self) -> GateConfig:
+        fields = {"max_steady_fraction": self.max_steady_fraction,
+                  "aggressiveness": self.aggressiveness, "margin_db": self.margin_db}
+        return GateConfig(pause_ms=self.pause_ms,
+                          **{k: v for k, v in fields.items() if v is not None})
+
+
+#: The stream setting chosen on the bundled model's validation speaker (nEMO MK0) by
+#: benchmarks/sessions.py's rule (docs/sessions.md): ``emovox sessions score``'s default.
+CHOSEN = StreamSettings(pause_ms=450.0, max_steady_fraction=0.4, aggressiveness=2,
+                        margin_db=10.0)
 
 
 def recognizer_streams(recognizer: Recognizer, settings: StreamSettings) -> StreamFactory:
@@ -60,7 +76,7 @@ def recognizer_streams(recognizer: Recognizer, settings: StreamSettings) -> Stre
 
     def make() -> StreamingRecognizer:
         return StreamingRecognizer(recognizer, vad=settings.vad, threshold=settings.threshold,
-                                   gate=GateConfig(pause_ms=settings.pause_ms), threads=1)
+                                   gate=settings.gate(), threads=1)
 
     make()  # refuse bad settings before the first session
     return make
@@ -99,6 +115,9 @@ def check_model(recognizer: Recognizer, sessions: SessionSet) -> None:
         seen = speakers if same else set()
     else:
         seen = speakers & {*config.corpus.speakers, *recognizer.meta.get("valid_speakers", ())}
+        if corpus.get("split") == "validation":  # for choosing stream settings (build
+            # --validation): the model's validation speakers, never its training speakers
+            seen -= set(recognizer.meta.get("valid_speakers", ()))
     if seen:
         raise ConfigError(f"session speaker(s) {sorted(seen)} were in the model's training "
                           "or validation; build sessions from its held-out speakers")
