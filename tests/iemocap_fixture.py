@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 import soundfile as sf
 import soxr
 from conftest import speech_like

@@ -82,7 +82,8 @@ def test_probability_and_seeding(synthetic_noise):
     wave = tone()
     chain = build_augmentation({"tempo": {"p": 0.0}, "gain": {"p": 0.0}})
     assert chain(wave, np.random.default_rng(0)) is wave
-    chain = build_augmentation({"tempo": {}, "gain": {}, "noise": {"directory": str(synthetic_noise)}})
+    noise = {"directory": str(synthetic_noise)}
+    chain = build_augmentation({"tempo": {}, "gain": {}, "noise": noise})
     a = chain(wave, np.random.default_rng([7, 1]))
     b = chain(wave, np.random.default_rng([7, 1]))
     c = chain(wave, np.random.default_rng([7, 2]))
@@ -99,7 +100,8 @@ def test_build_rejects_unknown_and_null_switches_off():
 
 
 def test_variants_are_seeded_per_utterance_and_version(synthetic_noise):
-    config = AugmentConfig(transforms={"gain": {}, "noise": {"directory": str(synthetic_noise)}}, copies=3)
+    noise = {"directory": str(synthetic_noise)}
+    config = AugmentConfig(transforms={"gain": {}, "noise": noise}, copies=3)
     versions = variants(config)
     assert len(versions) == 3 and len({v.key for v in versions}) == 3
     wave = tone()

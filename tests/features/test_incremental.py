@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import assert_features_close, speech_like
 
 from emovox.features import dsp, make_extractor
