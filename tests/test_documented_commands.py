@@ -346,8 +346,8 @@ SMOKES: list[Smoke] = [
                   "--threads 1 --pause-ms 1500 --max-utterance-s 15 --min-speech-ms 500 "
                   "--energy-floor-db -50 --chunk-ms 100", shared=True, after=(EMORL,)),
     Smoke(r"^emovox stream speech\.wav --model (MP_MODEL|MODEL_DIR) --enrol",
-          instead="emovox stream speech.wav more.wav --model models/speaker "
-                  "--enrol earlier_recordings/", shared=True, after=(SPEAKER_MODEL,)),
+          instead="emovox stream speech.wav --model models/speaker "
+                  "--enrol earlier_recordings/ more.wav", shared=True, after=(SPEAKER_MODEL,)),
     Smoke(r"^emovox stream - --model models/emodb_emorl$",
           instead=PCM + "emovox stream - --model models/emodb_emorl", after=(EMORL,)),
     Smoke(r"^emovox serve --model models/emodb_emorl$", serve=True, after=(EMORL,)),
@@ -395,10 +395,10 @@ SMOKES: list[Smoke] = [
     Smoke(r"^emovox corpus info PATH", instead="emovox corpus info ../shared/data/emodb "
           "--format emodb --manifest runs/emodb.jsonl", shared=True),
     Smoke(r"^emovox corpus degrade PATH",
-          instead="emovox corpus info ../shared/data/emodb --format emodb --manifest "
-                  "runs/emodb.jsonl && head -3 runs/emodb.jsonl > runs/three.jsonl && emovox "
-                  "corpus degrade runs/three.jsonl --format manifest --channel robot --out "
-                  "runs/synopsis_robot --seed 1 --workers 1", shared=True),
+          instead="emovox corpus info \"$PWD/../shared/data/emodb\" --format emodb "
+                  "--manifest runs/emodb.jsonl && head -3 runs/emodb.jsonl > runs/three.jsonl "
+                  "&& emovox corpus degrade runs/three.jsonl --format manifest --channel robot "
+                  "--out runs/synopsis_robot --seed 1 --workers 1", shared=True),
     Smoke(r"^emovox analyse layers PATH --format FMT",
           instead="emovox analyse layers ../shared/data/emodb --format emodb --model tiny.en "
                   "--speakers 03 --out runs/synopsis_layers", shared=True),
@@ -412,7 +412,7 @@ SMOKES: list[Smoke] = [
     Smoke(r"^python benchmarks/(feature|recogniser)_throughput\.py$", add="--files 2"),
     Smoke(r"^python benchmarks/augmentation\.py$", add="--files 2"),
     Smoke(r"^python benchmarks/multimodal_throughput\.py ", add="--files 2 --batches 1"),
-    Smoke(r"^python benchmarks/transcription\.py (wer|rtf)", add="--files 1"),
+    Smoke(r"^python benchmarks/transcription\.py (wer|rtf)", add="--files 2"),
     Smoke(r"^python benchmarks/predict_startup\.py$", add="--repeat 1"),
     Smoke(r"^python benchmarks/service_load\.py .*--section service_load_main",
           skip="compares against a checkout of older code (PYTHONPATH=/path/to/old/src)"),
@@ -488,10 +488,12 @@ def run_once(script: str, repo: Path, timeout: int) -> tuple[int, str]:
 
 
 def serve_once(script: str, repo: Path, timeout: int) -> tuple[int, str]:
-    """A server started on a free port: up when /healthz answers, exits 0 on SIGTERM."""
+    """A server started on a free port: up when /healthz answers (401 without the token it
+    was given), exits 0 on SIGTERM."""
     import signal
     import socket
     import time
+    import urllib.error
     import urllib.request
 
     if script in _RESULTS:
@@ -507,6 +509,8 @@ def serve_once(script: str, repo: Path, timeout: int) -> tuple[int, str]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as res:
                 healthy = res.status == 200
+        except urllib.error.HTTPError as exc:
+            healthy = exc.code == 401  # up, and refusing a client without the --token
         except OSError:
             time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGTERM)
