@@ -1,11 +1,14 @@
-"""Writes a small tree in IEMOCAP_full_release's exact layout, with real Emo-DB audio as wavs."""
+"""Writes a small tree in IEMOCAP_full_release's exact layout, with synthesised speech-like audio
+or, given the Emo-DB corpus, its real recordings as wavs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import soxr
+from conftest import speech_like
 
 #: (utterance id, summary code, [val, act, dom], categorical annotator lines)
 BLOCKS = {
@@ -56,18 +59,24 @@ def write_wdseg(path: Path, text: str, seconds: float) -> None:
                     + "\n Total score:  -12345\n")
 
 
-def write_iemocap(root: Path, emodb: Path) -> Path:
+def _audio(emodb: Path | None, k: int) -> np.ndarray:
+    """The k-th utterance at 16 kHz: Emo-DB's k-th file, or 1.5–2.2 s of speech-like audio."""
+    if emodb is None:
+        return speech_like(1.5 + 0.1 * (k % 8), seed=k)
+    audio, rate = sf.read(sorted((emodb / "wav").glob("*.wav"))[k])
+    return soxr.resample(audio, rate, 16000)
+
+
+def write_iemocap(root: Path, emodb: Path | None = None) -> Path:
     """Returns the ``IEMOCAP_full_release`` directory."""
     base = root / "IEMOCAP_full_release"
-    wavs = sorted((emodb / "wav").glob("*.wav"))
     k = 0
     for dialog, blocks in BLOCKS.items():
         session = base / f"Session{int(dialog[3:5])}"
         lines, transcript, t = [], [], 0.5
         for utt_id, code, (val, act, dom), cats in blocks:
-            audio, rate = sf.read(wavs[k])
+            audio = _audio(emodb, k)
             k += 1
-            audio = soxr.resample(audio, rate, 16000)
             end = t + len(audio) / 16000
             wav_path = session / "sentences" / "wav" / dialog / f"{utt_id}.wav"
             wav_path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import importlib.util
 import socket
 
 import pytest
+from conftest import speech_like
 
 from emovox.asr.transcribe import (
     Transcriber,
@@ -91,8 +92,8 @@ def test_cache_key_depends_on_model_and_language():
     assert len(keys) == 6
 
 
-def test_english_only_model_refuses_another_language(emodb):
-    wave = load_audio(emodb / "wav" / "03a01Fa.wav")
+def test_english_only_model_refuses_another_language():
+    wave = speech_like(1.0)
     with pytest.raises(ConfigError, match="English-only"):
         Transcriber("tiny.en", "de", cache=None).transcribe(wave)
 

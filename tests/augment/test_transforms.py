@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import NOISE
 
 from emovox.augment import (
     AugmentConfig,
@@ -47,25 +46,25 @@ def test_gain_stays_in_range():
     assert -6.0 <= min(gains) < -5.0 and 2.0 < max(gains) <= 3.0
 
 
-def test_noise_to_signal_ratio_is_the_rms_ratio():
+def test_noise_to_signal_ratio_is_the_rms_ratio(synthetic_noise):
     wave = tone()
     rng = np.random.default_rng(2)
-    noise = BackgroundNoise(str(NOISE), min_nsr=0.5, max_nsr=0.9)
+    noise = BackgroundNoise(str(synthetic_noise), min_nsr=0.5, max_nsr=0.9)
     ratios = [rms(noise(wave, rng) - wave) / rms(wave) for _ in range(100)]
     assert min(ratios) >= 0.5 - 1e-4 and max(ratios) <= 0.9 + 1e-4
     assert max(ratios) - min(ratios) > 0.3  # drawn across the range, not a constant
-    snr = BackgroundNoise(str(NOISE), min_snr_db=10, max_snr_db=10)
+    snr = BackgroundNoise(str(synthetic_noise), min_snr_db=10, max_snr_db=10)
     added = snr(wave, rng) - wave
     assert 20 * np.log10(rms(wave) / rms(added)) == pytest.approx(10.0, abs=1e-3)
 
 
-def test_noise_rejects_bad_settings(tmp_path):
+def test_noise_rejects_bad_settings(tmp_path, synthetic_noise):
     with pytest.raises(ConfigError, match="no audio files"):
         BackgroundNoise(str(tmp_path))
     with pytest.raises(ConfigError, match="exceeds"):
-        BackgroundNoise(str(NOISE), min_nsr=0.9, max_nsr=0.5)
+        BackgroundNoise(str(synthetic_noise), min_nsr=0.9, max_nsr=0.5)
     with pytest.raises(ConfigError, match="both"):
-        BackgroundNoise(str(NOISE), min_snr_db=3)
+        BackgroundNoise(str(synthetic_noise), min_snr_db=3)
 
 
 def test_reverb_keeps_length_and_level_and_smears_energy():
@@ -79,11 +78,12 @@ def test_reverb_keeps_length_and_level_and_smears_energy():
     assert tail > 0.01  # energy after 50 ms: a reverberant room, not a dry copy
 
 
-def test_probability_and_seeding():
+def test_probability_and_seeding(synthetic_noise):
     wave = tone()
     chain = build_augmentation({"tempo": {"p": 0.0}, "gain": {"p": 0.0}})
     assert chain(wave, np.random.default_rng(0)) is wave
-    chain = build_augmentation({"tempo": {}, "gain": {}, "noise": {"directory": str(NOISE)}})
+    noise = {"directory": str(synthetic_noise)}
+    chain = build_augmentation({"tempo": {}, "gain": {}, "noise": noise})
     a = chain(wave, np.random.default_rng([7, 1]))
     b = chain(wave, np.random.default_rng([7, 1]))
     c = chain(wave, np.random.default_rng([7, 2]))
@@ -99,8 +99,9 @@ def test_build_rejects_unknown_and_null_switches_off():
     assert [t.name for t in build_augmentation({"tempo": None, "gain": {}}).transforms] == ["gain"]
 
 
-def test_variants_are_seeded_per_utterance_and_version():
-    config = AugmentConfig(transforms={"gain": {}, "noise": {"directory": str(NOISE)}}, copies=3)
+def test_variants_are_seeded_per_utterance_and_version(synthetic_noise):
+    noise = {"directory": str(synthetic_noise)}
+    config = AugmentConfig(transforms={"gain": {}, "noise": noise}, copies=3)
     versions = variants(config)
     assert len(versions) == 3 and len({v.key for v in versions}) == 3
     wave = tone()
@@ -116,17 +117,17 @@ def band_energy(wave: np.ndarray, hz: float) -> float:
     return float(spectrum[np.abs(freqs - hz) < 20].sum())
 
 
-def test_noise_mixes_clips_at_the_drawn_level():
+def test_noise_mixes_clips_at_the_drawn_level(synthetic_noise):
     wave = tone()
-    mixed = BackgroundNoise(str(NOISE), min_snr_db=5, max_snr_db=5, max_clips=3)
-    single = BackgroundNoise(str(NOISE), min_snr_db=5, max_snr_db=5)
+    mixed = BackgroundNoise(str(synthetic_noise), min_snr_db=5, max_snr_db=5, max_clips=3)
+    single = BackgroundNoise(str(synthetic_noise), min_snr_db=5, max_snr_db=5)
     outs = [mixed(wave, np.random.default_rng(s)) for s in range(8)]
     for out in outs:
         assert 20 * np.log10(rms(wave) / rms(out - wave)) == pytest.approx(5.0, abs=1e-3)
     assert sum(not np.allclose(o, single(wave, np.random.default_rng(s)))
                for s, o in enumerate(outs)) > 0  # some backgrounds are mixtures
     with pytest.raises(ConfigError, match="max_clips"):
-        BackgroundNoise(str(NOISE), max_clips=0)
+        BackgroundNoise(str(synthetic_noise), max_clips=0)
 
 
 def test_colour_band_limits_and_keeps_length_dtype_level():

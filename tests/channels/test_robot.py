@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import NOISE, ROOT
+from conftest import ROOT, speech_like
 
-from emovox.audio import load_audio
 from emovox.augment import build_augmentation
 from emovox.channels import RobotChannel, RobotChannelConfig, degrade_corpus, make_channel
 from emovox.cli import main
@@ -21,11 +20,11 @@ from emovox.experiments.dataset import load_dataset, load_test_sets
 PAPER3 = ROOT / "configs" / "paper3_robustness.yaml"
 
 
-def test_robot_sources_disjoint_from_training_augmentation():
+def test_robot_sources_disjoint_from_training_augmentation(synthetic_noise):
     """Same seed on both sides: still no shared room or noise."""
     study = yaml.safe_load(PAPER3.read_text())
     transforms = dict(study["base"]["augment"]["transforms"])
-    transforms["noise"] = {**transforms["noise"], "directory": str(NOISE)}
+    transforms["noise"] = {**transforms["noise"], "directory": str(synthetic_noise)}
     training = build_augmentation(transforms).sources()
     robot = make_channel("robot", seed=0).sources()
     assert any(s.startswith("noise:") for s in training)
@@ -33,8 +32,8 @@ def test_robot_sources_disjoint_from_training_augmentation():
     assert training.isdisjoint(robot)
 
 
-def test_robot_channel_degrades_and_is_reproducible(emodb_manifest):
-    wave = load_audio(emodb_manifest[0].path)
+def test_robot_channel_degrades_and_is_reproducible():
+    wave = speech_like(2.0, seed=4)
     channel = RobotChannel(RobotChannelConfig(seed=0, rooms=5))
     a = channel(wave, channel.rng_for("x"))
     b = channel(wave, channel.rng_for("x"))
@@ -45,8 +44,9 @@ def test_robot_channel_degrades_and_is_reproducible(emodb_manifest):
     assert np.sqrt(np.mean(residual**2)) > 0.1 * np.sqrt(np.mean(a**2))
 
 
-def test_degrade_writes_same_ids_and_manifest(emodb_manifest, tmp_path):
-    subset = emodb_manifest.filter(lambda u: u.id in {emodb_manifest[i].id for i in range(3)})
+def test_degrade_writes_same_ids_and_manifest(synthetic_manifest, tmp_path):
+    subset = synthetic_manifest.filter(
+        lambda u: u.id in {synthetic_manifest[i].id for i in range(3)})
     out = tmp_path / "robot"
     channel = RobotChannel(RobotChannelConfig(rooms=5))
     degrade_corpus(subset, channel, out, progress=False)
@@ -62,32 +62,32 @@ def test_degrade_writes_same_ids_and_manifest(emodb_manifest, tmp_path):
         degrade_corpus(subset, RobotChannel(RobotChannelConfig(rooms=6)), out, progress=False)
 
 
-def test_cli_degrade(emodb_manifest, emodb, tmp_path, capsys):
+def test_cli_degrade(synthetic_manifest, tmp_path, capsys):
     source = tmp_path / "two.jsonl"
-    emodb_manifest.filter(lambda u: u.id in ("03a01Fa", "03a01Nc")).to_jsonl(source)
+    synthetic_manifest.filter(lambda u: u.id in ("s1_low_0", "s2_high_1")).to_jsonl(source)
     out = tmp_path / "copy"
     assert main(["-q", "corpus", "degrade", str(source), "--format", "manifest", "--out",
                  str(out), "--seed", "3"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["utterances"] == 2 and line["seed"] == 3 and not line["problems"]
-    assert sorted(p.name for p in (out / "wav").iterdir()) == ["03a01Fa.wav", "03a01Nc.wav"]
-    assert main(["-q", "corpus", "degrade", str(emodb / "wav" / "03a01Fa.wav"), "--format",
+    assert sorted(p.name for p in (out / "wav").iterdir()) == ["s1_low_0.wav", "s2_high_1.wav"]
+    assert main(["-q", "corpus", "degrade", synthetic_manifest[0].path, "--format",
                  "emodb", "--out", str(out)]) == 2  # a file, not a corpus directory
     assert "emovox: error" in capsys.readouterr().err
 
 
 @pytest.mark.e2e
-def test_experiment_refuses_test_set_sharing_training_sources(tmp_path, emodb):
+def test_experiment_refuses_test_set_sharing_training_sources(tmp_path, emodb, noise_dir):
     """A 'robot' copy whose channel used a training noise clip must be refused."""
     noise_source = sorted(build_augmentation(
-        {"noise": {"directory": str(NOISE)}}).sources())[0]
+        {"noise": {"directory": str(noise_dir)}}).sources())[0]
     fake = tmp_path / "leaky"
     fake.mkdir()
     (fake / "channel.json").write_text(json.dumps({"settings": {}, "sources": [noise_source]}))
     config = load_config(None, [
         f"corpus.path={emodb}", "corpus.speakers=['03', '08']", "corpus.labels=[anger, neutral]",
         "features.name=mfcc_prosody", "features.cache=null", "features.workers=1",
-        "augment.copies=1", f"augment.transforms={{noise: {{directory: {NOISE}}}}}",
+        "augment.copies=1", f"augment.transforms={{noise: {{directory: {noise_dir}}}}}",
         f"test_sets={{leaky: {{path: {fake}}}}}"])
     dataset = load_dataset(config, progress=False)
     with pytest.raises(ConfigError, match="shares 1 noise/room source"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import soundfile as sf
+from conftest import write_speech
 from iemocap_fixture import write_iemocap
 
 from emovox.corpora import Manifest, load_corpus
@@ -40,8 +40,10 @@ def test_emodb_word_timings_follow_the_transcript(emodb_manifest):
     assert u.words[1].end == pytest.approx(0.643428)
 
 
-def test_manifest_roundtrip_jsonl(emodb_manifest, tmp_path):
-    small = emodb_manifest.with_speakers(["03"])
+def test_manifest_roundtrip_jsonl(tmp_path):
+    """Every field survives: words, transcripts, dimensions and annotator votes included."""
+    small = load_corpus("iemocap", write_iemocap(tmp_path)).with_speakers(["Ses01F", "Ses01M"])
+    assert any(u.words for u in small) and any(u.votes for u in small)
     small.to_jsonl(tmp_path / "m.jsonl")
     back = Manifest.from_jsonl(tmp_path / "m.jsonl")
     assert [u.to_dict() for u in back] == [u.to_dict() for u in small]
@@ -49,8 +51,8 @@ def test_manifest_roundtrip_jsonl(emodb_manifest, tmp_path):
     assert (tmp_path / "m.csv").read_text().startswith("id,path,speaker,label")
 
 
-def test_iemocap_selection_rules(tmp_path, emodb):
-    root = write_iemocap(tmp_path, emodb)
+def test_iemocap_selection_rules(tmp_path):
+    root = write_iemocap(tmp_path)
     m = load_corpus("iemocap", root)
     ids = {u.id: u.label for u in m}
     assert ids == {
@@ -68,8 +70,8 @@ def test_iemocap_selection_rules(tmp_path, emodb):
     assert next(u for u in m if u.id == "Ses01M_script01_1_F000").speaker == "Ses01F"
 
 
-def test_iemocap_four_class_and_binary_sets(tmp_path, emodb):
-    root = write_iemocap(tmp_path, emodb)
+def test_iemocap_four_class_and_binary_sets(tmp_path):
+    root = write_iemocap(tmp_path)
     four = load_corpus("iemocap", root, labels=["anger", "happiness", "neutral", "sadness"])
     assert four.label_counts() == {"anger": 2, "happiness": 2, "neutral": 2, "sadness": 1}
     binary = load_corpus("iemocap", root, labels=["anger", "neutral"])
@@ -89,8 +91,8 @@ def test_iemocap_speaker_rule():
     assert speaker_of("Ses05M_script02_2_F003") == "Ses05F"
 
 
-def test_iemocap_missing_wav_is_reported_not_silent(tmp_path, emodb):
-    root = write_iemocap(tmp_path, emodb)
+def test_iemocap_missing_wav_is_reported_not_silent(tmp_path):
+    root = write_iemocap(tmp_path)
     missing = root / "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav"
     missing.unlink()
     m = load_corpus("iemocap", root)
@@ -100,18 +102,17 @@ def test_iemocap_missing_wav_is_reported_not_silent(tmp_path, emodb):
         load_corpus("iemocap", root, on_error="stop")
 
 
-def _touch_wavs(root, names, emodb):
-    data, rate = sf.read(emodb / "wav" / "03a01Fa.wav")
+def _touch_wavs(root, names):
     for name in names:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, data[:8000], rate)
+        write_speech(path, 0.5)
 
 
-def test_ravdess_file_names(tmp_path, emodb):
+def test_ravdess_file_names(tmp_path):
     _touch_wavs(tmp_path, ["Actor_01/03-01-05-02-01-01-01.wav",
                            "Actor_02/03-01-01-01-02-02-02.wav",
-                           "Actor_02/03-02-03-01-02-02-02.wav"], emodb)
+                           "Actor_02/03-02-03-01-02-02-02.wav"])
     m = load_corpus("ravdess", tmp_path)
     assert [(u.speaker, u.label, u.gender) for u in m] == [
         ("Actor_01", "anger", "m"), ("Actor_02", "neutral", "f")]
@@ -119,9 +120,9 @@ def test_ravdess_file_names(tmp_path, emodb):
     assert len(load_corpus("ravdess", tmp_path, include_song=True)) == 3
 
 
-def test_cremad_file_names(tmp_path, emodb):
+def test_cremad_file_names(tmp_path):
     _touch_wavs(tmp_path, ["AudioWAV/1001_DFA_ANG_XX.wav", "AudioWAV/1002_IEO_HAP_HI.wav",
-                           "AudioWAV/1003_IEO_XYZ_HI.wav"], emodb)
+                           "AudioWAV/1003_IEO_XYZ_HI.wav"])
     (tmp_path / "VideoDemographics.csv").write_text("ActorID,Age,Sex\n1001,51,Male\n")
     m = load_corpus("cremad", tmp_path)
     assert [(u.speaker, u.label) for u in m] == [("1001", "anger"), ("1002", "happiness")]
@@ -131,8 +132,8 @@ def test_cremad_file_names(tmp_path, emodb):
         load_corpus("cremad", tmp_path, on_error="stop")
 
 
-def test_generic_csv(tmp_path, emodb):
-    _touch_wavs(tmp_path, ["a.wav", "b.wav", "c.wav"], emodb)
+def test_generic_csv(tmp_path):
+    _touch_wavs(tmp_path, ["a.wav", "b.wav", "c.wav"])
     (tmp_path / "m.csv").write_text(
         "path,label,speaker,session,transcript,valence,arousal\n"
         "a.wav,anger,s1,1,hello,1.5,4\nb.wav,neutral,s2,,,,\nc.wav,,s3,,,,\n")
@@ -145,18 +146,17 @@ def test_generic_csv(tmp_path, emodb):
         load_corpus("csv", tmp_path / "bad.csv")
 
 
-def test_bad_corpus_inputs(tmp_path, emodb):
+def test_bad_corpus_inputs(tmp_path):
     with pytest.raises(CorpusError, match="not found"):
         load_corpus("emodb", tmp_path / "nowhere")
     with pytest.raises(CorpusError, match="no wav/ folder"):
         load_corpus("emodb", tmp_path)
     with pytest.raises(ConfigError, match="unknown corpus format"):
         load_corpus("timit", tmp_path)
+    _touch_wavs(tmp_path, ["wav/03a01Wa.wav"])
     with pytest.raises(CorpusError, match="labels"):
-        load_corpus("emodb", emodb, labels=["anger", "contempt"])
+        load_corpus("emodb", tmp_path, labels=["anger", "contempt"])
     # A corrupt file among good ones: skipped with its name recorded, or stops the run.
-    (tmp_path / "wav").mkdir()
-    _touch_wavs(tmp_path, ["wav/03a01Wa.wav"], emodb)
     (tmp_path / "wav" / "03a02Wa.wav").write_bytes(b"RIFF\x00\x00garbage")
     (tmp_path / "wav" / "03a04Wa.wav").write_bytes(b"")
     (tmp_path / "wav" / "03a05Xa.wav").write_bytes(b"")

@@ -13,16 +13,13 @@ from emovox.corpora.combined import part_of
 from emovox.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
 from emovox.errors import CorpusError
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-NEMO = DATA / "nemo"
 COMMON = ["anger", "fear", "happiness", "neutral", "sadness"]
 HEADER = "file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n"
 
 
 @pytest.fixture(scope="module")
-def nemo_manifest():
-    assert NEMO.is_dir(), f"tests need the nEMO corpus at {NEMO} (see README)"
-    return load_corpus("nemo", NEMO, check_files=False)
+def nemo_manifest(nemo):
+    return load_corpus("nemo", nemo, check_files=False)
 
 
 def test_nemo_counts_labels_and_speakers(nemo_manifest):
@@ -61,7 +58,7 @@ def test_nemo_bad_rows_follow_the_policy(tmp_path):
         load_corpus("nemo", tmp_path / "samples")
 
 
-def test_combined_prefixes_ids_and_speakers_and_keeps_the_common_labels(emodb):
+def test_combined_prefixes_ids_and_speakers_and_keeps_the_common_labels(emodb, nemo):
     parts = [{"format": "emodb", "path": "emodb"}, {"format": "nemo", "path": "nemo"}]
     m = load_corpus("combined", emodb.parent, labels=COMMON, parts=parts, check_files=False)
     assert Counter(u.corpus for u in m) == {"emodb": 408, "nemo": 3812}

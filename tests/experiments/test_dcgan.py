@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import speech_like
 
 from emovox.audio import load_audio
 from emovox.corpora.manifest import Manifest, Word
@@ -104,8 +105,8 @@ def test_crops_are_centred_inside_words():
     assert eval_crops(spec, segments, 64).shape[1:] == (128, 64)
 
 
-def test_voice_activity_fallback_finds_the_speech(emodb):
-    wave = load_audio(emodb / "wav" / "03a01Fa.wav")
+def test_voice_activity_fallback_finds_the_speech():
+    wave = speech_like(2.0, seed=5)
     padded = np.concatenate([np.zeros(16000, np.float32), wave, np.zeros(16000, np.float32)])
     frames = voiced_centres(padded, len(padded) // 160, 0.01, 0.064)[0]
     assert frames.min() >= 90 and frames.max() <= 100 + len(wave) // 160 + 10
@@ -270,15 +271,13 @@ def test_pretraining_plays_the_game_before_the_first_pass_and_resumes_past_it(tm
         fit_semi(replace(config, pretrain_steps=-1), train, valid, train)
 
 
-def test_nemo_held_out_speakers_never_enter_a_nemo_pool():
+def test_nemo_held_out_speakers_never_enter_a_nemo_pool(nemo):
     """nEMO as its own pool directory (no word timings, files named by speaker): the fold's
     validation and test speakers' files are all removed, by path."""
     from pathlib import Path
 
     from emovox.corpora import load_corpus
 
-    nemo = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nemo"
-    assert nemo.is_dir(), f"tests need the nEMO corpus at {nemo} (see README)"
     manifest = load_corpus("nemo", nemo, check_files=False)
     held_out = manifest.with_speakers(["EB0", "WR0"])
     pool = unlabelled_pool([str(nemo / "samples")], held_out, 0, 0)
@@ -286,20 +285,21 @@ def test_nemo_held_out_speakers_never_enter_a_nemo_pool():
     assert not {Path(u.path).name.split("_")[0] for u in pool} & {"EB0", "WR0"}
 
 
-def test_test_speakers_never_enter_the_unlabelled_pool(emodb, emodb_manifest):
+def test_test_speakers_never_enter_the_unlabelled_pool(synthetic_corpus, synthetic_manifest):
     """The pool directory is the corpus itself: the fold's held-out speakers' files are
     removed, everything else stays."""
-    held_out = emodb_manifest.with_speakers(["03", "08"])
-    pool = unlabelled_pool([str(emodb / "wav")], held_out, 0, 0)
+    corpus_dir = synthetic_corpus.parent
+    held_out = synthetic_manifest.with_speakers(["s1", "s2"])
+    pool = unlabelled_pool([str(corpus_dir)], held_out, 0, 0)
     held_names = {u.path.rsplit("/", 1)[-1] for u in held_out}
     names = {u.path.rsplit("/", 1)[-1] for u in pool}
     assert not names & held_names
-    assert len(pool) == len(list((emodb / "wav").glob("*.wav"))) - len(held_out)
-    assert len(unlabelled_pool([str(emodb / "wav")], held_out, 50, 0)) == 50
+    assert len(pool) == len(list(corpus_dir.glob("*.wav"))) - len(held_out) > 0
+    assert len(unlabelled_pool([str(corpus_dir)], held_out, 5, 0)) == 5
 
 
-def test_label_fraction_keeps_labels_per_training_speaker(emodb_manifest):
-    train = emodb_manifest.with_speakers(["03", "10", "11"])
+def test_label_fraction_keeps_labels_per_training_speaker(synthetic_manifest):
+    train = synthetic_manifest.with_speakers(["s1", "s2", "s3"])
     labelled, rest = keep_labels(train, 0.25, 0)
     assert len(labelled) + len(rest) == len(train)
     for s in train.speakers:
@@ -308,8 +308,8 @@ def test_label_fraction_keeps_labels_per_training_speaker(emodb_manifest):
     assert keep_labels(train, 0.25, 0)[0] == labelled
 
 
-def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manifest,
-                                                             monkeypatch):
+def test_method_fit_excludes_held_out_speakers_from_the_pool(synthetic_corpus,
+                                                             synthetic_manifest, monkeypatch):
     """Through DCGANMethod.fit itself: what reaches the discriminator never holds a
     validation or test speaker's file, even when the pool directory is the corpus."""
     from emovox.experiments.methods import dcgan
@@ -326,17 +326,20 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
     real_pool = dcgan.unlabelled_pool
     monkeypatch.setattr(dcgan, "unlabelled_pool",
                         lambda *a: pool_calls.append(real_pool(*a)) or pool_calls[-1])
-    manifest = emodb_manifest.with_speakers(["03", "08", "09"])
+    emotion = {"low": "sadness", "high": "anger"}  # categories with a derived valence
+    manifest = Manifest(replace(u, label=emotion[u.label])
+                        for u in synthetic_manifest.with_speakers(["s1", "s2", "s3"]))
     ex = make_extractor("stft_spectrogram")
     feats = {u.id: ex(load_audio(u.path)) for u in manifest}
     dataset = SimpleNamespace(feats=feats, extractor=ex)
-    params = dcgan.DCGANMethod.Params(variant="basic_dcgan", unlabelled=[str(emodb / "wav")],
+    params = dcgan.DCGANMethod.Params(variant="basic_dcgan",
+                                      unlabelled=[str(synthetic_corpus.parent)],
                                       unlabelled_limit=0)
     config = SimpleNamespace(method=SimpleNamespace(params=params),
                              task=SimpleNamespace(derived=True),
                              features=SimpleNamespace(cache="auto"))
-    split = Split(manifest.with_speakers(["03"]), manifest.with_speakers(["08"]),
-                  manifest.with_speakers(["09"]))
+    split = Split(manifest.with_speakers(["s1"]), manifest.with_speakers(["s2"]),
+                  manifest.with_speakers(["s3"]))
     with pytest.raises(RuntimeError, match="stop after"):
         dcgan.DCGANMethod(config).fit(dataset, split, RunContext())
     held = {u.path.rsplit("/", 1)[-1] for u in Manifest(list(split.valid) + list(split.test))}
@@ -344,7 +347,7 @@ def test_method_fit_excludes_held_out_speakers_from_the_pool(emodb, emodb_manife
     assert seen["n_unlab"] == len(split.train) + len(pool_calls[0])
 
 
-def test_iemocap_word_timings_and_fuzzy_labels(tmp_path, emodb):
+def test_iemocap_word_timings_and_fuzzy_labels(tmp_path):
     """IEMOCAP layout: forced-alignment words become crop centres, the annotators' mean
     valence becomes the fuzzy label (2.5 → half 2, half 3)."""
     from iemocap_fixture import write_iemocap
@@ -353,7 +356,7 @@ def test_iemocap_word_timings_and_fuzzy_labels(tmp_path, emodb):
     from emovox.experiments.methods.dcgan import crop_set
     from emovox.training.semi import SpecScaler
 
-    manifest = load_corpus("iemocap", write_iemocap(tmp_path, emodb))
+    manifest = load_corpus("iemocap", write_iemocap(tmp_path))
     utt = next(u for u in manifest if u.id == "Ses01F_impro01_F000")
     assert [w.text for w in utt.words] == ["excuse", "me"]
     assert utt.words[0].start == pytest.approx(0.2)

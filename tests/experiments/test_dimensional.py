@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import NOISE
 
+from emovox.corpora import Utterance
 from emovox.corpora.dimensions import DERIVED, dimension_targets
 from emovox.errors import CorpusError
 from emovox.evaluation.metrics import ccc
@@ -21,8 +21,9 @@ from emovox.training import AugmentedSet, SequenceSet
 from emovox.training.tasks import ccc_loss
 
 
-def test_derived_targets_and_missing_annotation(emodb_manifest):
-    utts = list(emodb_manifest)[:20]
+def test_derived_targets_and_missing_annotation():
+    utts = [Utterance(id=f"u{k}", path="x", speaker="s1", label=label)
+            for k, label in enumerate(sorted(DERIVED) * 2)]
     targets = dimension_targets(utts, ["arousal", "valence"], derived=True)
     for utt, (arousal, valence) in zip(utts, targets, strict=True):
         assert (arousal, valence) == DERIVED[utt.label][:2]
@@ -70,9 +71,9 @@ def test_dimensional_experiment_writes_ccc_and_violins(emodb, tmp_path):
 
 
 @pytest.mark.e2e
-def test_augmented_training_set_only(emodb, tmp_path):
+def test_augmented_training_set_only(emodb, noise_dir, tmp_path):
     config = small_config(emodb, tmp_path, "augment.copies=2",
-                          f"augment.transforms={{gain: {{}}, noise: {{directory: {NOISE}}}}}")
+                          f"augment.transforms={{gain: {{}}, noise: {{directory: {noise_dir}}}}}")
     dataset = load_dataset(config, progress=False)
     assert len(dataset.augmented) == 2
     train = dataset.split(("03", "08"))
@@ -127,10 +128,13 @@ def test_study_runs_variants_with_test_set(emodb, tmp_path):
     assert len(list((tmp_path / "robot" / "wav").iterdir())) > 30  # three speakers degraded
 
 
-def test_resuming_with_another_config_is_refused(emodb, tmp_path):
+def test_resuming_with_another_config_is_refused(synthetic_corpus, tmp_path):
     from emovox.errors import ConfigError
 
-    config = small_config(emodb, tmp_path, "training.epochs=1")
+    config = load_config(None, ["corpus.format=csv", f"corpus.path={synthetic_corpus}",
+                                "features.name=mfcc_prosody", "features.cache=null",
+                                "features.workers=1", "model.params={hidden: 8}",
+                                "training.epochs=1", "protocol.folds=[0]"])
     run_experiment(config, tmp_path / "out", progress=False)
     config.training.progress = False  # run settings may differ
     run_experiment(config, tmp_path / "out", progress=False)

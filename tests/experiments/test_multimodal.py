@@ -19,8 +19,6 @@ from emovox.models.multimodal import MultimodalCMA
 from emovox.text import WordVectors, embed_texts, tokenize
 from emovox.training.trainer import TrainConfig
 
-MELD = ROOT.parent / "shared" / "data" / "meld_text"
-
 
 def test_tokenize_splits_clitics_and_punctuation_like_glove():
     assert tokenize("No don’t I beg of you!") == ["no", "do", "n't", "i", "beg", "of", "you",
@@ -146,12 +144,11 @@ def test_paired_set_pads_to_the_crop_when_asked():
     assert a.shape == (2, 8, 1) and la.tolist() == [5, 3] and t.shape == (2, 2, 50)
 
 
-@pytest.mark.skipif(not MELD.is_dir(), reason="MELD tables not in ../shared/data")
-def test_meld_loader_and_its_own_split():
+def test_meld_loader_and_its_own_split(meld):
     from emovox.corpora import load_corpus
     from emovox.experiments.protocols import make_folds
 
-    meld = load_corpus("meld", MELD)
+    meld = load_corpus("meld", meld)
     assert len(meld) == 9989 + 1109 + 2610
     assert meld.labels == ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
     (fold,) = make_folds(meld, "split")

@@ -15,6 +15,10 @@ def _manifest(speakers, sessions=None):
                               session=(sessions or {}).get(s)) for s in speakers for i in range(2))
 
 
+#: Ten speakers, as in Emo-DB.
+TEN = _manifest(["03", "08", "09", "10", "11", "12", "13", "14", "15", "16"])
+
+
 def _assert_disjoint(folds, speakers):
     for fold in folds:
         train, valid, test = set(fold.train), set(fold.valid), set(fold.test)
@@ -23,17 +27,17 @@ def _assert_disjoint(folds, speakers):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_loso_every_speaker_tests_and_validates_once(emodb_manifest, seed):
-    folds = make_folds(emodb_manifest, "loso", seed)
+def test_loso_every_speaker_tests_and_validates_once(seed):
+    folds = make_folds(TEN, "loso", seed)
     assert len(folds) == 10
-    _assert_disjoint(folds, emodb_manifest.speakers)
-    assert sorted(f.test[0] for f in folds) == emodb_manifest.speakers
-    assert sorted(f.valid[0] for f in folds) == emodb_manifest.speakers
-    assert folds == make_folds(emodb_manifest, "loso", seed)  # repeatable
+    _assert_disjoint(folds, TEN.speakers)
+    assert sorted(f.test[0] for f in folds) == TEN.speakers
+    assert sorted(f.valid[0] for f in folds) == TEN.speakers
+    assert folds == make_folds(TEN, "loso", seed)  # repeatable
 
 
-def test_seeds_rotate_validation_speakers(emodb_manifest):
-    a, b = make_folds(emodb_manifest, "loso", 0), make_folds(emodb_manifest, "loso", 1)
+def test_seeds_rotate_validation_speakers():
+    a, b = make_folds(TEN, "loso", 0), make_folds(TEN, "loso", 1)
     assert [f.test for f in a] == [f.test for f in b]
     assert [f.valid for f in a] != [f.valid for f in b]
 
@@ -49,26 +53,26 @@ def test_leave_one_session_out_gives_ten_folds():
         assert not any(s[:5] == fold.test[0][:5] for s in fold.train)
 
 
-def test_iemocap_fixture_sessions(tmp_path, emodb):
-    m = load_corpus("iemocap", write_iemocap(tmp_path, emodb))
+def test_iemocap_fixture_sessions(tmp_path):
+    m = load_corpus("iemocap", write_iemocap(tmp_path))
     folds = make_folds(m, "loso_session")
     assert len(folds) == 4 and {f.test[0] for f in folds} == {"Ses01F", "Ses01M", "Ses02F",
                                                               "Ses02M"}
 
 
-def test_speaker_kfold(emodb_manifest):
-    folds = make_folds(emodb_manifest, "speaker_kfold", seed=3, k=5)
+def test_speaker_kfold():
+    folds = make_folds(TEN, "speaker_kfold", seed=3, k=5)
     assert len(folds) == 5
-    _assert_disjoint(folds, emodb_manifest.speakers)
-    assert sorted(s for f in folds for s in f.test) == emodb_manifest.speakers
+    _assert_disjoint(folds, TEN.speakers)
+    assert sorted(s for f in folds for s in f.test) == TEN.speakers
     with pytest.raises(ConfigError):
-        make_folds(emodb_manifest, "speaker_kfold", k=11)
+        make_folds(TEN, "speaker_kfold", k=11)
     with pytest.raises(ConfigError, match="unknown protocol"):
-        make_folds(emodb_manifest, "random_split")
+        make_folds(TEN, "random_split")
 
 
-def test_fold_file(tmp_path, emodb_manifest):
-    folds = {s: make_folds(emodb_manifest, "loso", s) for s in (0, 1)}
+def test_fold_file(tmp_path):
+    folds = {s: make_folds(TEN, "loso", s) for s in (0, 1)}
     write_folds(tmp_path / "folds.json", "loso", folds)
     data = json.loads((tmp_path / "folds.json").read_text())
     assert data["protocol"] == "loso" and len(data["seeds"]["1"]) == 10

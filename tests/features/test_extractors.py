@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_tone
+from conftest import assert_features_close, speech_like, write_speech, write_tone
 
 from emovox.audio import load_audio
 from emovox.corpora import Utterance
@@ -72,9 +72,9 @@ def test_unknown_extractor_or_parameter():
         make_extractor("mfcc_prosody", n_mfc=3)
 
 
-def test_cache_keyed_by_content_and_config(tmp_path, emodb):
-    src = emodb / "wav" / "03a01Fa.wav"
-    utt = Utterance(id="a", path=str(src), speaker="03")
+def test_cache_keyed_by_content_and_config(tmp_path):
+    src = write_speech(tmp_path / "a.wav")
+    utt = Utterance(id="a", path=str(src), speaker="s1")
     cache = FeatureCache(tmp_path / "cache")
     extractor = make_extractor("mfcc_prosody")
     first = cache.get(extractor, utt)
@@ -89,25 +89,25 @@ def test_cache_keyed_by_content_and_config(tmp_path, emodb):
     np.testing.assert_array_equal(cache.get(extractor, utt), first)
 
 
-def test_parallel_extraction_matches_serial_and_skips_bad_files(tmp_path, emodb_manifest):
-    utts = list(emodb_manifest.with_speakers(["03"]))[:12]
+def test_parallel_extraction_matches_serial_and_skips_bad_files(tmp_path):
+    utts = [Utterance(id=f"u{k}", path=str(write_speech(tmp_path / f"u{k}.wav", 1.0, k)),
+                      speaker="s1") for k in range(12)]
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio")
-    utts.append(Utterance(id="bad", path=str(bad), speaker="03"))
+    utts.append(Utterance(id="bad", path=str(bad), speaker="s1"))
     extractor = make_extractor("mfcc_prosody")
     serial = extract_all(utts, extractor, workers=1, progress=False)
     parallel = extract_all(utts, extractor, FeatureCache(tmp_path / "c"), workers=2,
                            progress=False)
     assert set(serial) == set(parallel) == {u.id for u in utts[:-1]}
     for key in serial:
-        np.testing.assert_allclose(serial[key], parallel[key])
+        assert_features_close(parallel[key], serial[key])
 
 
-def test_normalisation_uses_only_given_statistics(emodb_manifest):
+def test_normalisation_uses_only_given_statistics():
     extractor = make_extractor("mfcc_prosody")
-    utts = list(emodb_manifest.with_speakers(["03", "08"]))[:20]
-    feats = [extractor(load_audio(u.path)) for u in utts]
-    speakers = [u.speaker for u in utts]
+    feats = [extractor(speech_like(1.5, seed)) for seed in range(20)]
+    speakers = ["a" if seed % 3 else "b" for seed in range(20)]
     norm = Normaliser("global").fit(feats[:10])
     out = np.concatenate(norm.apply(feats[:10]))
     np.testing.assert_allclose(out.mean(0), 0, atol=1e-3)
@@ -129,10 +129,11 @@ def test_stereo_file_through_extractor(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["mfcc_prosody", "mfcc_pitch", "log_mel"])
-def test_long_recordings_extract_in_chunks_exactly(name, emodb):
-    """``predict`` on long files extracts chunk by chunk (bounded memory), identically."""
-    files = sorted((emodb / "wav").glob("*.wav"))[:40]
-    wave = np.concatenate([load_audio(f) for f in files])
+def test_long_recordings_extract_in_chunks_as_in_one_piece(name):
+    """``predict`` on long files extracts chunk by chunk (bounded memory): the same features,
+    frame for frame, within float32 rounding (chunks are other matrix sizes)."""
+    wave = speech_like(70.0, seed=3)
     extractor = make_extractor(name)
-    np.testing.assert_array_equal(extractor.extract_long(wave, chunk_frames=1500),
-                                  extractor(wave))
+    chunked, whole = extractor.extract_long(wave, chunk_frames=1500), extractor(wave)
+    assert len(whole) > 3 * 1500  # several chunks
+    assert_features_close(chunked, whole)

@@ -7,7 +7,7 @@ import json
 import shutil
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, write_speech
 
 from emovox.cli import main
 from emovox.experiments.config import load_config
@@ -34,8 +34,8 @@ def test_bundled_model_is_small_streams_and_matches_its_config():
     assert StreamingRecognizer(path).labels == COMMON
 
 
-def test_predict_and_stream_without_model(emodb, capsys):
-    wav = emodb / "wav" / "03a01Wa.wav"
+def test_predict_and_stream_without_model(tmp_path, capsys):
+    wav = write_speech(tmp_path / "speech.wav")
     assert main(["-q", "predict", str(wav)]) == 0
     (line,) = _lines(capsys)
     assert line["label"] in COMMON

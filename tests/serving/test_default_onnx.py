@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_speech
 
 from emovox.audio import load_audio
 from emovox.cli import main
@@ -49,10 +50,10 @@ def test_onnx_matches_torch_on_emodb(emodb):
         assert onnx_rec.describe(b)["label"] == torch_rec.describe(a)["label"]
 
 
-def test_stale_export_is_never_run(tmp_path, emodb, capsys):
+def test_stale_export_is_never_run(tmp_path, capsys):
     model = tmp_path / "model"
     shutil.copytree(default_model_dir(), model)
-    wav = str(emodb / "wav" / f"{FILES[0]}.wav")
+    wav = str(write_speech(tmp_path / "speech.wav"))
     meta = json.loads((model / "model.json").read_text())
     meta["retrained"] = True  # any change to the directory's files
     (model / "model.json").write_text(json.dumps(meta))
@@ -76,8 +77,8 @@ def test_predict_does_not_import_torch(emodb):
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])
-def test_predict_runtimes_agree_through_the_cli(emodb, capsys, runtime):
-    wavs = [str(emodb / "wav" / f"{f}.wav") for f in FILES[:3]]
+def test_predict_runtimes_agree_through_the_cli(tmp_path, capsys, runtime):
+    wavs = [str(write_speech(tmp_path / f"{seed}.wav", seed=seed)) for seed in range(3)]
     assert main(["-q", "predict", *wavs, "--runtime", runtime]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert main(["-q", "predict", *wavs]) == 0
@@ -85,4 +86,4 @@ def test_predict_runtimes_agree_through_the_cli(emodb, capsys, runtime):
     for a, b in zip(lines, default, strict=True):
         assert a["label"] == b["label"]
         assert max(abs(a["probabilities"][k] - b["probabilities"][k])
-                   for k in a["probabilities"]) <= 2e-6  # both rounded to 6 decimals
+                   for k in a["probabilities"]) <= 1e-5 + 1e-6  # runtimes; 6 decimals

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import assert_features_close
 
 from emovox.audio import load_audio
 from emovox.early.decisions import TERMINATE, stop_rule
@@ -86,7 +87,7 @@ def test_whole_utterance_parity(name, trained, exported, emodb):
     assert exported[name][0]["export_check_max_abs_diff"]["model.onnx"] < TOL
     for file in FILES:
         wave = load_audio(emodb / "wav" / f"{file}.wav")
-        np.testing.assert_array_equal(onnx.features(wave), _features(rec, wave))
+        assert_features_close(onnx.features(wave), _features(rec, wave))
         want, got = rec.proba(wave), onnx.proba(wave)
         assert np.abs(want - got).max() < TOL, file
         assert want.argmax() == got.argmax()
@@ -207,7 +208,7 @@ def test_cli_export_and_predict(trained, tmp_path, emodb):
         a, b = json.loads(a), json.loads(b)
         assert a["label"] == b["label"]
         assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"]) \
-            <= 2e-6  # both rounded to 6 decimals
+            <= TOL + 1e-6  # onnxruntime vs PyTorch, both rounded to 6 decimals
     # a model directory where an export is expected
     proc = _cli("predict", wavs[0], "--model", str(trained["emorl"]), "--runtime", "onnx")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from conftest import write_speech
 
 from emovox.audio import load_audio
 from emovox.cli import main
@@ -99,13 +100,13 @@ def test_enrolment_needs_a_speaker_normalised_model(speaker_rec):
         enrol(speaker_rec.trained, "global", stats)
 
 
-def test_cli_stream_enrol(speaker_rec, emodb, tmp_path, capsys):
-    """``emovox stream --enrol DIR`` on real speech (the gate refuses the synthetic tones)."""
+def test_cli_stream_enrol(speaker_rec, tmp_path, capsys):
+    """``emovox stream --enrol DIR`` on speech-like audio (the gate refuses the corpus' tones)."""
     enrolment = tmp_path / "earlier"
     enrolment.mkdir()
-    for name in ("16a01Fc", "16b03Wb"):
-        (enrolment / f"{name}.wav").write_bytes((emodb / "wav" / f"{name}.wav").read_bytes())
-    decided = str(emodb / "wav" / "16b10Wb.wav")
+    for seed in (1, 2):
+        write_speech(enrolment / f"earlier{seed}.wav", seed=seed)
+    decided = str(write_speech(tmp_path / "decided.wav", seed=3))
     args = ["stream", decided, "--model", str(speaker_rec.model_dir)]
     assert main([*args, "--enrol", str(enrolment)]) == 0
     enrolled = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

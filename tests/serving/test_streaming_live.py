@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import NOISE, ROOT
+from conftest import ROOT, speech_like
 
 from emovox.audio import load_audio
 from emovox.errors import ConfigError
@@ -55,7 +55,7 @@ def decisions(events: list[dict]) -> list[dict]:
 
 # ---- the gate alone (no model) ---------------------------------------------------------------
 
-def test_gate_rejects_silence_noise_and_tones_not_speech(emodb):
+def test_gate_rejects_silence_noise_and_tones_not_speech():
     def speech_frames(wave: np.ndarray) -> tuple[int, int]:
         """(speech frames, longest run of them)"""
         gate = SpeechGate(GateConfig(), SR)
@@ -68,7 +68,7 @@ def test_gate_rejects_silence_noise_and_tones_not_speech(emodb):
     opens = int(GateConfig().start_ms // 30)  # consecutive speech frames that open an utterance
     for name, wave in non_speech().items():
         assert speech_frames(wave)[1] < opens, name  # (the click where a tone starts: 1 frame)
-    wave = load_audio(emodb / "wav" / "03a01Wa.wav")
+    wave = speech_like(2.0, seed=7)
     assert speech_frames(wave)[0] > 0.5 * len(wave) / 480
 
 
@@ -136,9 +136,9 @@ def test_no_decision_on_silence_noise_or_tone(model7, vad):
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("vad", [False, True])
-def test_leading_silence_or_noise_keeps_the_decision(model7, test_utterances, vad):
+def test_leading_silence_or_noise_keeps_the_decision(model7, test_utterances, noise_dir, vad):
     assert {u.label for u in test_utterances} == set(EMOTIONS)
-    noises = [load_audio(p) for p in sorted(NOISE.glob("*.wav"))
+    noises = [load_audio(p) for p in sorted(noise_dir.glob("*.wav"))
               if "white" not in p.name and "pink" not in p.name]
     rng = np.random.default_rng(1)
     same = total = 0
@@ -172,10 +172,11 @@ def _long_stream(utterances, gaps: list[np.ndarray]) -> tuple[np.ndarray, list[t
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("vad", [False, True])
-def test_minutes_of_speech_with_pauses_one_decision_each_no_drift(model7, emodb_manifest, vad):
+def test_minutes_of_speech_with_pauses_one_decision_each_no_drift(model7, emodb_manifest,
+                                                                  noise_dir, vad):
     utterances = [u for u in emodb_manifest if u.speaker in TEST_SPEAKERS][::2]
     rng = np.random.default_rng(2)
-    noise = load_audio(NOISE / "running_tap.wav")
+    noise = load_audio(noise_dir / "running_tap.wav")
     gaps = []
     for _ in utterances:  # 1.8-3 s pauses, half silent, half faint tap noise
         n = int(rng.uniform(1.8, 3.0) * SR) // 480 * 480
