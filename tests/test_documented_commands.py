@@ -407,6 +407,45 @@ SMOKES: list[Smoke] = [
                   "--threads 1", shared=True, after=(EMORL,)),
     Smoke(r"^emovox serve \[--model", instead="emovox serve --model models/emodb_emorl "
           "--host 127.0.0.1 --token T --workers 2", serve=True, shared=True, after=(EMORL,)),
+    # -- speaker adaptation (a model trained with per-speaker normalisation) --
+    Smoke(r"^emovox predict a\.wav b\.wav \[--adapt",
+          instead="emovox predict a.wav b.wav --model models/speaker --adapt "
+                  "--enrol earlier_recordings/ --tau 500 --", shared=True, after=(SPEAKER_MODEL,)),
+    Smoke(r"^emovox predict a\.wav b\.wav c\.wav --model MP_MODEL --adapt$",
+          instead="emovox predict a.wav b.wav speech.wav --model models/speaker --adapt",
+          shared=True, after=(SPEAKER_MODEL,)),
+    Smoke(r"^emovox predict corpus/\*/\*\.wav --model MP_MODEL --speaker-from parent-dir$",
+          instead="emovox predict earlier_recordings/03a01Fa.wav earlier_recordings/03b01Lb.wav "
+                  "--model models/speaker --speaker-from parent-dir",
+          shared=True, after=(SPEAKER_MODEL,)),
+    # -- continuous sessions: the bundled model's held-out Emo-DB speaker, a few utterances --
+    Smoke(r"^emovox sessions build --out \S+( --max-sessions-per-speaker \d+)?$",
+          replace=(("--max-sessions-per-speaker 12", ""),),
+          add="--speakers emodb_03 --max-sessions-per-speaker 1 --utterances 3 "
+              "--conditions clean events"),
+    Smoke(r"^emovox sessions build --out SET \[",
+          instead="emovox sessions build --out runs/sessions/synopsis --speakers emodb_03 "
+                  "--max-sessions-per-speaker 1 --utterances 3 --conditions clean --validation",
+          shared=True),
+    Smoke(r"^emovox sessions score runs/sessions/set --out ",
+          after=("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
+                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean events",)),
+    Smoke(r"^emovox sessions score SET --out DIR \[",
+          instead="emovox sessions score runs/sessions/set --out runs/sessions/synopsis_score "
+                  "--pause-ms 300 --max-steady-fraction 0.5", shared=True,
+          after=("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
+                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean",)),
+    Smoke(r"^python benchmarks/sessions\.py",
+          skip="no smoke size: trains the unaugmented default recipe, then scores two models "
+               "× four stream settings × seven conditions (over 30 min on 2 cores); its steps "
+               "are the `emovox sessions build|score` entries above and tests/sessions"),
+    Smoke(r"^python benchmarks/adaptation_curve\.py ",
+          skip="no smoke size: needs Whisper base features of all 5,016 Emo-DB + nEMO "
+               "utterances (about 74 min of extraction on 2 cores); its shrinkage and "
+               "enrolment are run by tests/features/test_speaker_shrinkage.py and "
+               "tests/experiments/test_enrol_shrinkage.py"),
+    Smoke(r"^emovox -v study STUDY\.yaml .*address: HEAD_IP", skip=RAY + "; a two-node "
+          "cluster runs it in tests/experiments/test_ray_cluster.py"),
     # -- benchmarks (write the copy's benchmarks/RESULTS.md, runs/ and docs/figures/) --
     Smoke(r"^python benchmarks/emodb_models\.py$", timeout=600),
     Smoke(r"^python benchmarks/(feature|recogniser)_throughput\.py$", add="--files 2"),
