@@ -314,6 +314,8 @@ DCGAN_TINY = ("--folds 0 --seeds 0 --workers 1 --params '{\"max_passes\": 1, \"p
               "\"batch_size\": 64, \"adversarial_batch\": 16, \"threads\": 1}'")
 DCGAN_RUN = ("python benchmarks/dcgan_study.py OUT --variants basic_cnn multitask_cnn "
              "basic_dcgan multitask_dcgan --fractions 1.0 0.25 0.1 " + DCGAN_TINY)
+SESSIONS_SET = ("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
+                "--max-sessions-per-speaker 1 --utterances 3 --conditions clean events")
 SERVICE_LOAD = "--levels 2 --seconds 1 --post-clients 1 --post-seconds 1 --fault-streams 1"
 IEMOCAP = ("needs IEMOCAP (licensed, not on this machine); run end to end on an IEMOCAP-layout "
            "fixture by tests/experiments/test_multimodal.py and test_dcgan.py")
@@ -409,8 +411,9 @@ SMOKES: list[Smoke] = [
           "--host 127.0.0.1 --token T --workers 2", serve=True, shared=True, after=(EMORL,)),
     # -- speaker adaptation (a model trained with per-speaker normalisation) --
     Smoke(r"^emovox predict a\.wav b\.wav \[--adapt",
-          instead="emovox predict a.wav b.wav --model models/speaker --adapt "
-                  "--enrol earlier_recordings/ --tau 500 --", shared=True, after=(SPEAKER_MODEL,)),
+          instead="emovox predict --model models/speaker --adapt --tau 500 "
+                  "--enrol earlier_recordings/ -- a.wav b.wav", shared=True,
+          after=(SPEAKER_MODEL,)),
     Smoke(r"^emovox predict a\.wav b\.wav c\.wav --model MP_MODEL --adapt$",
           instead="emovox predict a.wav b.wav speech.wav --model models/speaker --adapt",
           shared=True, after=(SPEAKER_MODEL,)),
@@ -424,17 +427,16 @@ SMOKES: list[Smoke] = [
           add="--speakers emodb_03 --max-sessions-per-speaker 1 --utterances 3 "
               "--conditions clean events"),
     Smoke(r"^emovox sessions build --out SET \[",
-          instead="emovox sessions build --out runs/sessions/synopsis --speakers emodb_03 "
-                  "--max-sessions-per-speaker 1 --utterances 3 --conditions clean --validation",
+          instead="emovox sessions build --out runs/sessions/synopsis --validation "
+                  "--max-sessions-per-speaker 1 --utterances 3 --conditions clean",
           shared=True),
     Smoke(r"^emovox sessions score runs/sessions/set --out ",
-          after=("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
-                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean events",)),
+          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set "
+                  "--out runs/sessions/default_chosen", shared=True),
     Smoke(r"^emovox sessions score SET --out DIR \[",
-          instead="emovox sessions score runs/sessions/set --out runs/sessions/synopsis_score "
-                  "--pause-ms 300 --max-steady-fraction 0.5", shared=True,
-          after=("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
-                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean",)),
+          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set "
+                  "--out runs/sessions/synopsis_score --pause-ms 300 --max-steady-fraction 0.5",
+          shared=True),
     Smoke(r"^python benchmarks/sessions\.py",
           skip="no smoke size: trains the unaugmented default recipe, then scores two models "
                "× four stream settings × seven conditions (over 30 min on 2 cores); its steps "
