@@ -105,7 +105,7 @@ def test_cli_stream_enrol(speaker_rec, tmp_path, capsys):
     enrolment = tmp_path / "earlier"
     enrolment.mkdir()
     for seed in (1, 2):
-        write_speech(enrolment / f"earlier{seed}.wav", seed=seed)
+        write_speech(enrolment / f"earlier{seed}.wav", seconds=3.0, seed=seed)  # ≥ 3 s of speech
     decided = str(write_speech(tmp_path / "decided.wav", seed=3))
     args = ["stream", decided, "--model", str(speaker_rec.model_dir)]
     assert main([*args, "--enrol", str(enrolment)]) == 0

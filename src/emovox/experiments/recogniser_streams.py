@@ -199,16 +199,15 @@ class WindowStreamer:
         return WindowStream(self, max_steps)
 
 
-class WindowStream:
-    """One utterance of a :class:`WindowStreamer` (an ``UtteranceStream``)."""
+class _HeardAudio:
+    """An utterance's audio as it arrives (its buffer grows by doubling) and the steps due in
+    it: every ``step_samples``, and once more at the end for a partial step. Subclasses say
+    what a step computes (``_step``)."""
 
-    def __init__(self, model: WindowStreamer, max_steps: int):
+    def __init__(self, model: WindowStreamer | BlockStreamer, max_steps: int):
         self.model, self.max_steps = model, max_steps
-        self.audio = np.zeros(model.sample_rate, dtype=np.float32)  # grows by doubling
+        self.audio = np.zeros(model.sample_rate, dtype=np.float32)
         self.samples = 0
-        self.frozen: list[np.ndarray] = []  # frames that slid out of the window
-        self.frozen_frames = 0
-        self.window = np.zeros((0, 0), dtype=np.float32)  # the last window's frames
         self.steps = 0
         self.frames = 0
 
@@ -227,6 +226,19 @@ class WindowStream:
         if self.samples % self.model.step_samples and self.steps < self.max_steps:
             return [self._step(self.samples)]
         return []
+
+    def _step(self, end: int) -> Step:
+        raise NotImplementedError
+
+
+class WindowStream(_HeardAudio):
+    """One utterance of a :class:`WindowStreamer` (an ``UtteranceStream``)."""
+
+    def __init__(self, model: WindowStreamer, max_steps: int):
+        super().__init__(model, max_steps)
+        self.frozen: list[np.ndarray] = []  # frames that slid out of the window
+        self.frozen_frames = 0
+        self.window = np.zeros((0, 0), dtype=np.float32)  # the last window's frames
 
     def heard_features(self, end: int) -> np.ndarray:
         """Frames of the first ``end`` samples: the window's, after the frozen ones."""
@@ -277,33 +289,13 @@ class BlockStreamer:
         return BlockStream(self, max_steps)
 
 
-class BlockStream:
+class BlockStream(_HeardAudio):
     """One utterance of a :class:`BlockStreamer` (an ``UtteranceStream``)."""
 
     def __init__(self, model: BlockStreamer, max_steps: int):
-        self.model, self.max_steps = model, max_steps
-        self.audio = np.zeros(model.sample_rate, dtype=np.float32)  # grows by doubling
-        self.samples = 0
+        super().__init__(model, max_steps)
         self.encoded = 0  # samples whose frames are final
         self.blocks: list[np.ndarray] = []
-        self.steps = 0
-        self.frames = 0
-
-    def push(self, samples: np.ndarray) -> list[Step]:
-        end = self.samples + len(samples)
-        if end > len(self.audio):
-            self.audio = np.concatenate([self.audio, np.zeros(max(end, len(self.audio)),
-                                                              dtype=np.float32)])
-        self.audio[self.samples : end] = samples
-        step = self.model.step_samples
-        due = range((self.samples // step + 1) * step, end + 1, step)
-        self.samples = end
-        return [self._step(at) for at in due if self.steps < self.max_steps]
-
-    def finish(self) -> list[Step]:
-        if self.samples % self.model.step_samples and self.steps < self.max_steps:
-            return [self._step(self.samples)]
-        return []
 
     def heard_features(self, end: int) -> np.ndarray:
         """All frames of the first ``end`` samples: the new block's encoded after its context."""
