@@ -5,10 +5,11 @@ A model trained with per-speaker normalisation (``features.normalise: speaker``)
 speaker's audio as training did only with that speaker's statistics (the mean and variance of
 each feature over their frames, ``features.SpeakerStatistics``); without them it falls back to
 its training speakers'. ``POST /v1/speakers`` computes them from unlabelled recordings — each
-must hold speech, all together at least :data:`MIN_ENROLMENT_S` of it by the streams' own speech
-gate, or the enrolment is refused naming the recording: statistics of silence or of a fan would
-make every decision worse, silently — and answers an id from ``secrets.token_urlsafe`` (128
-bits). The id selects a person's statistics, so it is the only way to them: nothing lists them.
+must hold speech, all together at least ``adaptation.MIN_ENROLMENT_S`` of it by the streams'
+own speech gate, or the enrolment is refused naming the recording: statistics of silence or of
+a fan would make every decision worse, silently — and answers an id from
+``secrets.token_urlsafe`` (128 bits). The id selects a person's statistics, so it is the only
+way to them: nothing lists them.
 
 Storage (:class:`SpeakerStore`): one small file per speaker (count, sum and sum of squares of
 the frames, float64; when; how much speech) in a directory of the server that all its workers
