@@ -10,7 +10,7 @@ speakers its config left out (the default model's speaker-independent scores).
 
     .venv/bin/python benchmarks/cross_corpus.py [--out runs/cross_corpus] [--only MODEL ...]
         [--skip-both]
-    .venv/bin/python benchmarks/cross_corpus.py --heldout src/emovox/serving/default_model
+    .venv/bin/python benchmarks/cross_corpus.py --heldout src/emovox/serving/gru_model
 """
 
 from __future__ import annotations

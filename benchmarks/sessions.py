@@ -28,7 +28,7 @@ from pathlib import Path
 from results import machine, write_section
 
 from emovox.schema import build
-from emovox.serving.model_dir import default_model_dir
+from emovox.serving.model_dir import bundled_model_dir
 from emovox.sessions.build import BuildSettings, build_sessions, held_out_corpus
 from emovox.sessions.report import cell, markdown_table
 from emovox.sessions.run import CHOSEN, StreamSettings, score_model
@@ -152,7 +152,7 @@ def main() -> None:
     parser.add_argument("--streams", nargs="+", default=list(STREAMS), choices=list(STREAMS))
     args = parser.parse_args()
     start = time.time()
-    model_dirs = {"default": default_model_dir(), "unaugmented": Path(args.unaugmented)}
+    model_dirs = {"default": bundled_model_dir("gru"), "unaugmented": Path(args.unaugmented)}
     chosen, grid = choose(args.work, model_dirs["default"])
     print("\n".join(grid))
     if chosen != CHOSEN:

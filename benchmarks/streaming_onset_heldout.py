@@ -18,7 +18,7 @@ from streaming_onset import DATA, NOISES, SR, at_level, stream
 
 from emovox.audio import load_audio
 from emovox.corpora import load_corpus
-from emovox.serving.model_dir import Recognizer, default_model_dir
+from emovox.serving.model_dir import Recognizer, bundled_model_dir
 
 CONDITIONS = ("clean", "1 s silence first", "1 s room noise (-45 dBFS) first")
 
@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speaker", default="EB0")
     args = parser.parse_args()
-    rec = Recognizer(default_model_dir())
+    rec = Recognizer(bundled_model_dir("gru"))
     labels = rec.labels
     manifest = load_corpus("nemo", DATA / "nemo", labels=labels).with_speakers([args.speaker])
     rng = np.random.default_rng(0)

@@ -314,7 +314,7 @@ DCGAN_TINY = ("--folds 0 --seeds 0 --workers 1 --params '{\"max_passes\": 1, \"p
               "\"batch_size\": 64, \"adversarial_batch\": 16, \"threads\": 1}'")
 DCGAN_RUN = ("python benchmarks/dcgan_study.py OUT --variants basic_cnn multitask_cnn "
              "basic_dcgan multitask_dcgan --fractions 1.0 0.25 0.1 " + DCGAN_TINY)
-SESSIONS_SET = ("emovox -q sessions build --out runs/sessions/set --speakers emodb_03 "
+SESSIONS_SET = ("emovox -q sessions build --model gru --out runs/sessions/set --speakers emodb_03 "
                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean events")
 SERVICE_LOAD = "--levels 2 --seconds 1 --post-clients 1 --post-seconds 1 --fault-streams 1"
 IEMOCAP = ("needs IEMOCAP (licensed, not on this machine); run end to end on an IEMOCAP-layout "
@@ -360,7 +360,7 @@ SMOKES: list[Smoke] = [
           after=(EMORL,)),
     Smoke(r"^emovox export models/emodb_emorl --format onnx --out models/emodb_emorl\.onnx$",
           after=(EMORL,)),
-    Smoke(r"^emovox export src/emovox/serving/default_model "),  # rewrites the copy's export
+    Smoke(r"^emovox export src/emovox/serving/gru_model "),  # rewrites the copy's export
     Smoke(r"^emovox predict speech\.wav --model models/emodb_emorl_onnx --runtime onnx$",
           after=(EMORL, EXPORT)),
     Smoke(r"^emovox predict a\.wav b\.wav --model models/emodb_emorl\.onnx --runtime onnx$",
@@ -422,7 +422,7 @@ SMOKES: list[Smoke] = [
                   "--model models/speaker --speaker-from parent-dir",
           shared=True, after=(SPEAKER_MODEL,)),
     # -- continuous sessions: the bundled model's held-out Emo-DB speaker, a few utterances --
-    Smoke(r"^emovox sessions build --out \S+( --max-sessions-per-speaker \d+)?$",
+    Smoke(r"^emovox sessions build --model gru --out \S+( --max-sessions-per-speaker \d+)?$",
           replace=(("--max-sessions-per-speaker 12", ""),),
           add="--speakers emodb_03 --max-sessions-per-speaker 1 --utterances 3 "
               "--conditions clean events"),
@@ -430,11 +430,11 @@ SMOKES: list[Smoke] = [
           instead="emovox sessions build --out runs/sessions/synopsis --validation "
                   "--max-sessions-per-speaker 1 --utterances 3 --conditions clean",
           shared=True),
-    Smoke(r"^emovox sessions score runs/sessions/set --out ",
-          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set "
+    Smoke(r"^emovox sessions score runs/sessions/set --model gru --out ",
+          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set --model gru "
                   "--out runs/sessions/default_chosen", shared=True),
     Smoke(r"^emovox sessions score SET --out DIR \[",
-          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set "
+          instead=SESSIONS_SET + " && emovox sessions score runs/sessions/set --model gru "
                   "--out runs/sessions/synopsis_score --pause-ms 300 --max-steady-fraction 0.5",
           shared=True),
     Smoke(r"^python benchmarks/sessions\.py",

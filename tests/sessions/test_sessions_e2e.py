@@ -16,20 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_utterance_emodb_session_streamed_and_scored(emodb, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(ROOT)  # the bundled model's corpus path is relative to the repository
+    monkeypatch.chdir(ROOT)  # the bundled GRU's corpus path is relative to the repository
     sessions, out = tmp_path / "set", tmp_path / "scored"
-    assert main(["-q", "sessions", "build", "--out", str(sessions), "--speakers", "emodb_03",
-                 "--utterances", "2", "--max-sessions-per-speaker", "1",
+    assert main(["-q", "sessions", "build", "--model", "gru", "--out", str(sessions),
+                 "--speakers", "emodb_03", "--utterances", "2", "--max-sessions-per-speaker", "1",
                  "--conditions", "clean", "robot"]) == 0
     built = json.loads(capsys.readouterr().out)
     assert built["speakers"] == ["emodb_03"] and built["per_condition"] == 1
-    assert main(["-q", "sessions", "build", "--out", str(sessions), "--speakers",
-                 "emodb_08"]) == 2  # a training speaker of the bundled model
-    assert main(["-q", "sessions", "build", "--out", str(tmp_path / "v"), "--validation",
-                 "--speakers", "emodb_03"]) == 2  # held out, not a validation speaker
+    assert main(["-q", "sessions", "build", "--model", "gru", "--out", str(sessions), "--speakers",
+                 "emodb_08"]) == 2  # a training speaker of the bundled GRU
+    assert main(["-q", "sessions", "build", "--model", "gru", "--out", str(tmp_path / "v"),
+                 "--validation", "--speakers", "emodb_03"]) == 2  # held out, not validation
     capsys.readouterr()
 
-    assert main(["-q", "sessions", "score", str(sessions), "--out", str(out),
+    assert main(["-q", "sessions", "score", str(sessions), "--model", "gru", "--out", str(out),
                  "--pause-ms", "150", "--figures", "1"]) == 0  # the chosen gate otherwise
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [x.get("condition") for x in lines[:2]] == ["clean", "robot"]

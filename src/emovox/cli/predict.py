@@ -26,13 +26,13 @@ PARENT_DIR = "parent-dir"
 def cmd_predict(args: argparse.Namespace) -> int:
     """Every file gets its line, a result or an ``error``; exit 2 if any file was bad."""
     from emovox.serving.adaptation import Adaptation, enrolment, label_files, one_speaker
-    from emovox.serving.model_dir import default_model_dir, open_recognizer
+    from emovox.serving.model_dir import open_recognizer, resolve_model
 
     if args.enrol and args.speaker_from:
         raise ConfigError("--enrol is one speaker's audio; with --speaker-from's several "
                           "speakers use --enrol on each speaker's files")
     speaker_of = speaker_rule(args.speaker_from) if args.speaker_from else None
-    recognizer = open_recognizer(args.model or default_model_dir(), args.runtime)
+    recognizer = open_recognizer(resolve_model(args.model), args.runtime)
     adaptation = Adaptation(
         enrolment(recognizer, args.enrol, args.max_seconds) if args.enrol else None,
         one_speaker if args.adapt else speaker_of, args.tau)
@@ -86,8 +86,8 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     from emovox.serving.streaming import SHRINKAGE_FRAMES
 
     p.add_argument("audio", nargs="+")
-    p.add_argument("--model", help="model directory from `emovox train` (default: the bundled "
-                   "model, see `emovox models`)")
+    p.add_argument("--model", help="model directory from `emovox train`, or a bundled model's "
+                   "name: default (the default) or gru; see `emovox models`")
     p.add_argument("--runtime", choices=RUNTIMES, default=default(open_recognizer, "runtime"),
                    help="onnxruntime on an `emovox export` directory or on the model "
                         "directory's own current export (its onnx/, as the bundled model has), "

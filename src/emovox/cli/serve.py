@@ -10,7 +10,7 @@ from emovox.errors import EmovoxError
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from emovox.serving.model_dir import default_model_dir
+    from emovox.serving.model_dir import resolve_model
     from emovox.serving.server import serve
     from emovox.serving.settings import Settings, check_bind, resolve_token
 
@@ -25,7 +25,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_speakers=args.max_speakers, speaker_ttl=args.speaker_ttl)
     if args.workers < 1:
         raise EmovoxError(f"--workers must be ≥ 1 (got {args.workers})")
-    serve(args.model or default_model_dir(), settings, args.host, args.port, args.workers,
+    serve(resolve_model(args.model), settings, args.host, args.port, args.workers,
           on_ready=lambda url: emit({"serving": url, "workers": args.workers,
                                      "auth": token is not None}))
     return EXIT_OK
@@ -38,8 +38,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     def setting(name: str):
         return default(Settings, name)
 
-    p.add_argument("--model", help="model directory (default: the bundled model; streams need "
-                   "a streamable one, see `emovox models`)")
+    p.add_argument("--model", help="model directory or a bundled model's name (default, the "
+                   "default; gru); streams need a streamable one, see `emovox models`")
     p.add_argument("--host", default=default(serve, "host"),
                    help="address to bind (default %(default)s, loopback; any other needs "
                    "--token or --insecure)")

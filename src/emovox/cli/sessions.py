@@ -17,7 +17,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from emovox.corpora import load_corpus
     from emovox.errors import ConfigError
     from emovox.schema import build
-    from emovox.serving.model_dir import default_model_dir
+    from emovox.serving.model_dir import resolve_model
     from emovox.sessions.build import BuildSettings, build_sessions, held_out_corpus
 
     settings = build(BuildSettings, {
@@ -35,7 +35,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         corpus = {"format": args.format, "path": args.path, "labels": args.labels,
                   "speakers": manifest.speakers}
     else:
-        manifest, corpus = held_out_corpus(args.model or default_model_dir(), args.speakers,
+        manifest, corpus = held_out_corpus(resolve_model(args.model), args.speakers,
                                            validation=args.validation)
     result = build_sessions(manifest, Path(args.out), settings, corpus,
                             progress=not args.quiet)
@@ -51,7 +51,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from emovox.schema import build
-    from emovox.serving.model_dir import default_model_dir
+    from emovox.serving.model_dir import resolve_model
     from emovox.sessions.run import CHOSEN, StreamSettings, score_model
 
     base = StreamSettings() if args.stream_defaults else CHOSEN
@@ -61,7 +61,7 @@ def cmd_score(args: argparse.Namespace) -> int:
              "chunk_ms": args.chunk_ms}
     settings = build(StreamSettings, {**asdict(base), **{k: v for k, v in given.items()
                                                          if v is not None}}, "stream")
-    summary = score_model(args.sessions, Path(args.out), args.model or default_model_dir(),
+    summary = score_model(args.sessions, Path(args.out), resolve_model(args.model),
                           settings, figures=args.figures, progress=not args.quiet)
     for condition, metrics in summary["conditions"].items():
         emit({"condition": condition, **{k: metrics.get(k) for k in HEADLINE}})
@@ -81,7 +81,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--out", required=True, help="directory for sessions.json and audio/ "
                    "(a rerun resumes)")
     b.add_argument("--model", help="take the corpus and its held-out speakers from this model "
-                   "directory (default: the bundled model)")
+                   "directory or bundled model (default: the bundled default)")
     b.add_argument("--format", choices=CORPORA.names(), help="or a corpus of this format ...")
     b.add_argument("--path", help="... at this path")
     b.add_argument("--labels", nargs="+", help="keep only these labels (with --path)")
@@ -106,7 +106,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                          "score segmentation, latency and accuracy (summary.json, report.html)")
     s.add_argument("sessions", help="a directory from `emovox sessions build`")
     s.add_argument("--out", required=True, help="directory for results (a rerun resumes)")
-    s.add_argument("--model", help="a streamable model directory (default: the bundled model)")
+    s.add_argument("--model", help="a streamable model directory or bundled model's name (default: "
+                   "the bundled default; gru)")
     s.add_argument("--stream-defaults", action="store_true", help="start from `emovox "
                    "stream`'s defaults, not the setting chosen on the validation speaker "
                    "(docs/sessions.md); the flags below change either")

@@ -18,7 +18,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     from emovox.audio import load_audio
     from emovox.experiments.methods.emorl import EmoRLModels
     from emovox.serving.adaptation import enrolment
-    from emovox.serving.model_dir import Recognizer, default_model_dir
+    from emovox.serving.model_dir import Recognizer, resolve_model
     from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
     if not 0 < args.chunk_ms <= 60_000:
@@ -27,7 +27,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise ConfigError(f"--rate {args.rate}: must be > 0 Hz")
     gate = GateConfig(pause_ms=args.pause_ms, max_utterance_s=args.max_utterance_s,
                       min_speech_ms=args.min_speech_ms, energy_floor_db=args.energy_floor_db)
-    recognizer = Recognizer(args.model or default_model_dir())
+    recognizer = Recognizer(resolve_model(args.model))
     speaker = enrolment(recognizer, args.enrol, gate=gate) if args.enrol else None
     stream = StreamingRecognizer(recognizer, vad=args.vad, threshold=args.threshold, gate=gate,
                                  threads=args.threads, speaker=speaker, adapt=not args.no_adapt,
@@ -74,7 +74,7 @@ def _arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("audio", help="audio file, or - for raw 16-bit mono PCM on stdin")
     p.add_argument("--model", help="a streamable model directory (`emovox models` says which "
-                   "stream; default: the bundled model)")
+                   "stream) or a bundled model's name (default, the default; gru)")
     p.add_argument("--chunk-ms", type=float, default=100.0, help="push size (default %(default)g "
                    "ms)")
     p.add_argument("--rate", type=int, default=default(StreamingRecognizer, "sample_rate"),

@@ -7,14 +7,14 @@ from pathlib import Path
 
 from emovox.corpora.combined import part_of
 from emovox.errors import EmovoxError
-from emovox.serving.model_dir import default_model_dir, read_meta
+from emovox.serving.model_dir import BUNDLED, bundled_model_dir, read_meta
 
 
 def _size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def describe(path: Path, bundled: bool = False) -> dict:
+def describe(path: Path, bundled: str | None = None) -> dict:
     """One model directory in a line: model, features, labels, whether it streams, size."""
     from emovox.serving.streaming import StreamingRecognizer
 
@@ -36,7 +36,8 @@ def describe(path: Path, bundled: bool = False) -> dict:
             streams = False
         return {
             "path": str(path),
-            "bundled": bundled,
+            "bundled": bundled is not None,
+            **({"bundled_as": bundled} if bundled else {}),
             "name": config.get("name", path.name),
             "method": meta["method"],
             "model": config["model"]["name"],
@@ -59,14 +60,15 @@ def model_dirs(root: Path) -> list[Path]:
 
 
 def list_models(paths: list[Path]) -> list[dict]:
-    """The bundled model first, then every model directory given or found under ``paths``;
-    an unreadable one is listed with its ``error``."""
+    """The bundled models first (``bundled_as``: the name ``--model`` takes), then every model
+    directory given or found under ``paths``; an unreadable one is listed with its ``error``."""
     found: list[dict] = []
-    try:
-        found.append(describe(default_model_dir(), bundled=True))
-    except EmovoxError as exc:
-        found.append({"path": str(Path(__file__).with_name("default_model")), "bundled": True,
-                      "error": str(exc)})
+    for name, folder in BUNDLED.items():
+        try:
+            found.append(describe(bundled_model_dir(name), bundled=name))
+        except EmovoxError as exc:
+            found.append({"path": str(Path(__file__).with_name(folder)), "bundled": True,
+                          "bundled_as": name, "error": str(exc)})
     for root in paths:
         if not root.exists():
             found.append({"path": str(root), "error": f"{root}: not found"})

@@ -36,13 +36,35 @@ ONNX_SUBDIR = "onnx"
 RUNTIMES = ("auto", "torch", "onnx")
 
 
-def default_model_dir() -> Path:
-    """The model bundled with the package (``emovox models`` describes it), used when no
-    ``--model`` is given."""
-    path = Path(__file__).with_name("default_model")
+#: Models bundled with the package, by the name ``--model`` accepts: the default (Whisper base
+#: up to block 3, mean-pooled, adapting to its speaker) and the GRU it replaced (global
+#: normalisation; cheaper per stream).
+BUNDLED = {"default": "default_model", "gru": "gru_model"}
+
+
+def bundled_model_dir(name: str = "default") -> Path:
+    """A bundled model's directory (``emovox models`` describes them)."""
+    path = Path(__file__).with_name(BUNDLED[name])
     if not (path / "model.json").exists():
-        raise EmovoxError(f"{path}: the bundled default model is missing from this "
+        raise EmovoxError(f"{path}: the bundled {name!r} model is missing from this "
                           "installation; pass --model DIR")
+    return path
+
+
+def default_model_dir() -> Path:
+    """The model used when no ``--model`` is given."""
+    return bundled_model_dir("default")
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """What ``--model`` names: nothing — the default; an existing path — that directory; a
+    bundled model's name (``default``, ``gru``) — the bundled one; else the path as given (its
+    loader then says what is wrong with it)."""
+    if model is None:
+        return default_model_dir()
+    path = Path(model)
+    if not path.exists() and str(model) in BUNDLED:
+        return bundled_model_dir(str(model))
     return path
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +29,10 @@ from emovox.features import Normaliser, SpeakerStatistics, make_extractor
 from emovox.features.base import stack_frames
 from emovox.features.incremental import StreamingFeatures
 from emovox.features.normalise import require_speaker_normalisation
+from emovox.io import cache_dir
 from emovox.serving.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 #: Version of the exported directory's layout (``frontend.json`` ``format``); 2: the agent's
 #: ``step.onnx`` outputs its action logits (``action_logits``), not the chosen action.
@@ -67,6 +72,24 @@ def _run(session, path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise EmovoxError(f"{path.name}: {str(exc).strip().splitlines()[0][:200]}") from None
 
 
+def features_graph(path: Path, extractor: Any) -> Path:
+    """``features.onnx`` of an export, or — where the export leaves it out, as the bundled
+    default does to keep the package small (44 MB of Whisper weights that the installed
+    ``whisper-base`` packages already hold) — the same graph built once from the installed
+    weights into ``$EMOVOX_CACHE/onnx`` (PyTorch is imported for that first build only)."""
+    if path.exists():
+        return path
+    cached = cache_dir("onnx") / f"{extractor.key()}-{FORMAT}" / path.name
+    if not cached.exists():
+        from emovox.experiments.onnx import export_layer_states
+
+        log.info("building %s for %s once, into %s", path.name, extractor.key(), cached.parent)
+        if export_layer_states(extractor, cached.parent, np.random.default_rng(0), {}, {}) is None:
+            raise EmovoxError(f"{path}: missing, and {extractor.name} has no graph to rebuild "
+                              "it from; export the model again")
+    return cached
+
+
 class OnnxRecognizer(Runtime):
     """An exported model directory whose network (``model.onnx``) onnxruntime runs
     (``threads``: intra-op threads, default onnxruntime's choice)."""
@@ -100,7 +123,7 @@ class OnnxRecognizer(Runtime):
         self.path = export_dir / "model.onnx"
         self.session = _session(self.path, threads)
         graph = self.meta.get("features_graph")
-        self.features_path = export_dir / graph if graph else None
+        self.features_path = features_graph(export_dir / graph, self.extractor) if graph else None
         self.features_session = _session(self.features_path, threads) if graph else None
         width = (self.meta["feature_dim"] if graph else self.extractor.dim) * self.stack
         declared = self.session.get_inputs()[0].shape[-1]
