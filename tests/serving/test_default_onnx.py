@@ -77,17 +77,22 @@ def test_bundled_default_builds_its_encoder_graph_once(tmp_path, monkeypatch):
     assert again.features_path.stat().st_mtime_ns == built
 
 
-def test_predict_does_not_import_torch(emodb):
+@pytest.mark.parametrize("flags", [[], ["--adapt"]])
+def test_predict_does_not_import_torch(emodb, flags):
+    """Nor when it adapts: the speaker's frames come from onnxruntime too."""
     open_recognizer(default_model_dir(), "onnx")  # the encoder's graph, built once if missing
+    files = [str(emodb / "wav" / f"{name}.wav") for name in ("03a01Wa", "03a02Ta", "03a02Nc")]
     code = ("import sys\nfrom emovox.cli import main\n"
-            f"assert main(['-q', 'predict', {str(emodb / 'wav' / '03a01Wa.wav')!r}]) == 0\n"
+            f"assert main(['-q', 'predict', *{files[: 3 if flags else 1]!r}, *{flags!r}]) == 0\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'sklearn', "
             "'pandas', 'matplotlib', 'fastapi'})\n"
             "assert not heavy, heavy\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["label"] == "anger"
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert records[0]["label"] == "anger"
+    assert all(r["adapted"] is bool(flags) for r in records)
 
 
 @pytest.mark.parametrize("runtime", ["torch", "onnx"])

@@ -70,7 +70,7 @@ def enrolment_of(runtime: Runtime, recordings: Iterable[tuple[str | Path, np.nda
                              "gate heard none)")
         speech += heard
         names.append(str(name))
-        statistics.add(runtime.extractor.extract_long(wave))
+        statistics.add(runtime.frames(wave))
     if speech < MIN_ENROLMENT_S:
         raise ConfigError(f"{', '.join(names) or 'enrolment'}: {speech:.1f} s of speech in the "
                           f"enrolment; it needs at least {MIN_ENROLMENT_S:g} s")
@@ -113,7 +113,9 @@ class Adaptation:
 def label_files(runtime: Runtime, paths: list[str], adaptation: Adaptation,
                 max_seconds: float = MAX_SECONDS) -> Iterator[tuple[str, dict | EmovoxError]]:
     """Each path, in order, with its record or why it could not be labelled. With speaker
-    groups, a first pass gathers each file's statistics (bad files are left out of them)."""
+    groups, a first pass gathers each file's statistics (bad files are left out of them) and
+    the second extracts each file's frames again: twice the feature time, but memory that does
+    not grow with the number of files (only statistics are kept)."""
     if adaptation.speaker_of is not None or adaptation.enrolled is not None:
         require_speaker_normalisation(runtime.normalise)
     if adaptation.speaker_of is None:
@@ -132,7 +134,7 @@ def label_files(runtime: Runtime, paths: list[str], adaptation: Adaptation,
         except EmovoxError as exc:
             failed[i] = exc
             continue
-        stats = SpeakerStatistics.of([runtime.extractor.extract_long(wave)])
+        stats = SpeakerStatistics.of([runtime.frames(wave)])
         own[i] = speaker, stats
         totals[speaker] = totals[speaker] + stats if speaker in totals else stats
     for i, path in enumerate(paths):

@@ -183,13 +183,16 @@ class Recognizer(Runtime):
         adapted.trained = enrol(self.trained, self.normalise, statistics, tau)
         return adapted
 
+    def frames(self, wave: np.ndarray) -> np.ndarray:
+        return self.trained.extractor.extract_long(wave)
+
     def features(self, wave: np.ndarray) -> np.ndarray:
         """A frame-feature model's input for one utterance: features, the training
         normalisation, frame stacking (what streaming reproduces chunk by chunk)."""
         if not hasattr(self.trained, "sequences"):
             raise EmovoxError(f"{self.model_dir}: method {self.method.name!r} does not read "
                               "frame features")
-        return self.trained.sequences([self.trained.extractor.extract_long(wave)])[0]
+        return self.trained.sequences([self.frames(wave)])[0]
 
     def proba(self, wave: np.ndarray) -> np.ndarray:
         return self.method.predict_wave(self.trained, wave)

@@ -33,6 +33,11 @@ class Runtime(Protocol):
     @property
     def sample_rate(self) -> int: ...
 
+    def frames(self, wave: np.ndarray) -> np.ndarray:
+        """The extractor's frames of one utterance, unnormalised (what a speaker's statistics
+        are made of), computed by this runtime (onnxruntime's own ``features.onnx``)."""
+        ...
+
     def features(self, wave: np.ndarray) -> np.ndarray:
         """The network's input for one utterance (features, normalisation, frame stacking)."""
         ...

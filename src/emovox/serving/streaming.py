@@ -421,7 +421,7 @@ class StreamingRecognizer:
         if not (self.adapting and utterance.enough_speech and utterance.audio):
             return
         assert self.heard is not None
-        self.heard.add(self.recognizer.extractor.extract_long(np.concatenate(utterance.audio)))
+        self.heard.add(self.recognizer.frames(np.concatenate(utterance.audio)))
         self._listen(self.heard)
 
     def adaptation(self) -> dict:
