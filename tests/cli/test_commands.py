@@ -17,6 +17,7 @@ import yaml
 from conftest import write_tone
 
 from emovox.cli import main
+from emovox.corpora import load_corpus
 
 pytestmark = pytest.mark.e2e  # trains models on real corpus speakers
 
@@ -118,13 +119,18 @@ def test_train_then_predict(smoke_config, tmp_path, emodb):
     assert "silent.wav" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_corpus_info(emodb, tmp_path, capsys):
-    assert main(["corpus", "info", str(emodb), "--format", "emodb",
-                 "--manifest", str(tmp_path / "m.jsonl")]) == 0
+def test_corpus_info(emodb, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative corpus and manifest paths, in different folders
+    corpus = os.path.relpath(emodb, tmp_path)
+    assert main(["corpus", "info", corpus, "--format", "emodb",
+                 "--manifest", "out/m.jsonl"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["utterances"] == 535 and info["speakers"] == 10
     assert 0.28 < info["hours"] < 0.31 and info["labels"]["anger"] == 127
-    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 535
+    assert len((tmp_path / "out" / "m.jsonl").read_text().splitlines()) == 535
+    monkeypatch.chdir(tmp_path / "out")  # its paths are relative to the manifest's folder
+    reread = load_corpus("manifest", "m.jsonl")
+    assert len(reread) == 535 and all(Path(u.path).exists() for u in reread)
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,20 @@ def cmd_corpus_info(args: argparse.Namespace) -> int:
         "problems": manifest.problems,
     })
     if args.manifest:
-        (manifest.to_csv if args.manifest.endswith(".csv") else manifest.to_jsonl)(args.manifest)
+        write_manifest(manifest, Path(args.manifest))
     return EXIT_OK
+
+
+def write_manifest(manifest, out: Path) -> None:
+    """``--manifest``: audio paths relative to the manifest's own folder, which is what its
+    readers (``--format manifest``, ``csv``) resolve them against, wherever it is written."""
+    import os
+    from dataclasses import replace
+
+    folder = out.resolve().parent
+    relative = type(manifest)([replace(u, path=os.path.relpath(Path(u.path).resolve(), folder))
+                               for u in manifest], manifest.problems)
+    (relative.to_csv if out.suffix == ".csv" else relative.to_jsonl)(out)
 
 
 def cmd_corpus_degrade(args: argparse.Namespace) -> int:

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emovox.errors import EmovoxError
+from emovox.errors import ConfigError, EmovoxError
 from emovox.features import SpeakerStatistics
+from emovox.features.normalise import require_speaker_normalisation
 from emovox.io import atomic_write
 from emovox.serving.adaptation import enrolment_of
 from emovox.serving.model_dir import Recognizer
@@ -66,14 +67,15 @@ class StoreFull(EmovoxError):
 
 def adapts(recognizer: Recognizer) -> bool:
     """Does the model read a speaker's statistics (trained with per-speaker normalisation)?"""
-    return recognizer.config.features.normalise == "speaker"
+    return recognizer.normalise == "speaker"
 
 
 def require_adapts(recognizer: Recognizer) -> None:
-    if not adapts(recognizer):
-        raise NotAdaptive("this model does not adapt to speakers: it was trained with "
-                          f"{recognizer.config.features.normalise!r} normalisation, enrolment "
-                          "needs per-speaker normalisation (features.normalise: speaker)")
+    """``features.normalise.require_speaker_normalisation``, as the service's own error (409)."""
+    try:
+        require_speaker_normalisation(recognizer.normalise)
+    except ConfigError as exc:
+        raise NotAdaptive(f"this model does not adapt to speakers: {exc}") from None
 
 
 def enrolment(recognizer: Recognizer, recordings: Iterable[tuple[str, np.ndarray]]
