@@ -195,14 +195,15 @@ def test_enrolment_without_enough_speech_exits_2_naming_it(rec, enrol_dir, tmp_p
 
 def test_adaptation_of_a_model_without_speaker_normalisation_exits_2(synthetic_corpus,
                                                                      enrol_dir, capsys):
-    """The bundled model normalises globally: the flags are refused, as ``stream --enrol``."""
+    """The bundled GRU normalises globally: the flags are refused, as ``stream --enrol``."""
     wav = s4(synthetic_corpus)[0]
     for flags in (["--adapt"], ["--speaker-from", "parent-dir"], ["--enrol", str(enrol_dir)]):
         for runtime in ("torch", "onnx"):
-            code, out, err = run(capsys, "predict", wav, "--runtime", runtime, *flags)
+            code, out, err = run(capsys, "predict", wav, "--model", "gru", "--runtime", runtime,
+                                 *flags)
             one_error(code, err, "per-speaker normalisation", "'global'")
             assert not out
-    code, (record,), _ = run(capsys, "predict", wav)
+    code, (record,), _ = run(capsys, "predict", wav, "--model", "gru")
     assert code == 0 and record["adapted"] is False and record["adaptation"] == "none"
 
 
