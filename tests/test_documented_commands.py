@@ -342,6 +342,10 @@ SMOKES: list[Smoke] = [
     Smoke(r"^emovox train configs/emodb_emorl\.yaml --out models/emodb_emorl$"),
     Smoke(r"^emovox train configs/\S+\.yaml --out DIR$", replace=(("DIR", "models/default"),)),
     Smoke(r"^emovox train configs/\S+\.yaml"),
+    Smoke(r"^emovox export models/default_v2 --format onnx --out models/default_v2/onnx$",
+          after=("emovox -q train configs/default_model_v2.yaml --out {repo}/models/default_v2",)),
+    Smoke(r"^emovox predict speech\.wav --enrol earlier/$",
+          instead="emovox predict speech.wav --enrol earlier_recordings"),
     # -- a model directory: streaming, the service, ONNX --
     Smoke(r"^emovox stream speech\.wav --model models/emodb_emorl \[",
           instead="emovox stream speech.wav --model models/emodb_emorl --steps --vad "
