@@ -59,6 +59,7 @@ from early_steps import Heard, corpus_steps  # noqa: E402
 from results import machine, write_section  # noqa: E402
 
 from emovox.audio import load_audio  # noqa: E402
+from emovox.corpora import Manifest  # noqa: E402
 from emovox.corpora.combined import part_of  # noqa: E402
 from emovox.early.reinforce import EmoRLConfig, greedy_decisions, train_emorl  # noqa: E402
 from emovox.evaluation.metrics import uar  # noqa: E402
@@ -215,15 +216,18 @@ def run_fold(setup: Setup, dataset, steps, own, fold, work: Path, rewards: list[
     heads = Heads(trained)
     stats = own()
     enrolled = {u: st.normaliser(trained.normaliser, tau) for u, st in stats.items()}
+    streamed = {"train": split.train, "valid": split.valid, "test": split.test}
+    streamed = {k: m.filter(lambda u: u.id in steps) for k, m in streamed.items()}
     if result is None:
         result = {"valid_speaker": fold.valid, "test_speaker": fold.test,
                   "offline_test_uar": method.score(trained, dataset, split.test).metrics["uar"]}
         if fold.index == 0:
             result["parity_max_diff"] = parity(method, trained, stats, tau, steps, heads,
-                                               split.test)
+                                               streamed["test"])
         norms = {"training": lambda _: trained.normaliser, "enrolled": enrolled.get}
         min_speech = setup.gate.min_speech_ms / 1000 if setup.gate else 0.0
-        for part, manifest in (("valid", split.valid), ("test", split.test)):
+        for part in ("valid", "test"):
+            manifest = streamed[part]
             probas = {k: [heads(s) for s in step_states(steps, manifest, norms[k])]
                       for k in NORMS}
             result[part] = [{**file_record(dataset.labels.index(u.label), steps[u.id],
@@ -232,13 +236,11 @@ def run_fold(setup: Setup, dataset, steps, own, fold, work: Path, rewards: list[
                             for i, u in enumerate(manifest)]
     missing = [r for r in rewards if r not in result.get("emorl", {})]
     if missing:
-        targets = {p: dataset.targets(m) for p, m in (("train", split.train),
-                                                      ("valid", split.valid))}
+        states = {p: step_states(steps, m, enrolled.get) for p, m in streamed.items()}
         result.setdefault("emorl", {}).update(agent_decisions(
-            heads, step_states(steps, split.train, enrolled.get), targets["train"],
-            step_states(steps, split.valid, enrolled.get), targets["valid"],
-            step_states(steps, split.test, enrolled.get), work, 1000 / EmoRLConfig().step_ms,
-            missing))
+            heads, states["train"], dataset.targets(streamed["train"]), states["valid"],
+            dataset.targets(streamed["valid"]), states["test"], work,
+            1000 / EmoRLConfig().step_ms, missing))
     atomic_write_json(done, result)
     return result
 
@@ -437,6 +439,10 @@ def describe(setup: Setup, args, results: list[dict], load: float) -> list[str]:
                  f" {len(cfg.corpus.labels or [])} emotions"
                  f" ({', '.join(cfg.corpus.labels or [])})")
     offline = np.array([r["offline_test_uar"] for r in results])
+    if args.per_speaker:
+        feeding += (f"; streamed and decided: each speaker's first {args.per_speaker} "
+                    "utterances in the corpus's order (corpus files list them with emotions "
+                    f"mixed), {len(files)} test files in all")
     shrink = (f", shrunk toward the training statistics by tau = {setup.tau:g} frames "
               "(`SHRINKAGE_FRAMES`)" if setup.tau else "")
     return [
@@ -463,6 +469,20 @@ def describe(setup: Setup, args, results: list[dict], load: float) -> list[str]:
     ]
 
 
+def streamed(manifest, folds, per_speaker: int | None, training: bool):
+    """The utterances to stream: the folds' validation and test speakers' (and training
+    speakers' for agents), at most ``per_speaker`` each, in fold order so that a run stopped
+    early has whole folds."""
+    order: list[str] = []
+    for f in folds:
+        order += [s for s in (*f.test, *f.valid, *(f.train if training else ()))
+                  if s not in order]
+    out = []
+    for speaker in order:
+        out += [u for u in manifest if u.speaker == speaker][:per_speaker]
+    return Manifest(out, [])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
@@ -477,6 +497,8 @@ def main() -> None:
     parser.add_argument("--emorl", action="store_true", help="also train EmoRL agents")
     parser.add_argument("--rewards", nargs="+", choices=sorted(REWARDS), default=list(REWARDS),
                         help="the EmoRL rewards to train (with --emorl)")
+    parser.add_argument("--per-speaker", type=int, metavar="N", help="stream and decide only "
+                        "each speaker's first N utterances in the corpus's order (default: all)")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "early_recogniser")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -485,11 +507,12 @@ def main() -> None:
         corpus_setup(args.corpus or "emodb", args.set)
     rewards = args.rewards if args.emorl else []
     dataset = load_dataset(setup.cfg)
-    gated = "_gated" if setup.gate else ""
-    steps = corpus_steps(dataset.manifest, dataset.extractor,
-                         args.work / f"{setup.key}{gated}_steps.npz", setup.gate)
     folds = make_folds(dataset.manifest, "loso", 0)
     folds = [f for f in folds if args.folds is None or f.index in args.folds]
+    gated = "_gated" if setup.gate else ""
+    steps = corpus_steps(streamed(dataset.manifest, folds, args.per_speaker, bool(rewards)),
+                         dataset.extractor, args.work / f"{setup.key}{gated}_steps.npz",
+                         setup.gate)
     work = args.work / setup.key / args.tag
     own = functools.cache(lambda: leave_one_out(dataset.feats, {u.id: u.speaker
                                                                 for u in dataset.manifest}))
@@ -509,7 +532,8 @@ def main() -> None:
                   args.rewards != list(REWARDS) else "")
                + (f" --tag {args.tag}" if args.tag != "whole" else "")
                + "".join(f" --set '{s}'" for s in args.set)
-               + (f" --folds {' '.join(map(str, args.folds))}" if args.folds else ""))
+               + (f" --folds {' '.join(map(str, args.folds))}" if args.folds else "")
+               + (f" --per-speaker {args.per_speaker}" if args.per_speaker else ""))
     model = "MP-2" if setup.gate is None else f"`{setup.key}`"
     title = ", ".join(by_group) if len(by_group) > 1 else next(iter(by_group))
     lines = [f"## Early decisions, recogniser-layer model ({model}): {title}, {n_classes} "
