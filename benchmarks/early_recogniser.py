@@ -493,7 +493,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override (values parsed as YAML)")
     parser.add_argument("--tag", default="whole", help="names this run's folder and section")
-    parser.add_argument("--folds", type=int, nargs="*", help="fold indices (default: all)")
+    parser.add_argument("--folds", type=int, nargs="*",
+                        help="fold indices, run in the order given (default: all)")
     parser.add_argument("--emorl", action="store_true", help="also train EmoRL agents")
     parser.add_argument("--rewards", nargs="+", choices=sorted(REWARDS), default=list(REWARDS),
                         help="the EmoRL rewards to train (with --emorl)")
@@ -508,7 +509,7 @@ def main() -> None:
     rewards = args.rewards if args.emorl else []
     dataset = load_dataset(setup.cfg)
     folds = make_folds(dataset.manifest, "loso", 0)
-    folds = [f for f in folds if args.folds is None or f.index in args.folds]
+    folds = [folds[i] for i in args.folds] if args.folds else folds  # in the order given
     gated = "_gated" if setup.gate else ""
     steps = corpus_steps(streamed(dataset.manifest, folds, args.per_speaker, bool(rewards)),
                          dataset.extractor, args.work / f"{setup.key}{gated}_steps.npz",
@@ -545,8 +546,8 @@ def main() -> None:
     for group, group_summaries in summaries.items():
         part = f"_{group.lower().replace('-', '')}" if len(by_group) > 1 else ""
         figure = ROOT / "docs" / "figures" / f"early_recogniser{suffix}{part}.png"
-        plot(figure, f"{model} streamed, {group} test speakers, LOSO "
-             f"({len(by_group[group])} folds), `{args.tag}`: mean ± std over test speakers",
+        plot(figure, f"{model} streamed, {group} test speakers ({len(by_group[group])} LOSO "
+             f"folds), `{args.tag}`: mean ± std over them",
              group_summaries, n_classes, setup.most)
         if len(by_group) > 1:
             lines += [f"### {group} test speakers ({len(by_group[group])} folds)", ""]
