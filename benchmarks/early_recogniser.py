@@ -397,7 +397,8 @@ def headline(groups: dict[str, dict[str, dict]]) -> list[str]:
             "median |", "|---|---|---|---|---|"]
     for group, summaries in groups.items():
         for n, op in summaries["enrolled"]["ops"].items():
-            rows.append(f"| {group} | {n.split(',')[0]} | {pm(op.uar)} | {op.heard.mean():.2f} "
+            short = n.split(",")[0] + (f" `{n.split('`')[1]}`" if "`" in n else "")
+            rows.append(f"| {group} | {short} | {pm(op.uar)} | {op.heard.mean():.2f} "
                         f"| {np.median(op.after):.2f} |")
     return rows
 
