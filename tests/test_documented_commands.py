@@ -473,6 +473,9 @@ SMOKES: list[Smoke] = [
     Smoke(r"^python benchmarks/cross_corpus\.py ",
           skip="no smoke size: every row scores every utterance of the other corpus (4,481 "
                "nEMO files); its model configs are built by tests/serving/test_default_model.py"),
+    Smoke(r"^python benchmarks/early_recogniser\.py --config configs/default_model_v2\.yaml$",
+          instead="python benchmarks/early_recogniser.py --config configs/default_model_v2.yaml "
+                  "--folds 0 --per-speaker 3", shared=True, timeout=900),
     Smoke(r"^python benchmarks/early_recogniser\.py ",
           skip="no smoke size: Whisper features at every 300 ms step of every utterance, "
                "then agents per fold (over 10 min on 2 cores even for fold 0)"),

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
+from conftest import ROOT
 from test_http import running, stream_file
 
 from emovox.audio import load_audio
@@ -171,6 +172,34 @@ def test_an_emorl_agent_on_recogniser_layers_decides_on_the_heard_prefix(emodb):
             np.testing.assert_allclose(step.proba, torch.softmax(agent.classifier(state), -1),
                                        atol=1e-5)
             np.testing.assert_allclose(step.actions, agent.policy(state), atol=1e-5)
+
+
+def test_early_benchmark_feeds_a_file_as_the_deployed_stream_does(mp_rec, emodb, tmp_path):
+    """benchmarks/early_steps.py with the gate (the early-decision benchmark of the default
+    recipe): a file with silence around its speech starts where the stream's utterance starts
+    (onset less the pre-roll), steps at the same fed seconds with the same probabilities, and
+    counts the speech the stream counted (within a gate frame)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from early_steps import stream_means
+
+    hush = 1e-4 * np.random.default_rng(0).standard_normal((2, 8000))  # -80 dBFS, kept on load
+    wave = np.concatenate([hush[0], load_audio(emodb / "wav" / f"{FILE}.wav"), hush[1]]
+                          ).astype(np.float32)
+    sf.write(tmp_path / "padded.wav", wave, 16000, subtype="FLOAT")  # the same samples
+    stream = StreamingRecognizer(mp_rec, adapt=False)
+    events = _stream(stream, wave)
+    gate = GateConfig()
+    heard = stream_means(stream.model, str(tmp_path / "padded.wav"), gate)
+    start, end = events[0], events[-1]
+    assert start.type == "utterance_start" and end.type == "utterance_end"
+    assert heard.start == pytest.approx(start.time, abs=1e-6) and heard.start > 0.4
+    assert heard.onset - heard.start == pytest.approx(gate.preroll_ms / 1000)
+    assert heard.end - heard.start == pytest.approx(end.data["duration"], abs=1e-4)
+    steps = [e for e in events if e.type == "step"]
+    assert heard.seconds == pytest.approx([e.time for e in steps], abs=1e-6)
+    np.testing.assert_allclose(heard.means, [list(e.data["probabilities"].values())
+                                             for e in steps], atol=1e-5)
+    assert heard.speech[-1] == pytest.approx(end.data["speech"], abs=0.031)
 
 
 def test_recogniser_model_is_listed_as_streaming_and_streams_from_the_cli(mp_rec, emodb):
