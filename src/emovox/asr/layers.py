@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -17,9 +17,19 @@ from emovox.features.base import EXTRACTORS, Extractor, make_extractor
 #: Whisper's encoder frames: two 10 ms mel hops each (50 a second); its context holds 1500 (30 s).
 FRAME_SAMPLES, CONTEXT_FRAMES = 320, 1500
 
+#: Audio before a block-causal block that its front end reads (two encoder frames: the
+#: log-mel windows and convolutions of the block's first frame see no edge); zeros before the
+#: first block (``asr.whisper.BlockCausalStates``).
+FRONT_MARGIN = 2 * FRAME_SAMPLES
+
 #: ``encode(audio [B, samples], offset [B]) → [B, frames, dim]``: the layers of a batch of
 #: equally long pieces of audio, each row's first frame at position ``offset`` of the context.
 Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``encode(windows [B, margin + samples], first [B], cache, valid [B]) → (frames [B, n, dim],
+#: cache)``: one block per row, frame ``first`` of its utterance onwards, after its stream's
+#: cached keys and values (``asr.whisper.BlockCausalStates``).
+BlockEncode = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                       tuple[np.ndarray, np.ndarray]]
 
 
 def frames_of(samples: int) -> int:
@@ -60,6 +70,11 @@ class WhisperLayers(Extractor):
     ``pad: true`` feeds each 30 s window padded as Whisper was trained (exact, ~15× slower on
     short utterances); the default feeds the utterance's own frames. Longer audio is cut into
     30 s windows.
+
+    ``block_ms`` > 0 encodes block-causally (``asr.whisper.BlockCausalStates``): each block of
+    ``block_ms`` sees itself and the ``context_ms`` before it, never later audio, so a stream
+    encodes each block once (:meth:`encode_block`) and its frames are these offline frames.
+    0 (the default) is the whole-utterance encoding; cache keys of such configs are unchanged.
     """
 
     name = "whisper_layers"
@@ -71,6 +86,17 @@ class WhisperLayers(Extractor):
         model: str = "tiny.en"
         layers: int | list[int] | Literal["all"] = 2
         pad: bool = False
+        #: Block-causal encoding: the block (a multiple of 20 ms; 0 = off) and the context
+        #: before it that each layer attends to (a multiple of 20 ms).
+        block_ms: int = 0
+        context_ms: int = 2000
+
+    def key_params(self) -> dict[str, Any]:
+        """Without the block-causal parameters while they are off: the whole-utterance
+        encoding keeps the cache key it had before they existed."""
+        if self.params["block_ms"]:
+            return self.params
+        return {k: v for k, v in self.params.items() if k not in ("block_ms", "context_ms")}
 
     @property
     def encoder(self):
@@ -108,6 +134,34 @@ class WhisperLayers(Extractor):
             return None
         return layer_states(str(self.params["model"]), tuple(self.layer_indices))
 
+    @property
+    def block_causal(self):
+        """``asr.whisper.BlockCausalStates`` of this extractor; None when ``block_ms`` is 0."""
+        block, context = (int(self.params[k]) for k in ("block_ms", "context_ms"))
+        if not block:
+            return None
+        if block % 20 or context % 20 or context < 0 or self.params["pad"]:
+            raise ConfigError(f"whisper_layers: block_ms={block}, context_ms={context}: both "
+                              "multiples of 20 ms (one encoder frame), without pad")
+        from emovox.asr.whisper import block_causal_states
+
+        if self.layer_states is None:
+            raise ConfigError("whisper_layers: block_ms needs CTranslate2 Whisper weights")
+        return block_causal_states(str(self.params["model"]), tuple(self.layer_indices),
+                                   block // 20, context // 20)
+
+    def encode_block(self, windows: np.ndarray, first: np.ndarray, cache: np.ndarray,
+                     valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A :data:`BlockEncode`: one block per row after its front-end margin
+        (:data:`FRONT_MARGIN` samples), each after its stream's cache."""
+        import torch
+
+        with torch.inference_mode():
+            states, cache = self.block_causal(
+                torch.from_numpy(np.ascontiguousarray(windows, np.float32)),
+                torch.from_numpy(first), torch.from_numpy(cache), torch.from_numpy(valid))
+        return states.numpy(), cache.numpy()
+
     def encode(self, audio: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """The chosen layers of a batch of equally long pieces (an :data:`Encode`)."""
         import torch
@@ -133,6 +187,15 @@ class WhisperLayers(Extractor):
                                     np.float32)
 
     def compute(self, wave: np.ndarray, first_frame: int = 0) -> np.ndarray:
+        blocks = self.block_causal
+        if blocks is not None:
+            if first_frame:
+                raise ConfigError("block-causal whisper_layers frames start with their "
+                                  "utterance; a stream encodes its blocks (encode_block)")
+            import torch
+
+            with torch.inference_mode():
+                return blocks.utterance(wave)
         pad = self.params["pad"] or getattr(self.encoder, "full_context", False)
         return whisper_frames(wave, first_frame, pad, self.encode)
 

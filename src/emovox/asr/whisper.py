@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from emovox.asr.ctranslate2_format import read_model_bin
+from emovox.asr.layers import FRONT_MARGIN
 from emovox.errors import ConfigError
 
 SAMPLE_RATE = 16_000
@@ -287,6 +288,13 @@ def layer_states(name: str, layers: tuple[int, ...]) -> LayerStates:
     return LayerStates(encoder, list(layers)).eval()
 
 
+@lru_cache(maxsize=4)
+def block_causal_states(name: str, layers: tuple[int, ...], block: int,
+                        context: int) -> BlockCausalStates:
+    """:class:`BlockCausalStates` of :func:`layer_states` (cached per process, as it is)."""
+    return BlockCausalStates(layer_states(name, layers), block, context).eval()
+
+
 @lru_cache(maxsize=2)
 def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
     """By package name (``tiny.en``, ``base``), CTranslate2 directory or model.bin, or a
@@ -295,3 +303,90 @@ def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
     if path.is_dir() and (path / "config.json").exists() and not (path / "model.bin").exists():
         return HuggingFaceEncoder(path)
     return WhisperEncoder.from_ctranslate2(model_files(name))
+
+
+# ---- block-causal encoding: each block encoded once, after cached keys and values ----------
+class BlockCausalStates(nn.Module):
+    """:class:`LayerStates` computed block by block, as a stream can: the audio is cut into
+    blocks of ``block`` encoder frames, each block's front end (log-mel and convolutions) reads
+    only the block and :data:`asr.layers.FRONT_MARGIN` samples before it, and in every layer a frame
+    attends to the frames of its own block and the ``context`` frames before that block, never
+    later ones. Earlier frames' keys and values are what their own block computed, so a stream
+    keeps them (the cache) and encodes each block once: a step costs only its new frames.
+    Offline extraction runs the same code on many blocks at once (a block-banded mask).
+
+    Positions: frame t of an utterance sits at t mod 1500 of Whisper's context. A cache is
+    ``[B, layers, 2, heads, context, head_dim]`` keys and values, its last ``valid`` slots
+    filled."""
+
+    def __init__(self, states: LayerStates, block: int, context: int):
+        super().__init__()
+        self.states, self.block, self.context = states, block, context
+        encoder = states.encoder
+        self.depth = max(states.layers)
+        self.heads, self.head_dim = encoder.heads, encoder.width // encoder.heads
+
+    def empty_cache(self, batch: int) -> np.ndarray:
+        return np.zeros((batch, self.depth, 2, self.heads, self.context, self.head_dim),
+                        np.float32)
+
+    def front(self, windows: torch.Tensor) -> torch.Tensor:
+        """[B, FRONT_MARGIN + samples] (a block after its margin) → [B, frames, width]."""
+        encoder = self.states.encoder
+        x = nn.functional.gelu(encoder.conv1(self.states.log_mel(windows)))
+        return nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)[:, FRONT_MARGIN // (2 * HOP):]
+
+    def attend(self, x: torch.Tensor, first: torch.Tensor, cache: torch.Tensor,
+               valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Front-end frames ``x`` [B, n, width] whose first frame is frame ``first`` [B] of its
+        utterance (a multiple of ``block``; n may span many blocks) after ``cache`` (``valid``
+        [B] slots filled) → (the chosen layers' states [B, n, dim], the cache after them)."""
+        encoder, c = self.states.encoder, self.context
+        b, n, d = x.shape
+        x = x + encoder.positions[(first[:, None] + torch.arange(n)) % len(encoder.positions)]
+        query_block = torch.arange(n) // self.block * self.block  # relative to ``first``
+        key = torch.arange(-c, n)
+        mask = (key[None] >= query_block[:, None] - c) & (key[None] < query_block[:, None]
+                                                          + self.block)
+        filled = torch.cat([torch.arange(c)[None] >= c - valid[:, None],
+                            torch.ones(b, n, dtype=torch.bool)], 1)
+        mask = (mask[None] & filled[:, None])[:, None]  # [B, 1, n, c + n]
+        states, kept = [x], []
+        for i, block in enumerate(encoder.blocks[: self.depth]):
+            q, k, v = block.qkv(block.attn_ln(x)).view(b, n, 3, self.heads, self.head_dim) \
+                .permute(2, 0, 3, 1, 4)
+            keys, values = torch.cat([cache[:, i, 0], k], 2), torch.cat([cache[:, i, 1], v], 2)
+            attn = nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            x = x + block.out(attn.transpose(1, 2).reshape(b, n, d))
+            x = x + block.fc2(nn.functional.gelu(block.fc1(block.mlp_ln(x))))
+            states.append(x)
+            kept.append(torch.stack([keys[:, :, n:], values[:, :, n:]], 1))
+        if len(states) > encoder.n_layers:
+            states[-1] = encoder.ln_post(x)
+        return torch.cat([states[i] for i in self.states.layers], -1), torch.stack(kept, 1)
+
+    def forward(self, windows: torch.Tensor, first: torch.Tensor, cache: torch.Tensor,
+                valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One block per row (a stream's step): ``windows`` [B, FRONT_MARGIN + samples]."""
+        return self.attend(self.front(windows), first, cache, valid)
+
+    def utterance(self, wave: np.ndarray) -> np.ndarray:
+        """[frames, dim] of a whole recording, every full block's front end in one batch."""
+        hop = self.block * 320
+        audio = torch.from_numpy(np.concatenate([np.zeros(FRONT_MARGIN, np.float32),
+                                                 np.asarray(wave, np.float32)]))
+        full = (len(audio) - FRONT_MARGIN) // hop
+        fronts = []
+        if full:
+            fronts.append(self.front(audio.unfold(0, FRONT_MARGIN + hop, hop)[:full])
+                          .reshape(1, -1, self.states.encoder.width))
+        if len(audio) - FRONT_MARGIN > full * hop or not full:
+            fronts.append(self.front(audio[None, full * hop :]))
+        x = torch.cat(fronts, 1)
+        out, cache = [], torch.from_numpy(self.empty_cache(1))
+        span = len(self.states.encoder.positions) // self.block * self.block
+        for start in range(0, x.shape[1], span):  # bounded memory on long recordings
+            states, cache = self.attend(x[:, start : start + span], torch.tensor([start]),
+                                        cache, torch.tensor([min(start, self.context)]))
+            out.append(states[0])
+        return torch.cat(out).numpy()

@@ -11,6 +11,9 @@ context, its frames not kept); the new frames join the utterance's and are never
 ``classify`` reads all frames heard. A step costs the same at any utterance length. The frames
 differ from offline extraction (a frame sees at most ``context_s`` before its block and the
 rest of its block after it): benchmarks/streaming_recogniser.py measures what that costs.
+:class:`CausalBlockStreamer` streams a block-causal ``whisper_layers`` model (``block_ms``):
+each step's block is encoded once after the stream's cached keys and values, and its frames
+are exactly the offline frames, so training, ``predict`` and the stream read the same frames.
 
 :class:`StepBatcher` collects the blocks of many streams' threads and encodes equally long
 blocks in one call; a service runs each stream's ``push`` on its threads
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.asr.layers import Encode, context_offsets, frames_of
+from emovox.asr.layers import FRONT_MARGIN, BlockEncode, Encode, context_offsets, frames_of
 from emovox.early.decisions import Step
 from emovox.errors import EmovoxError
 
@@ -49,6 +52,10 @@ class _Block:
     audio: np.ndarray
     first_frame: int
     since: float
+    #: A block-causal block's stream cache (keys and values) and its filled slots: before the
+    #: block, then after it.
+    cache: np.ndarray | None = None
+    valid: int = 0
     frames: np.ndarray | None = None
     error: BaseException | None = None
 
@@ -57,11 +64,13 @@ class StepBatcher:
     """Encodes blocks (``encode_block``, called from any thread) in batches: a batch runs as soon
     as every push in flight on :meth:`run`'s threads is waiting for its block (or has finished),
     when ``max_batch`` blocks wait, or ``deadline_s`` after its first block arrived; a lone
-    caller (no service) runs at once. Equally long blocks share one ``encode`` call."""
+    caller (no service) runs at once. Equally long blocks share one ``encode`` call.
+    ``cached``: ``encode`` is a :data:`~emovox.asr.layers.BlockEncode` (:meth:`encode_cached`)."""
 
-    def __init__(self, encode: Encode, deadline_s: float = DEADLINE_S,
-                 max_batch: int = MAX_BATCH, threads: int = THREADS):
+    def __init__(self, encode: Encode | BlockEncode, deadline_s: float = DEADLINE_S,
+                 max_batch: int = MAX_BATCH, threads: int = THREADS, cached: bool = False):
         self.encode, self.deadline_s, self.max_batch = encode, deadline_s, max_batch
+        self.cached = cached
         self.threads = threads
         self.cond = threading.Condition()
         self.pending: list[_Block] = []
@@ -86,7 +95,19 @@ class StepBatcher:
 
     def encode_block(self, audio: np.ndarray, first_frame: int) -> np.ndarray:
         """[frames, dim] of ``audio`` whose first sample starts frame ``first_frame``."""
-        block = _Block(np.asarray(audio, np.float32), first_frame, time.monotonic())
+        return self._wait(_Block(np.asarray(audio, np.float32), first_frame, time.monotonic()))
+
+    def encode_cached(self, window: np.ndarray, first_frame: int, cache: np.ndarray,
+                      valid: int) -> tuple[np.ndarray, np.ndarray]:
+        """A block-causal block (after its front-end margin) starting frame ``first_frame`` of
+        its utterance, after its stream's ``cache``: its [frames, dim] and the cache after it."""
+        block = _Block(np.asarray(window, np.float32), first_frame, time.monotonic(), cache,
+                       valid)
+        frames = self._wait(block)
+        return frames, block.cache
+
+    def _wait(self, block: _Block) -> np.ndarray:
+        """Queue ``block``, run batches until its frames are there."""
         with self.cond:
             self.pending.append(block)
             self.cond.notify_all()
@@ -129,9 +150,7 @@ class StepBatcher:
             for i in range(0, len(group), self.max_batch):
                 part = group[i : i + self.max_batch]
                 try:
-                    frames = self.encode(
-                        np.stack([b.audio for b in part]),
-                        context_offsets([b.first_frame for b in part], frames_of(samples)))
+                    frames = self._call(part, samples)
                 except Exception as exc:  # noqa: BLE001  (handed to each waiting stream)
                     for block in part:
                         block.error = exc
@@ -142,16 +161,29 @@ class StepBatcher:
                     block.frames = row
 
 
+    def _call(self, part: list[_Block], samples: int) -> np.ndarray:
+        audio = np.stack([b.audio for b in part])
+        if not self.cached:
+            return self.encode(audio, context_offsets([b.first_frame for b in part],
+                                                      frames_of(samples)))
+        frames, caches = self.encode(audio, np.array([b.first_frame for b in part]),
+                                     np.stack([b.cache for b in part]),
+                                     np.array([b.valid for b in part]))
+        for block, cache in zip(part, caches, strict=True):
+            block.cache = cache
+        return frames
+
+
 _BATCHERS: dict[str, StepBatcher] = {}
 _BATCHERS_LOCK = threading.Lock()
 
 
-def shared_batcher(key: str, encode: Encode) -> StepBatcher:
+def shared_batcher(key: str, encode: Encode | BlockEncode, cached: bool = False) -> StepBatcher:
     """The process's one batcher for the features ``key`` (an extractor's cache key): every
     stream of a model, enrolled or not, joins the same batches."""
     with _BATCHERS_LOCK:
         if key not in _BATCHERS:
-            _BATCHERS[key] = StepBatcher(encode)
+            _BATCHERS[key] = StepBatcher(encode, cached=cached)
         return _BATCHERS[key]
 
 
@@ -204,7 +236,8 @@ class _HeardAudio:
     it: every ``step_samples``, and once more at the end for a partial step. Subclasses say
     what a step computes (``_step``)."""
 
-    def __init__(self, model: WindowStreamer | BlockStreamer, max_steps: int):
+    def __init__(self, model: WindowStreamer | BlockStreamer | CausalBlockStreamer,
+                 max_steps: int):
         self.model, self.max_steps = model, max_steps
         self.audio = np.zeros(model.sample_rate, dtype=np.float32)
         self.samples = 0
@@ -307,6 +340,69 @@ class BlockStream(_HeardAudio):
             self.frames += len(self.blocks[-1])
             self.encoded = end
         return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+
+    def _step(self, end: int) -> Step:
+        feats = self.heard_features(end)
+        self.steps += 1
+        return Step(end / self.model.sample_rate, *self.model.classify(feats))
+
+
+# ---- block-causal: each block encoded once after the stream's cached keys and values ---------
+class CausalBlockStreamer:
+    """A ``Streamer`` of a block-causal ``whisper_layers`` model: every step (one block,
+    ``step_ms``) ``batcher.encode_cached`` encodes the new block after its front-end margin and
+    the utterance's cache (``cache``: an empty one, [layers, 2, heads, context, head_dim]); the
+    frames are the offline extractor's, and ``classify`` reads all frames heard, as offline."""
+
+    def __init__(self, batcher: StepBatcher,
+                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+                 sample_rate: int, frame_rate: float, step_ms: float, cache: np.ndarray,
+                 max_steps: int | None = None):
+        hop = sample_rate / frame_rate
+        step = step_ms / 1000 * sample_rate
+        if hop != int(hop) or step % hop:
+            raise EmovoxError(f"a {step_ms:g} ms step is not a whole number of frames at "
+                              f"{frame_rate:g} frames/s; this model cannot stream in blocks")
+        self.batcher, self.classify, self.cache = batcher, classify, cache
+        self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
+        self.step_ms, self.max_steps = step_ms, max_steps
+        self.step_samples = int(step)
+
+    def start(self, max_steps: int) -> CausalBlockStream:
+        return CausalBlockStream(self, max_steps)
+
+
+class CausalBlockStream(_HeardAudio):
+    """One utterance of a :class:`CausalBlockStreamer` (an ``UtteranceStream``)."""
+
+    def __init__(self, model: CausalBlockStreamer, max_steps: int):
+        super().__init__(model, max_steps)
+        self.cache, self.valid = model.cache, 0
+        self.encoded = 0  # samples whose frames are final
+        self.blocks: list[np.ndarray] = []
+
+    def heard_features(self, end: int) -> np.ndarray:
+        """All frames of the first ``end`` samples: the new block's encoded after the cache."""
+        model = self.model
+        if frames_of(end) > self.frames:
+            start = self.encoded - FRONT_MARGIN
+            window = self.audio[max(start, 0) : end]
+            if start < 0:
+                window = np.concatenate([np.zeros(-start, np.float32), window])
+            new, self.cache = model.batcher.encode_cached(window, self.encoded // model.hop,
+                                                          self.cache, self.valid)
+            self.blocks.append(new)
+            self.frames += len(new)
+            self.valid = min(self.cache.shape[-2], self.valid + len(new))
+            self.encoded = end
+        return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+
+    def offline_frames(self) -> np.ndarray | None:
+        """The offline frames of all audio pushed, when every sample was encoded (None
+        otherwise): what running adaptation adds to the speaker's statistics."""
+        if self.encoded != self.samples or not self.blocks:
+            return None
+        return np.concatenate(self.blocks)
 
     def _step(self, end: int) -> Step:
         feats = self.heard_features(end)

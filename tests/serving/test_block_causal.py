@@ -1,0 +1,100 @@
+"""Block-causal Whisper layers (``whisper_layers`` ``block_ms``): a stream that encodes each
+300 ms block once, after its cached keys and values, reads the offline extractor's frames; the
+whole-utterance encoding keeps its cache key."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from conftest import speech_like
+
+from emovox.errors import ConfigError
+from emovox.experiments.recogniser_streams import CausalBlockStreamer, StepBatcher
+from emovox.features import make_extractor
+
+#: Float32 frames of the same computation in other batch shapes (one block per call against
+#: many blocks under a banded mask): agree to this, relative to the frames' scale.
+RTOL = 1e-4
+
+
+def blocks(context_ms: int = 400):
+    return make_extractor("whisper_layers", model="tiny.en", layers=[1, 2], block_ms=300,
+                          context_ms=context_ms)
+
+
+def streamer(extractor, batcher: StepBatcher | None = None) -> CausalBlockStreamer:
+    """Steps whose 'probabilities' are the frames heard so far."""
+    batcher = batcher or StepBatcher(extractor.encode_block, cached=True)
+    return CausalBlockStreamer(batcher, lambda f: (f, None), 16000, 50.0, 300.0,
+                               extractor.block_causal.empty_cache(1)[0])
+
+
+def test_whole_utterance_encoding_keeps_its_cache_key():
+    plain = make_extractor("whisper_layers", model="base", layers=3)
+    assert plain.key() == "whisper_layers-68a609feb8ab"  # the key before block_ms existed
+    assert blocks().key() != make_extractor("whisper_layers", model="tiny.en",
+                                            layers=[1, 2]).key()
+    assert blocks().key() != blocks(600).key()
+
+
+@pytest.mark.parametrize("seconds", [4.013, 0.3, 0.19])
+def test_streamed_frames_are_the_offline_frames(seconds):
+    """100 ms chunks (a 4 s utterance spans the 0.4 s context many times over; 0.3 s is one
+    whole block, 0.19 s a partial one): every step's frames are the offline frames of the
+    audio heard, to RTOL."""
+    extractor = blocks()
+    wave = speech_like(seconds, seed=3)
+    stream = streamer(extractor).start(10**9)
+    steps = [s for i in range(0, len(wave), 1600) for s in stream.push(wave[i : i + 1600])]
+    steps += stream.finish()
+    offline = extractor(wave)
+    assert offline.shape == (-(-(len(wave) // 160) // 2), 2 * 384)
+    scale = np.abs(offline).max()
+    np.testing.assert_allclose(stream.offline_frames(), offline, atol=RTOL * scale)
+    for step in steps:  # each step: the offline frames of its prefix
+        prefix = extractor(wave[: int(round(step.seconds * 16000))])
+        np.testing.assert_allclose(step.proba, prefix, atol=RTOL * scale)
+        np.testing.assert_allclose(prefix, offline[: len(prefix)], atol=RTOL * scale)
+
+
+def test_streams_batched_together_get_their_frames_alone():
+    extractor = blocks()
+    waves = [speech_like(1.0 + 0.37 * k, seed=k) for k in range(4)]
+    batcher = StepBatcher(extractor.encode_block, deadline_s=1.0, cached=True)
+    model = streamer(extractor, batcher)
+
+    def one(wave):
+        stream = model.start(10**9)
+        stream.push(wave)
+        stream.finish()
+        return stream.offline_frames()
+
+    async def all_streams():
+        return await asyncio.gather(*(batcher.run(one, w) for w in waves))
+
+    together = asyncio.run(all_streams())
+    assert batcher.calls < batcher.blocks
+    for got, wave in zip(together, waves, strict=True):
+        want = extractor(wave)
+        np.testing.assert_allclose(got, want, atol=RTOL * np.abs(want).max())
+
+
+def test_block_causal_frames_see_no_later_audio():
+    """Changing audio after a block leaves that block's frames unchanged; frames within a
+    block see their whole block."""
+    extractor = blocks()
+    wave = speech_like(2.0, seed=1)
+    later = wave.copy()
+    later[16000:] = speech_like(1.0, seed=9)
+    a, b = extractor(wave), extractor(later)
+    np.testing.assert_array_equal(a[:45], b[:45])  # 0.9 s: three whole blocks before 1 s
+    assert not np.allclose(a[45:], b[45:])
+
+
+def test_block_parameters_are_checked():
+    with pytest.raises(ConfigError, match="multiples of 20 ms"):
+        make_extractor("whisper_layers", model="tiny.en", block_ms=310).block_causal  # noqa: B018
+    with pytest.raises(ConfigError, match="start with their utterance"):
+        blocks().extract_from(speech_like(1.0, seed=0), 50)
