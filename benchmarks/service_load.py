@@ -114,7 +114,8 @@ def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
             setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
         owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
         if hasattr(owner, "batcher"):  # a recogniser in blocks: its encoder is the features
-            owner.batcher.encode_block = timed(owner.batcher, "encode_block", "features")
+            for name in ("encode_block", "encode_cached"):  # the encoder, cached or not
+                setattr(owner.batcher, name, timed(owner.batcher, name, "features"))
             owner.classify = timed(owner, "classify", "classifier")
         else:
             owner.gru = timed(owner, "gru", "gru")

@@ -25,11 +25,10 @@ FRONT_MARGIN = 2 * FRAME_SAMPLES
 #: ``encode(audio [B, samples], offset [B]) → [B, frames, dim]``: the layers of a batch of
 #: equally long pieces of audio, each row's first frame at position ``offset`` of the context.
 Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
-#: ``encode(windows [B, margin + samples], first [B], cache, valid [B]) → (frames [B, n, dim],
-#: cache)``: one block per row, frame ``first`` of its utterance onwards, after its stream's
-#: cached keys and values (``asr.whisper.BlockCausalStates``).
-BlockEncode = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                       tuple[np.ndarray, np.ndarray]]
+#: ``encode(windows [B, margin + samples], first [B], rings) → frames [B, n, dim]``: one block
+#: per row, frame ``first`` of its utterance onwards, after its stream's keys and values (a
+#: ring each, updated in place: ``asr.whisper.BlockCausalStates.step``).
+BlockEncode = Callable[[np.ndarray, np.ndarray, list[Any]], np.ndarray]
 
 
 def frames_of(samples: int) -> int:
@@ -90,13 +89,17 @@ class WhisperLayers(Extractor):
         #: before it that each layer attends to (a multiple of 20 ms).
         block_ms: int = 0
         context_ms: int = 2000
+        #: Block-causal only: the transformer's matrix products in bfloat16 (about 2× faster
+        #: on CPUs with bfloat16 instructions; ``asr.whisper.BlockCausalStates``).
+        bf16: bool = False
 
     def key_params(self) -> dict[str, Any]:
         """Without the block-causal parameters while they are off: the whole-utterance
         encoding keeps the cache key it had before they existed."""
         if self.params["block_ms"]:
             return self.params
-        return {k: v for k, v in self.params.items() if k not in ("block_ms", "context_ms")}
+        return {k: v for k, v in self.params.items()
+                if k not in ("block_ms", "context_ms", "bf16")}
 
     @property
     def encoder(self):
@@ -139,6 +142,8 @@ class WhisperLayers(Extractor):
         """``asr.whisper.BlockCausalStates`` of this extractor; None when ``block_ms`` is 0."""
         block, context = (int(self.params[k]) for k in ("block_ms", "context_ms"))
         if not block:
+            if self.params["bf16"]:
+                raise ConfigError("whisper_layers: bf16 is for block-causal encoding (block_ms)")
             return None
         if block % 20 or context % 20 or context < 0 or self.params["pad"]:
             raise ConfigError(f"whisper_layers: block_ms={block}, context_ms={context}: both "
@@ -148,19 +153,18 @@ class WhisperLayers(Extractor):
         if self.layer_states is None:
             raise ConfigError("whisper_layers: block_ms needs CTranslate2 Whisper weights")
         return block_causal_states(str(self.params["model"]), tuple(self.layer_indices),
-                                   block // 20, context // 20)
+                                   block // 20, context // 20, bool(self.params["bf16"]))
 
-    def encode_block(self, windows: np.ndarray, first: np.ndarray, cache: np.ndarray,
-                     valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def encode_block(self, windows: np.ndarray, first: np.ndarray, rings: list) -> np.ndarray:
         """A :data:`BlockEncode`: one block per row after its front-end margin
-        (:data:`FRONT_MARGIN` samples), each after its stream's cache."""
+        (:data:`FRONT_MARGIN` samples), each after its stream's ring of keys and values
+        (``asr.whisper.BlockCausalStates.step``, updated in place)."""
         import torch
 
         with torch.inference_mode():
-            states, cache = self.block_causal(
+            return self.block_causal.step(
                 torch.from_numpy(np.ascontiguousarray(windows, np.float32)),
-                torch.from_numpy(first), torch.from_numpy(cache), torch.from_numpy(valid))
-        return states.numpy(), cache.numpy()
+                torch.from_numpy(np.asarray(first, np.int64)), rings).numpy()
 
     def encode(self, audio: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """The chosen layers of a batch of equally long pieces (an :data:`Encode`)."""

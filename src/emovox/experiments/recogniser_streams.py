@@ -52,10 +52,8 @@ class _Block:
     audio: np.ndarray
     first_frame: int
     since: float
-    #: A block-causal block's stream cache (keys and values) and its filled slots: before the
-    #: block, then after it.
-    cache: np.ndarray | None = None
-    valid: int = 0
+    #: A block-causal block's stream ring of keys and values (the encoder updates it).
+    ring: Any = None
     frames: np.ndarray | None = None
     error: BaseException | None = None
 
@@ -97,14 +95,11 @@ class StepBatcher:
         """[frames, dim] of ``audio`` whose first sample starts frame ``first_frame``."""
         return self._wait(_Block(np.asarray(audio, np.float32), first_frame, time.monotonic()))
 
-    def encode_cached(self, window: np.ndarray, first_frame: int, cache: np.ndarray,
-                      valid: int) -> tuple[np.ndarray, np.ndarray]:
-        """A block-causal block (after its front-end margin) starting frame ``first_frame`` of
-        its utterance, after its stream's ``cache``: its [frames, dim] and the cache after it."""
-        block = _Block(np.asarray(window, np.float32), first_frame, time.monotonic(), cache,
-                       valid)
-        frames = self._wait(block)
-        return frames, block.cache
+    def encode_cached(self, window: np.ndarray, first_frame: int, ring: Any) -> np.ndarray:
+        """[frames, dim] of a block-causal block (after its front-end margin) starting frame
+        ``first_frame`` of its utterance, after its stream's ``ring`` (updated)."""
+        return self._wait(_Block(np.asarray(window, np.float32), first_frame, time.monotonic(),
+                                 ring))
 
     def _wait(self, block: _Block) -> np.ndarray:
         """Queue ``block``, run batches until its frames are there."""
@@ -166,12 +161,8 @@ class StepBatcher:
         if not self.cached:
             return self.encode(audio, context_offsets([b.first_frame for b in part],
                                                       frames_of(samples)))
-        frames, caches = self.encode(audio, np.array([b.first_frame for b in part]),
-                                     np.stack([b.cache for b in part]),
-                                     np.array([b.valid for b in part]))
-        for block, cache in zip(part, caches, strict=True):
-            block.cache = cache
-        return frames
+        return self.encode(audio, np.array([b.first_frame for b in part]),
+                           [b.ring for b in part])
 
 
 _BATCHERS: dict[str, StepBatcher] = {}
@@ -351,19 +342,19 @@ class BlockStream(_HeardAudio):
 class CausalBlockStreamer:
     """A ``Streamer`` of a block-causal ``whisper_layers`` model: every step (one block,
     ``step_ms``) ``batcher.encode_cached`` encodes the new block after its front-end margin and
-    the utterance's cache (``cache``: an empty one, [layers, 2, heads, context, head_dim]); the
-    frames are the offline extractor's, and ``classify`` reads all frames heard, as offline."""
+    the utterance's keys and values (``new_ring()``: an empty ring of them); the frames are the
+    offline extractor's, and ``classify`` reads all frames heard, as offline."""
 
     def __init__(self, batcher: StepBatcher,
                  classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
-                 sample_rate: int, frame_rate: float, step_ms: float, cache: np.ndarray,
-                 max_steps: int | None = None):
+                 sample_rate: int, frame_rate: float, step_ms: float,
+                 new_ring: Callable[[], Any], max_steps: int | None = None):
         hop = sample_rate / frame_rate
         step = step_ms / 1000 * sample_rate
         if hop != int(hop) or step % hop:
             raise EmovoxError(f"a {step_ms:g} ms step is not a whole number of frames at "
                               f"{frame_rate:g} frames/s; this model cannot stream in blocks")
-        self.batcher, self.classify, self.cache = batcher, classify, cache
+        self.batcher, self.classify, self.new_ring = batcher, classify, new_ring
         self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
         self.step_ms, self.max_steps = step_ms, max_steps
         self.step_samples = int(step)
@@ -377,23 +368,21 @@ class CausalBlockStream(_HeardAudio):
 
     def __init__(self, model: CausalBlockStreamer, max_steps: int):
         super().__init__(model, max_steps)
-        self.cache, self.valid = model.cache, 0
+        self.ring = model.new_ring()
         self.encoded = 0  # samples whose frames are final
         self.blocks: list[np.ndarray] = []
 
     def heard_features(self, end: int) -> np.ndarray:
-        """All frames of the first ``end`` samples: the new block's encoded after the cache."""
+        """All frames of the first ``end`` samples: the new block's encoded after the ring."""
         model = self.model
         if frames_of(end) > self.frames:
             start = self.encoded - FRONT_MARGIN
             window = self.audio[max(start, 0) : end]
             if start < 0:
                 window = np.concatenate([np.zeros(-start, np.float32), window])
-            new, self.cache = model.batcher.encode_cached(window, self.encoded // model.hop,
-                                                          self.cache, self.valid)
+            new = model.batcher.encode_cached(window, self.encoded // model.hop, self.ring)
             self.blocks.append(new)
             self.frames += len(new)
-            self.valid = min(self.cache.shape[-2], self.valid + len(new))
             self.encoded = end
         return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
 

@@ -160,7 +160,7 @@ class Supervised(Method):
                                   f"model streams in blocks of its {STEP_MS:g} ms step")
             return CausalBlockStreamer(
                 shared_batcher(extractor.key(), extractor.encode_block, cached=True), classify,
-                extractor.sample_rate, extractor.frame_rate, STEP_MS, blocks.empty_cache(1)[0])
+                extractor.sample_rate, extractor.frame_rate, STEP_MS, blocks.new_ring)
         if isinstance(extractor, WhisperLayers) and extractor.layer_states is not None and \
                 not extractor.params["pad"]:
             batcher = shared_batcher(extractor.key(), extractor.encode)
