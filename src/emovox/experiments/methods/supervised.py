@@ -131,9 +131,18 @@ class Supervised(Method):
         return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser, pooled))
 
     def classify(self, trained: SequenceModels, feats: np.ndarray) -> np.ndarray:
-        """Probabilities of one utterance's raw frame features (normalised and stacked here)."""
-        return self.outputs_of(trained, SequenceSet(trained.sequences([feats]),
-                                                    np.zeros(1, dtype=np.int64)))[0]
+        """Probabilities of one utterance's raw frame features (normalised and stacked here).
+        A model that reads only the time mean gets the normalised mean (as in training: fixed
+        statistics are affine per dimension), so a stream's step costs the same at any
+        utterance length."""
+        if trained.stack == 1 and getattr(trained.members[0], "reads_time_mean", False) and \
+                trained.normaliser.mode != "utterance":
+            mean = trained.normaliser.apply([feats.mean(0, keepdims=True)])[0]
+            data = SequenceSet([mean], np.zeros(1, dtype=np.int64), np.array([len(feats)]),
+                               pooled=True)
+        else:
+            data = SequenceSet(trained.sequences([feats]), np.zeros(1, dtype=np.int64))
+        return self.outputs_of(trained, data)[0]
 
     def streamer(self, trained: SequenceModels) -> Streamer:
         """A single GRU on features that stream frame for frame (normalised with fixed
