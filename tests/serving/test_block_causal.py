@@ -21,32 +21,36 @@ RTOL = 1e-4
 RTOL_BF16 = 2e-2
 
 
-def blocks(context_ms: int = 400, bf16: bool = False):
+def blocks(context_ms: int = 400, bf16: bool = False, lookahead_ms: int = 0):
     return make_extractor("whisper_layers", model="tiny.en", layers=[1, 2], block_ms=300,
-                          context_ms=context_ms, bf16=bf16)
+                          context_ms=context_ms, bf16=bf16, lookahead_ms=lookahead_ms)
 
 
 def streamer(extractor, batcher: StepBatcher | None = None) -> CausalBlockStreamer:
     """Steps whose 'probabilities' are the frames heard so far."""
     batcher = batcher or StepBatcher(extractor.encode_block, cached=True)
     return CausalBlockStreamer(batcher, lambda f: (f, None), 16000, 50.0, 300.0,
-                               extractor.block_causal.new_ring)
+                               extractor.block_causal.new_ring, extractor.params["lookahead_ms"])
 
 
 def test_whole_utterance_encoding_keeps_its_cache_key():
     plain = make_extractor("whisper_layers", model="base", layers=3)
     assert plain.key() == "whisper_layers-68a609feb8ab"  # the key before block_ms existed
+    causal = make_extractor("whisper_layers", model="base", layers=3, block_ms=300)
+    assert causal.key() == "whisper_layers-564a598391f4"  # the key before lookahead_ms
     assert blocks().key() != make_extractor("whisper_layers", model="tiny.en",
                                             layers=[1, 2]).key()
     assert blocks().key() != blocks(600).key()
 
 
-@pytest.mark.parametrize("seconds", [4.013, 0.3, 0.19])
-def test_streamed_frames_are_the_offline_frames(seconds):
+@pytest.mark.parametrize(("seconds", "lookahead_ms"), [
+    (4.013, 0), (0.3, 0), (0.19, 0), (4.013, 100), (3.9, 300), (0.45, 100), (0.6, 300)])
+def test_streamed_frames_are_the_offline_frames(seconds, lookahead_ms):
     """100 ms chunks (a 4 s utterance spans the 0.4 s context many times over; 0.3 s is one
-    whole block, 0.19 s a partial one): every step's frames are the offline frames of the
-    audio heard, to RTOL."""
-    extractor = blocks()
+    whole block, 0.19 s a partial one; with a lookahead, the last blocks lack some or all of
+    it): every step's frames are the offline frames of the audio heard up to its last final
+    block, to RTOL."""
+    extractor = blocks(lookahead_ms=lookahead_ms)
     wave = speech_like(seconds, seed=3)
     stream = streamer(extractor).start(10**9)
     steps = [s for i in range(0, len(wave), 1600) for s in stream.push(wave[i : i + 1600])]
@@ -55,10 +59,15 @@ def test_streamed_frames_are_the_offline_frames(seconds):
     assert offline.shape == (-(-(len(wave) // 160) // 2), 2 * 384)
     scale = np.abs(offline).max()
     np.testing.assert_allclose(stream.offline_frames(), offline, atol=RTOL * scale)
-    for step in steps:  # each step: the offline frames of its prefix
-        prefix = extractor(wave[: int(round(step.seconds * 16000))])
-        np.testing.assert_allclose(step.proba, prefix, atol=RTOL * scale)
-        np.testing.assert_allclose(prefix, offline[: len(prefix)], atol=RTOL * scale)
+    for step in steps[:-1]:  # the frames of the blocks whose lookahead was heard
+        heard = int(round(step.seconds * 16000))
+        assert len(step.proba) == (heard - 16 * lookahead_ms) // 4800 * 15
+        np.testing.assert_allclose(step.proba, offline[: len(step.proba)], atol=RTOL * scale)
+    np.testing.assert_allclose(steps[-1].proba, offline, atol=RTOL * scale)
+    if not lookahead_ms:  # causal: a prefix's frames are the whole utterance's
+        for step in steps:
+            prefix = extractor(wave[: int(round(step.seconds * 16000))])
+            np.testing.assert_allclose(prefix, offline[: len(prefix)], atol=RTOL * scale)
 
 
 def test_bfloat16_streamed_frames_are_the_offline_frames():
@@ -99,22 +108,24 @@ def test_streams_batched_together_get_their_frames_alone():
         np.testing.assert_allclose(got, want, atol=RTOL * np.abs(want).max())
 
 
-def test_block_causal_frames_see_no_later_audio():
-    """Changing audio after a block leaves that block's frames unchanged; frames within a
-    block see their whole block."""
-    extractor = blocks()
+@pytest.mark.parametrize("lookahead_ms", [0, 200])
+def test_block_causal_frames_see_no_later_audio(lookahead_ms):
+    """Changing audio after a block and its lookahead leaves that block's frames unchanged;
+    frames within a block see their whole block (and its lookahead)."""
+    extractor = blocks(lookahead_ms=lookahead_ms)
     wave = speech_like(2.0, seed=1)
     later = wave.copy()
     later[16000:] = speech_like(1.0, seed=9)
     a, b = extractor(wave), extractor(later)
-    np.testing.assert_array_equal(a[:45], b[:45])  # 0.9 s: three whole blocks before 1 s
-    assert not np.allclose(a[45:], b[45:])
+    whole = 45 if not lookahead_ms else 30  # blocks (and lookahead) ending before 1 s
+    np.testing.assert_allclose(a[:whole], b[:whole], atol=1e-5)
+    assert not np.allclose(a[whole:], b[whole:])
 
 
 def test_block_parameters_are_checked():
     with pytest.raises(ConfigError, match="multiples of 20 ms"):
         make_extractor("whisper_layers", model="tiny.en", block_ms=310).block_causal  # noqa: B018
-    with pytest.raises(ConfigError, match="bf16 is for block-causal"):
+    with pytest.raises(ConfigError, match="bf16 and lookahead_ms are for block-causal"):
         make_extractor("whisper_layers", model="tiny.en", bf16=True)(speech_like(0.5, seed=0))
     with pytest.raises(ConfigError, match="start with their utterance"):
         blocks().extract_from(speech_like(1.0, seed=0), 50)

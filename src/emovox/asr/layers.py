@@ -92,14 +92,18 @@ class WhisperLayers(Extractor):
         #: Block-causal only: the transformer's matrix products in bfloat16 (about 2× faster
         #: on CPUs with bfloat16 instructions; ``asr.whisper.BlockCausalStates``).
         bf16: bool = False
+        #: Block-causal only: audio after a block that its frames attend to (at most a block;
+        #: a multiple of 20 ms); a stream's frames come a block later, a step costs more.
+        lookahead_ms: int = 0
 
     def key_params(self) -> dict[str, Any]:
-        """Without the block-causal parameters while they are off: the whole-utterance
-        encoding keeps the cache key it had before they existed."""
-        if self.params["block_ms"]:
-            return self.params
-        return {k: v for k, v in self.params.items()
-                if k not in ("block_ms", "context_ms", "bf16")}
+        """Without the block-causal parameters while they are off, nor ``bf16`` and
+        ``lookahead_ms`` while they are: configurations keep the cache keys they had before
+        these parameters existed."""
+        off = {"bf16": False, "lookahead_ms": 0}
+        if not self.params["block_ms"]:
+            off.update(block_ms=0, context_ms=self.params["context_ms"])
+        return {k: v for k, v in self.params.items() if k not in off or off[k] != v}
 
     @property
     def encoder(self):
@@ -140,20 +144,25 @@ class WhisperLayers(Extractor):
     @property
     def block_causal(self):
         """``asr.whisper.BlockCausalStates`` of this extractor; None when ``block_ms`` is 0."""
-        block, context = (int(self.params[k]) for k in ("block_ms", "context_ms"))
+        block, context, ahead = (int(self.params[k]) for k in ("block_ms", "context_ms",
+                                                               "lookahead_ms"))
         if not block:
-            if self.params["bf16"]:
-                raise ConfigError("whisper_layers: bf16 is for block-causal encoding (block_ms)")
+            if self.params["bf16"] or ahead:
+                raise ConfigError("whisper_layers: bf16 and lookahead_ms are for block-causal "
+                                  "encoding (block_ms)")
             return None
-        if block % 20 or context % 20 or context < 0 or self.params["pad"]:
-            raise ConfigError(f"whisper_layers: block_ms={block}, context_ms={context}: both "
-                              "multiples of 20 ms (one encoder frame), without pad")
+        if block % 20 or context % 20 or ahead % 20 or context < 0 or not 0 <= ahead <= block \
+                or self.params["pad"]:
+            raise ConfigError(f"whisper_layers: block_ms={block}, context_ms={context}, "
+                              f"lookahead_ms={ahead}: multiples of 20 ms (one encoder frame), "
+                              "the lookahead at most a block, without pad")
         from emovox.asr.whisper import block_causal_states
 
         if self.layer_states is None:
             raise ConfigError("whisper_layers: block_ms needs CTranslate2 Whisper weights")
         return block_causal_states(str(self.params["model"]), tuple(self.layer_indices),
-                                   block // 20, context // 20, bool(self.params["bf16"]))
+                                   block // 20, context // 20, bool(self.params["bf16"]),
+                                   ahead // 20)
 
     def encode_block(self, windows: np.ndarray, first: np.ndarray, rings: list) -> np.ndarray:
         """A :data:`BlockEncode`: one block per row after its front-end margin

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from emovox.asr.ctranslate2_format import read_model_bin
-from emovox.asr.layers import FRONT_MARGIN
+from emovox.asr.layers import FRONT_MARGIN, frames_of
 from emovox.errors import ConfigError
 
 SAMPLE_RATE = 16_000
@@ -290,9 +290,10 @@ def layer_states(name: str, layers: tuple[int, ...]) -> LayerStates:
 
 @lru_cache(maxsize=4)
 def block_causal_states(name: str, layers: tuple[int, ...], block: int, context: int,
-                        bf16: bool = False) -> BlockCausalStates:
+                        bf16: bool = False, lookahead: int = 0) -> BlockCausalStates:
     """:class:`BlockCausalStates` of :func:`layer_states` (cached per process, as it is)."""
-    return BlockCausalStates(layer_states(name, layers), block, context, bf16).eval()
+    return BlockCausalStates(layer_states(name, layers), block, context, bf16,
+                             lookahead).eval()
 
 
 @lru_cache(maxsize=2)
@@ -321,20 +322,27 @@ class BlockCausalStates(nn.Module):
     the same frames (to float rounding: tests/serving/test_block_causal.py). Frame t of an
     utterance sits at t mod 1500 of Whisper's context.
 
+    ``lookahead`` frames: a block is encoded together with (up to) that many frames after it,
+    which its frames attend to in every layer; those frames' states and keys are provisional
+    (thrown away: each is encoded again in its own block), so a stream's frames come one block
+    late and a step costs (block + lookahead) frames.
+
     ``bf16``: the transformer blocks' matrix products in bfloat16 (CPU autocast; the front
     end, layer norms and the frames returned stay float32): about twice as fast on CPUs with
     bfloat16 instructions, offline and streamed alike."""
 
-    def __init__(self, states: LayerStates, block: int, context: int, bf16: bool = False):
+    def __init__(self, states: LayerStates, block: int, context: int, bf16: bool = False,
+                 lookahead: int = 0):
         super().__init__()
         self.states, self.block, self.context, self.bf16 = states, block, context, bf16
+        self.lookahead = lookahead
         encoder = states.encoder
         self.depth = max(states.layers)
         self.heads, self.head_dim = encoder.heads, encoder.width // encoder.heads
 
     def new_ring(self) -> torch.Tensor:
-        return torch.zeros(self.depth, 2, self.heads, self.context + self.block, self.head_dim,
-                           dtype=torch.bfloat16 if self.bf16 else torch.float32)
+        return torch.zeros(self.depth, 2, self.heads, self.context + self.block + self.lookahead,
+                           self.head_dim, dtype=torch.bfloat16 if self.bf16 else torch.float32)
 
     def front(self, windows: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         """[B, FRONT_MARGIN + samples] (a block after its margin), the block's first frame [B]
@@ -364,11 +372,12 @@ class BlockCausalStates(nn.Module):
 
     def step(self, windows: torch.Tensor, first: torch.Tensor,
              rings: list[torch.Tensor]) -> torch.Tensor:
-        """One block per row (a stream's step): ``windows`` [B, FRONT_MARGIN + samples], the
-        block's first frame ``first`` [B] (a multiple of ``block``), each stream's ring
-        (updated in place) → [B, frames, dim]."""
+        """One block per row (a stream's step): ``windows`` [B, FRONT_MARGIN + samples] (the
+        block and its lookahead), the block's first frame ``first`` [B] (a multiple of
+        ``block``), each stream's ring (updated in place) → [B, frames, dim], the lookahead's
+        frames last (the caller drops them; the next step's frames overwrite their slots)."""
         x = self.front(windows, first)
-        n, size = x.shape[1], self.context + self.block
+        n, size = x.shape[1], self.context + self.block + self.lookahead
         slots, masks = [], []
         for f in first.tolist():
             slots.append(torch.arange(f, f + n) % size)
@@ -387,36 +396,53 @@ class BlockCausalStates(nn.Module):
         return self.layers(x, attend)
 
     def utterance(self, wave: np.ndarray) -> np.ndarray:
-        """[frames, dim] of a whole recording: every full block's front end in one batch, then
-        all frames at once (per 30 s span) under the block-banded mask."""
-        hop = self.block * 2 * HOP
+        """[frames, dim] of a whole recording: every block's front end (with its lookahead) in
+        batches of equal windows, then all of a 30 s span's frames at once: each block's frames
+        and its provisional lookahead frames as rows, the mask saying which rows each row
+        attends to, as :meth:`step` would."""
+        hop, ahead = self.block * 2 * HOP, self.lookahead * 2 * HOP
         audio = torch.from_numpy(np.concatenate([np.zeros(FRONT_MARGIN, np.float32),
                                                  np.asarray(wave, np.float32)]))
-        full = (len(audio) - FRONT_MARGIN) // hop
-        fronts = []
-        if full:
-            windows = audio.unfold(0, FRONT_MARGIN + hop, hop)[:full]
-            fronts.append(self.front(windows, torch.arange(full) * self.block)
-                          .reshape(1, -1, self.states.encoder.width))
-        if len(audio) - FRONT_MARGIN > full * hop or not full:
-            fronts.append(self.front(audio[None, full * hop :], torch.tensor([full * self.block])))
-        x = torch.cat(fronts, 1)
-        span = len(self.states.encoder.positions) // self.block * self.block
+        samples = len(audio) - FRONT_MARGIN
+        ends = [min(b * hop + hop, samples) for b in range(max(-(-samples // hop), 1))]
+        by_length: dict[int, list[int]] = {}
+        for b, end in enumerate(ends):
+            by_length.setdefault(min(end + ahead, samples) - b * hop, []).append(b)
+        rows: list[torch.Tensor] = [torch.zeros(0)] * len(ends)
+        for length, blocks in by_length.items():
+            windows = torch.stack([audio[b * hop : b * hop + FRONT_MARGIN + length]
+                                   for b in blocks])
+            for b, x in zip(blocks, self.front(windows, torch.tensor(blocks) * self.block),
+                            strict=True):
+                rows[b] = x
+        mains = [frames_of(end - b * hop) for b, end in enumerate(ends)]
         c, out = self.context, []
-        before: list[tuple[torch.Tensor, torch.Tensor]] = []  # the last span's keys, values
-        for start in range(0, x.shape[1], span):  # bounded memory on long recordings
-            n = min(span, x.shape[1] - start)
-            query = torch.arange(start, start + n) // self.block * self.block
-            key = torch.arange(max(start - c, 0), start + n)
-            mask = (key[None] >= query[:, None] - c) & (key[None] < query[:, None] + self.block)
+        span = len(self.states.encoder.positions) // self.block
+        before: list[tuple[torch.Tensor, torch.Tensor]] = []  # the last span's main keys, values
+        for first_block in range(0, len(ends), span):
+            blocks = range(first_block, min(first_block + span, len(ends)))
+            x = torch.cat([rows[b] for b in blocks])[None]
+            block_of = torch.cat([torch.full((len(rows[b]),), b) for b in blocks])
+            main = torch.cat([torch.arange(len(rows[b])) < mains[b] for b in blocks])
+            frame = torch.cat([b * self.block + torch.arange(len(rows[b])) for b in blocks])
+            start = first_block * self.block
+            held = min(start, c)
+            key_frame = torch.cat([torch.arange(start - held, start), frame])
+            key_block = torch.cat([torch.full((held,), -1), block_of])
+            key_main = torch.cat([torch.ones(held, dtype=torch.bool), main])
+            low = block_of[:, None] * self.block
+            mask = (key_main[None] & (key_frame[None] >= low - c)
+                    & (key_frame[None] < low + self.block)) | \
+                (~key_main[None] & (key_block[None] == block_of[:, None]))
             kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+            keep = torch.nonzero(key_main)[:, 0][-c:] if c else torch.zeros(0, dtype=torch.long)
 
-            def attend(i, q, k, v, before=before, kept=kept, mask=mask):
+            def attend(i, q, k, v, before=before, kept=kept, mask=mask, keep=keep):
                 if before:
                     k, v = torch.cat([before[i][0], k], 2), torch.cat([before[i][1], v], 2)
-                kept.append((k[:, :, k.shape[2] - c :], v[:, :, v.shape[2] - c :]))
+                kept.append((k[:, :, keep], v[:, :, keep]))
                 return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
-            out.append(self.layers(x[:, start : start + n], attend)[0])
+            out.append(self.layers(x, attend)[0][main])
             before = kept
         return torch.cat(out).numpy()

@@ -244,14 +244,16 @@ class _HeardAudio:
         step = self.model.step_samples
         due = range((self.samples // step + 1) * step, end + 1, step)
         self.samples = end
-        return [self._step(at) for at in due if self.steps < self.max_steps]
+        steps = [self._step(at) for at in due if self.steps < self.max_steps]
+        return [s for s in steps if s is not None]
 
     def finish(self) -> list[Step]:
         if self.samples % self.model.step_samples and self.steps < self.max_steps:
             return [self._step(self.samples)]
         return []
 
-    def _step(self, end: int) -> Step:
+    def _step(self, end: int) -> Step | None:
+        """The step at sample ``end``; None while it has no frames yet (a lookahead's)."""
         raise NotImplementedError
 
 
@@ -341,23 +343,27 @@ class BlockStream(_HeardAudio):
 # ---- block-causal: each block encoded once after the stream's cached keys and values ---------
 class CausalBlockStreamer:
     """A ``Streamer`` of a block-causal ``whisper_layers`` model: every step (one block,
-    ``step_ms``) ``batcher.encode_cached`` encodes the new block after its front-end margin and
-    the utterance's keys and values (``new_ring()``: an empty ring of them); the frames are the
-    offline extractor's, and ``classify`` reads all frames heard, as offline."""
+    ``step_ms``) ``batcher.encode_cached`` encodes a block after its front-end margin, with the
+    ``lookahead_ms`` after it, after the utterance's keys and values (``new_ring()``: an empty
+    ring of them); the frames are the offline extractor's (a block is final once its lookahead
+    was heard, or at the end), and ``classify`` reads all final frames, as offline."""
 
     def __init__(self, batcher: StepBatcher,
                  classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
                  sample_rate: int, frame_rate: float, step_ms: float,
-                 new_ring: Callable[[], Any], max_steps: int | None = None):
+                 new_ring: Callable[[], Any], lookahead_ms: float = 0.0,
+                 max_steps: int | None = None):
         hop = sample_rate / frame_rate
         step = step_ms / 1000 * sample_rate
-        if hop != int(hop) or step % hop:
-            raise EmovoxError(f"a {step_ms:g} ms step is not a whole number of frames at "
-                              f"{frame_rate:g} frames/s; this model cannot stream in blocks")
+        ahead = lookahead_ms / 1000 * sample_rate
+        if hop != int(hop) or step % hop or ahead % hop or ahead > step:
+            raise EmovoxError(f"a {step_ms:g} ms step (lookahead {lookahead_ms:g} ms) is not a "
+                              f"whole number of frames at {frame_rate:g} frames/s, or the "
+                              "lookahead is longer than a step: this model cannot stream")
         self.batcher, self.classify, self.new_ring = batcher, classify, new_ring
         self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
         self.step_ms, self.max_steps = step_ms, max_steps
-        self.step_samples = int(step)
+        self.step_samples, self.lookahead_samples = int(step), int(ahead)
 
     def start(self, max_steps: int) -> CausalBlockStream:
         return CausalBlockStream(self, max_steps)
@@ -372,19 +378,29 @@ class CausalBlockStream(_HeardAudio):
         self.encoded = 0  # samples whose frames are final
         self.blocks: list[np.ndarray] = []
 
-    def heard_features(self, end: int) -> np.ndarray:
-        """All frames of the first ``end`` samples: the new block's encoded after the ring."""
+    def heard_features(self, end: int, final: bool = False) -> np.ndarray | None:
+        """All final frames of the first ``end`` samples (``final``: the utterance ends there,
+        no more lookahead will come): each new block encoded after the ring."""
         model = self.model
-        if frames_of(end) > self.frames:
+        while self.encoded < end and (final or self.encoded + model.step_samples
+                                      + model.lookahead_samples <= end):
+            block_end = min(self.encoded + model.step_samples, end)
             start = self.encoded - FRONT_MARGIN
-            window = self.audio[max(start, 0) : end]
+            window = self.audio[max(start, 0) : min(block_end + model.lookahead_samples, end)]
             if start < 0:
                 window = np.concatenate([np.zeros(-start, np.float32), window])
             new = model.batcher.encode_cached(window, self.encoded // model.hop, self.ring)
-            self.blocks.append(new)
-            self.frames += len(new)
-            self.encoded = end
+            self.blocks.append(new[: frames_of(block_end - self.encoded)])
+            self.frames += len(self.blocks[-1])
+            self.encoded = block_end
+        if not self.blocks:
+            return None
         return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+
+    def finish(self) -> list[Step]:
+        if self.encoded < self.samples and self.steps < self.max_steps:
+            return [self._step(self.samples, final=True)]
+        return []
 
     def offline_frames(self) -> np.ndarray | None:
         """The offline frames of all audio pushed, when every sample was encoded (None
@@ -393,7 +409,9 @@ class CausalBlockStream(_HeardAudio):
             return None
         return np.concatenate(self.blocks)
 
-    def _step(self, end: int) -> Step:
-        feats = self.heard_features(end)
+    def _step(self, end: int, final: bool = False) -> Step | None:
+        feats = self.heard_features(end, final)
+        if feats is None:
+            return None
         self.steps += 1
         return Step(end / self.model.sample_rate, *self.model.classify(feats))

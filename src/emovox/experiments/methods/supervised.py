@@ -169,7 +169,8 @@ class Supervised(Method):
                                   f"model streams in blocks of its {STEP_MS:g} ms step")
             return CausalBlockStreamer(
                 shared_batcher(extractor.key(), extractor.encode_block, cached=True), classify,
-                extractor.sample_rate, extractor.frame_rate, STEP_MS, blocks.new_ring)
+                extractor.sample_rate, extractor.frame_rate, STEP_MS, blocks.new_ring,
+                extractor.params["lookahead_ms"])
         if isinstance(extractor, WhisperLayers) and extractor.layer_states is not None and \
                 not extractor.params["pad"]:
             batcher = shared_batcher(extractor.key(), extractor.encode)
