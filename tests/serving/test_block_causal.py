@@ -8,11 +8,16 @@ import asyncio
 
 import numpy as np
 import pytest
+import yaml
 from conftest import speech_like
 
+from emovox.audio import load_audio
+from emovox.cli import main
 from emovox.errors import ConfigError
 from emovox.experiments.recogniser_streams import CausalBlockStreamer, StepBatcher
 from emovox.features import make_extractor
+from emovox.serving.model_dir import Recognizer
+from emovox.serving.streaming import GateConfig, StreamingRecognizer
 
 #: Float32 frames of the same computation in other batch shapes (one block per call against
 #: many blocks under a banded mask): agree to this, relative to the frames' scale.
@@ -129,3 +134,38 @@ def test_block_parameters_are_checked():
         make_extractor("whisper_layers", model="tiny.en", bf16=True)(speech_like(0.5, seed=0))
     with pytest.raises(ConfigError, match="start with their utterance"):
         blocks().extract_from(speech_like(1.0, seed=0), 50)
+
+
+def test_a_block_causal_model_streams_its_offline_decision(emodb, tmp_path):
+    """End to end: an MP head trained on block-causal tiny.en frames (per-speaker
+    normalisation, so the stream adapts as it listens) streams each step's block once, and its
+    forced decision on an utterance is ``Recognizer.proba`` of the utterance's audio (1e-4,
+    same label); the running adaptation adds the streamed frames, which are the offline ones."""
+    config = {
+        "name": "mp_blocks", "corpus": {"format": "emodb", "path": str(emodb),
+                                        "labels": ["anger", "neutral"], "speakers": ["03", "08"]},
+        "features": {"name": "whisper_layers",
+                     "params": {"model": "tiny.en", "layers": 2, "block_ms": 300,
+                                "context_ms": 400},
+                     "normalise": "speaker", "cache": str(tmp_path / "cache"), "workers": 1},
+        "model": {"name": "mp", "params": {"dropout": 0.0}},
+        "training": {"epochs": 5, "lr": 0.003, "progress": False}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["-q", "train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m")]) == 0
+    rec = Recognizer(tmp_path / "m")
+    wave = np.concatenate([load_audio(emodb / "wav" / f"{n}.wav")
+                           for n in ("16b10Wb", "16b03Wb")])
+    stream = StreamingRecognizer(rec, gate=GateConfig(min_speech_ms=0))
+    assert isinstance(stream.model, CausalBlockStreamer)
+    events = [e for i in range(0, len(wave), 1600) for e in stream.push(wave[i : i + 1600])]
+    utterance = stream.utterance
+    events += stream.end()
+    heard = np.concatenate(utterance.audio)  # all the utterance's audio, the tail included
+    decision = next(e for e in events if e.type == "decision")
+    offline = rec.proba(heard)
+    np.testing.assert_allclose(list(decision.data["probabilities"].values()), offline,
+                               atol=1e-4)
+    assert decision.data["label"] == rec.labels[int(np.argmax(offline))]
+    frames = rec.trained.extractor(heard)
+    np.testing.assert_allclose(utterance.state.offline_frames(), frames,
+                               atol=RTOL * np.abs(frames).max())
