@@ -486,16 +486,19 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=500.0, help="card: shrinkage, frames")
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "cross_corpus.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "adaptation")
+    parser.add_argument("--section", help="select: the RESULTS.md section to write (default "
+                        "adaptation_select; another name keeps that one)")
     args = parser.parse_args()
     if args.what == "select":
         text = select(args.models, args.config, args.out, args.cached_only)
         suffix = "-cached" if args.cached_only else ""
         atomic_write_text(args.out / f"select{suffix}.md", text)
         flag = " --cached-only" if args.cached_only else ""
+        flag += f" --section {args.section}" if args.section else ""
         body = ("## Recogniser-layer default: recipe and shrinkage on validation speakers "
                 "(issue 26)\n\n```\npython benchmarks/adaptation_curve.py select --models "
                 f"{' '.join(args.models)}{flag}\n```\n\n{machine()}.\n\n{text}")
-        write_section(f"adaptation_select{suffix}", body)
+        write_section(args.section or f"adaptation_select{suffix}", body)
     else:
         name = args.models[0]
         text = card_tables(name, args.tau, card(name, args.tau, args.config, args.out))

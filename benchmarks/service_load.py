@@ -114,7 +114,8 @@ def push_cost(model: str, pcm: bytes, rounds: int = 3) -> dict[str, float]:
             setattr(cls, name, timed(cls, name, "gate" if cls is SpeechGate else "features"))
         owner = getattr(stream, "model", stream)  # the method's streamer (or, before, push's)
         if hasattr(owner, "batcher"):  # a recogniser in blocks: its encoder is the features
-            owner.batcher.encode_block = timed(owner.batcher, "encode_block", "features")
+            for name in ("encode_block", "encode_cached"):  # the encoder, cached or not
+                setattr(owner.batcher, name, timed(owner.batcher, name, "features"))
             owner.classify = timed(owner, "classify", "classifier")
         else:
             owner.gru = timed(owner, "gru", "gru")
@@ -448,6 +449,8 @@ def main() -> None:
     parser.add_argument("--section", default="service_load",
                         help="the RESULTS.md section to write (another name keeps a baseline)")
     parser.add_argument("--title", default="`emovox serve`", help="what the section measured")
+    parser.add_argument("--post-only", action="store_true",
+                        help="only part 2 (POST /v1/predict), into its own section")
     parser.add_argument("--baseline", help="another model directory served beside --model: "
                         "each level runs on both, baseline first (implies --streams-only)")
     args = parser.parse_args()
@@ -462,6 +465,8 @@ def main() -> None:
     log = Path(tempfile.mkdtemp()) / "serve.log"
     server = start_server(args.model, port, log)
     url = f"ws://127.0.0.1:{port}/v1/stream"
+    if args.post_only:
+        return post_only(args, server, port, load)
     pcm = to_pcm(speech(args.seconds))
     schedule = step_schedule(args.model, pcm)
     cost = push_cost(args.model, pcm)
@@ -519,6 +524,32 @@ def main() -> None:
         fmt({**mixed, "streams": f"with abusers ({args.fault_streams})"}),
     ]
     write_section("service_load", "\n".join(lines))
+
+
+def post_only(args, server: subprocess.Popen, port: int, load: tuple[float, ...]) -> None:
+    """Part 2 alone: ``POST /v1/predict`` throughput of ``--model``."""
+    try:
+        post = run_posts(port, args.post_clients, args.post_seconds)
+        print(post, flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+    write_section(args.section, "\n".join([
+        f"## `POST /v1/predict` throughput ({args.title})",
+        "",
+        f"{machine()}; load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} "
+        "(1 / 5 / 15 min; the machine is shared). `emovox serve --model MODEL --port PORT` as "
+        "documented (2 workers, 1 torch thread each); clients in this process.",
+        "",
+        "```",
+        f".venv/bin/python benchmarks/service_load.py --model {args.model} --post-only "
+        f"--section {args.section}",
+        "```",
+        "",
+        f"3 s WAV files, {post['clients']} keep-alive clients for {args.post_seconds:g} s: "
+        f"**{post['rps']:.1f} requests/s** (target ≥ 20), latency p50 {post['p50']:.0f} ms, "
+        f"p99 {post['p99']:.0f} ms, {post['failures']} failures.",
+    ]))
 
 
 def side_by_side(args) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -17,9 +17,18 @@ from emovox.features.base import EXTRACTORS, Extractor, make_extractor
 #: Whisper's encoder frames: two 10 ms mel hops each (50 a second); its context holds 1500 (30 s).
 FRAME_SAMPLES, CONTEXT_FRAMES = 320, 1500
 
+#: Audio before a block-causal block that its front end reads (two encoder frames: the
+#: log-mel windows and convolutions of the block's first frame see no edge); zeros before the
+#: first block (``asr.whisper.BlockCausalStates``).
+FRONT_MARGIN = 2 * FRAME_SAMPLES
+
 #: ``encode(audio [B, samples], offset [B]) → [B, frames, dim]``: the layers of a batch of
 #: equally long pieces of audio, each row's first frame at position ``offset`` of the context.
 Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``encode(windows [B, margin + samples], first [B], rings) → frames [B, n, dim]``: one block
+#: per row, frame ``first`` of its utterance onwards, after its stream's keys and values (a
+#: ring each, updated in place: ``asr.whisper.BlockCausalStates.step``).
+BlockEncode = Callable[[np.ndarray, np.ndarray, list[Any]], np.ndarray]
 
 
 def frames_of(samples: int) -> int:
@@ -60,6 +69,11 @@ class WhisperLayers(Extractor):
     ``pad: true`` feeds each 30 s window padded as Whisper was trained (exact, ~15× slower on
     short utterances); the default feeds the utterance's own frames. Longer audio is cut into
     30 s windows.
+
+    ``block_ms`` > 0 encodes block-causally (``asr.whisper.BlockCausalStates``): each block of
+    ``block_ms`` sees itself and the ``context_ms`` before it, never later audio, so a stream
+    encodes each block once (:meth:`encode_block`) and its frames are these offline frames.
+    0 (the default) is the whole-utterance encoding; cache keys of such configs are unchanged.
     """
 
     name = "whisper_layers"
@@ -71,6 +85,25 @@ class WhisperLayers(Extractor):
         model: str = "tiny.en"
         layers: int | list[int] | Literal["all"] = 2
         pad: bool = False
+        #: Block-causal encoding: the block (a multiple of 20 ms; 0 = off) and the context
+        #: before it that each layer attends to (a multiple of 20 ms).
+        block_ms: int = 0
+        context_ms: int = 2000
+        #: Block-causal only: the transformer's matrix products in bfloat16 (about 2× faster
+        #: on CPUs with bfloat16 instructions; ``asr.whisper.BlockCausalStates``).
+        bf16: bool = False
+        #: Block-causal only: audio after a block that its frames attend to (at most a block;
+        #: a multiple of 20 ms); a stream's frames come a block later, a step costs more.
+        lookahead_ms: int = 0
+
+    def key_params(self) -> dict[str, Any]:
+        """Without the block-causal parameters while they are off, nor ``bf16`` and
+        ``lookahead_ms`` while they are: configurations keep the cache keys they had before
+        these parameters existed."""
+        off = {"bf16": False, "lookahead_ms": 0}
+        if not self.params["block_ms"]:
+            off.update(block_ms=0, context_ms=self.params["context_ms"])
+        return {k: v for k, v in self.params.items() if k not in off or off[k] != v}
 
     @property
     def encoder(self):
@@ -108,6 +141,40 @@ class WhisperLayers(Extractor):
             return None
         return layer_states(str(self.params["model"]), tuple(self.layer_indices))
 
+    @property
+    def block_causal(self):
+        """``asr.whisper.BlockCausalStates`` of this extractor; None when ``block_ms`` is 0."""
+        block, context, ahead = (int(self.params[k]) for k in ("block_ms", "context_ms",
+                                                               "lookahead_ms"))
+        if not block:
+            if self.params["bf16"] or ahead:
+                raise ConfigError("whisper_layers: bf16 and lookahead_ms are for block-causal "
+                                  "encoding (block_ms)")
+            return None
+        if block % 20 or context % 20 or ahead % 20 or context < 0 or not 0 <= ahead <= block \
+                or self.params["pad"]:
+            raise ConfigError(f"whisper_layers: block_ms={block}, context_ms={context}, "
+                              f"lookahead_ms={ahead}: multiples of 20 ms (one encoder frame), "
+                              "the lookahead at most a block, without pad")
+        from emovox.asr.whisper import block_causal_states
+
+        if self.layer_states is None:
+            raise ConfigError("whisper_layers: block_ms needs CTranslate2 Whisper weights")
+        return block_causal_states(str(self.params["model"]), tuple(self.layer_indices),
+                                   block // 20, context // 20, bool(self.params["bf16"]),
+                                   ahead // 20)
+
+    def encode_block(self, windows: np.ndarray, first: np.ndarray, rings: list) -> np.ndarray:
+        """A :data:`BlockEncode`: one block per row after its front-end margin
+        (:data:`FRONT_MARGIN` samples), each after its stream's ring of keys and values
+        (``asr.whisper.BlockCausalStates.step``, updated in place)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.block_causal.step(
+                torch.from_numpy(np.ascontiguousarray(windows, np.float32)),
+                torch.from_numpy(np.asarray(first, np.int64)), rings).numpy()
+
     def encode(self, audio: np.ndarray, offset: np.ndarray) -> np.ndarray:
         """The chosen layers of a batch of equally long pieces (an :data:`Encode`)."""
         import torch
@@ -133,6 +200,15 @@ class WhisperLayers(Extractor):
                                     np.float32)
 
     def compute(self, wave: np.ndarray, first_frame: int = 0) -> np.ndarray:
+        blocks = self.block_causal
+        if blocks is not None:
+            if first_frame:
+                raise ConfigError("block-causal whisper_layers frames start with their "
+                                  "utterance; a stream encodes its blocks (encode_block)")
+            import torch
+
+            with torch.inference_mode():
+                return blocks.utterance(wave)
         pad = self.params["pad"] or getattr(self.encoder, "full_context", False)
         return whisper_frames(wave, first_frame, pad, self.encode)
 

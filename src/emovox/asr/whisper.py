@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from emovox.asr.ctranslate2_format import read_model_bin
+from emovox.asr.layers import FRONT_MARGIN, frames_of
 from emovox.errors import ConfigError
 
 SAMPLE_RATE = 16_000
@@ -287,6 +288,14 @@ def layer_states(name: str, layers: tuple[int, ...]) -> LayerStates:
     return LayerStates(encoder, list(layers)).eval()
 
 
+@lru_cache(maxsize=4)
+def block_causal_states(name: str, layers: tuple[int, ...], block: int, context: int,
+                        bf16: bool = False, lookahead: int = 0) -> BlockCausalStates:
+    """:class:`BlockCausalStates` of :func:`layer_states` (cached per process, as it is)."""
+    return BlockCausalStates(layer_states(name, layers), block, context, bf16,
+                             lookahead).eval()
+
+
 @lru_cache(maxsize=2)
 def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
     """By package name (``tiny.en``, ``base``), CTranslate2 directory or model.bin, or a
@@ -295,3 +304,145 @@ def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
     if path.is_dir() and (path / "config.json").exists() and not (path / "model.bin").exists():
         return HuggingFaceEncoder(path)
     return WhisperEncoder.from_ctranslate2(model_files(name))
+
+
+# ---- block-causal encoding: each block encoded once, after cached keys and values ----------
+class BlockCausalStates(nn.Module):
+    """:class:`LayerStates` computed block by block, as a stream can: the audio is cut into
+    blocks of ``block`` encoder frames, each block's front end (log-mel and convolutions) reads
+    only the block and ``asr.layers.FRONT_MARGIN`` samples before it, and in every layer a
+    frame attends to the frames of its own block and the ``context`` frames before that block,
+    never later ones. Earlier frames' keys and values are what their own block computed, so a
+    stream keeps them and encodes each block once: a step costs only its new frames.
+
+    :meth:`utterance` (offline) runs many blocks at once under a block-banded mask;
+    :meth:`step` runs one block of each of many streams, each stream's keys and values in its
+    own ring (:meth:`new_ring`: ``[layers, 2, heads, context + block, head_dim]``; the new
+    block's overwrite the frames now out of reach, so nothing is copied or shifted). Both give
+    the same frames (to float rounding: tests/serving/test_block_causal.py). Frame t of an
+    utterance sits at t mod 1500 of Whisper's context.
+
+    ``lookahead`` frames: a block is encoded together with (up to) that many frames after it,
+    which its frames attend to in every layer; those frames' states and keys are provisional
+    (thrown away: each is encoded again in its own block), so a stream's frames come one block
+    late and a step costs (block + lookahead) frames.
+
+    ``bf16``: the transformer blocks' matrix products in bfloat16 (CPU autocast; the front
+    end, layer norms and the frames returned stay float32): about twice as fast on CPUs with
+    bfloat16 instructions, offline and streamed alike."""
+
+    def __init__(self, states: LayerStates, block: int, context: int, bf16: bool = False,
+                 lookahead: int = 0):
+        super().__init__()
+        self.states, self.block, self.context, self.bf16 = states, block, context, bf16
+        self.lookahead = lookahead
+        encoder = states.encoder
+        self.depth = max(states.layers)
+        self.heads, self.head_dim = encoder.heads, encoder.width // encoder.heads
+
+    def new_ring(self) -> torch.Tensor:
+        return torch.zeros(self.depth, 2, self.heads, self.context + self.block + self.lookahead,
+                           self.head_dim, dtype=torch.bfloat16 if self.bf16 else torch.float32)
+
+    def front(self, windows: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        """[B, FRONT_MARGIN + samples] (a block after its margin), the block's first frame [B]
+        → [B, frames, width], positions added."""
+        encoder = self.states.encoder
+        x = nn.functional.gelu(encoder.conv1(self.states.log_mel(windows)))
+        x = nn.functional.gelu(encoder.conv2(x)).transpose(1, 2)[:, FRONT_MARGIN // (2 * HOP):]
+        where = (first[:, None] + torch.arange(x.shape[1])) % len(encoder.positions)
+        return x + encoder.positions[where]
+
+    def layers(self, x: torch.Tensor, attend) -> torch.Tensor:
+        """The blocks up to the deepest chosen layer, ``attend(i, q, k, v)`` (each [B, heads,
+        n, head_dim]) giving block i's attention; the chosen layers' states side by side."""
+        encoder = self.states.encoder
+        b, n, d = x.shape
+        states = [x]
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+            for i, block in enumerate(encoder.blocks[: self.depth]):
+                q, k, v = block.qkv(block.attn_ln(x)).view(b, n, 3, self.heads,
+                                                           self.head_dim).permute(2, 0, 3, 1, 4)
+                x = x + block.out(attend(i, q, k, v).transpose(1, 2).reshape(b, n, d))
+                x = x + block.fc2(nn.functional.gelu(block.fc1(block.mlp_ln(x))))
+                states.append(x.float())
+        if len(states) > encoder.n_layers:
+            states[-1] = encoder.ln_post(x.float())
+        return torch.cat([states[i] for i in self.states.layers], -1)
+
+    def step(self, windows: torch.Tensor, first: torch.Tensor,
+             rings: list[torch.Tensor]) -> torch.Tensor:
+        """One block per row (a stream's step): ``windows`` [B, FRONT_MARGIN + samples] (the
+        block and its lookahead), the block's first frame ``first`` [B] (a multiple of
+        ``block``), each stream's ring (updated in place) → [B, frames, dim], the lookahead's
+        frames last (the caller drops them; the next step's frames overwrite their slots)."""
+        x = self.front(windows, first)
+        n, size = x.shape[1], self.context + self.block + self.lookahead
+        slots, masks = [], []
+        for f in first.tolist():
+            slots.append(torch.arange(f, f + n) % size)
+            last = f + n - 1
+            held = last - (last - torch.arange(size)) % size  # the frame in each slot
+            masks.append((held >= max(f - self.context, 0))[None, None, None])
+
+        def attend(i, q, k, v):
+            out = []
+            for r, ring in enumerate(rings):
+                ring[i, 0][:, slots[r]], ring[i, 1][:, slots[r]] = k[r], v[r]
+                out.append(nn.functional.scaled_dot_product_attention(
+                    q[r : r + 1], ring[i, 0:1], ring[i, 1:2], attn_mask=masks[r]))
+            return torch.cat(out)
+
+        return self.layers(x, attend)
+
+    def utterance(self, wave: np.ndarray) -> np.ndarray:
+        """[frames, dim] of a whole recording: every block's front end (with its lookahead) in
+        batches of equal windows, then all of a 30 s span's frames at once: each block's frames
+        and its provisional lookahead frames as rows, the mask saying which rows each row
+        attends to, as :meth:`step` would."""
+        hop, ahead = self.block * 2 * HOP, self.lookahead * 2 * HOP
+        audio = torch.from_numpy(np.concatenate([np.zeros(FRONT_MARGIN, np.float32),
+                                                 np.asarray(wave, np.float32)]))
+        samples = len(audio) - FRONT_MARGIN
+        ends = [min(b * hop + hop, samples) for b in range(max(-(-samples // hop), 1))]
+        by_length: dict[int, list[int]] = {}
+        for b, end in enumerate(ends):
+            by_length.setdefault(min(end + ahead, samples) - b * hop, []).append(b)
+        rows: list[torch.Tensor] = [torch.zeros(0)] * len(ends)
+        for length, blocks in by_length.items():
+            windows = torch.stack([audio[b * hop : b * hop + FRONT_MARGIN + length]
+                                   for b in blocks])
+            for b, x in zip(blocks, self.front(windows, torch.tensor(blocks) * self.block),
+                            strict=True):
+                rows[b] = x
+        mains = [frames_of(end - b * hop) for b, end in enumerate(ends)]
+        c, out = self.context, []
+        span = len(self.states.encoder.positions) // self.block
+        before: list[tuple[torch.Tensor, torch.Tensor]] = []  # the last span's main keys, values
+        for first_block in range(0, len(ends), span):
+            blocks = range(first_block, min(first_block + span, len(ends)))
+            x = torch.cat([rows[b] for b in blocks])[None]
+            block_of = torch.cat([torch.full((len(rows[b]),), b) for b in blocks])
+            main = torch.cat([torch.arange(len(rows[b])) < mains[b] for b in blocks])
+            frame = torch.cat([b * self.block + torch.arange(len(rows[b])) for b in blocks])
+            start = first_block * self.block
+            held = min(start, c)
+            key_frame = torch.cat([torch.arange(start - held, start), frame])
+            key_block = torch.cat([torch.full((held,), -1), block_of])
+            key_main = torch.cat([torch.ones(held, dtype=torch.bool), main])
+            low = block_of[:, None] * self.block
+            mask = (key_main[None] & (key_frame[None] >= low - c)
+                    & (key_frame[None] < low + self.block)) | \
+                (~key_main[None] & (key_block[None] == block_of[:, None]))
+            kept: list[tuple[torch.Tensor, torch.Tensor]] = []
+            keep = torch.nonzero(key_main)[:, 0][-c:] if c else torch.zeros(0, dtype=torch.long)
+
+            def attend(i, q, k, v, before=before, kept=kept, mask=mask, keep=keep):
+                if before:
+                    k, v = torch.cat([before[i][0], k], 2), torch.cat([before[i][1], v], 2)
+                kept.append((k[:, :, keep], v[:, :, keep]))
+                return nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+            out.append(self.layers(x, attend)[0][main])
+            before = kept
+        return torch.cat(out).numpy()

@@ -11,6 +11,9 @@ context, its frames not kept); the new frames join the utterance's and are never
 ``classify`` reads all frames heard. A step costs the same at any utterance length. The frames
 differ from offline extraction (a frame sees at most ``context_s`` before its block and the
 rest of its block after it): benchmarks/streaming_recogniser.py measures what that costs.
+:class:`CausalBlockStreamer` streams a block-causal ``whisper_layers`` model (``block_ms``):
+each step's block is encoded once after the stream's cached keys and values, and its frames
+are exactly the offline frames, so training, ``predict`` and the stream read the same frames.
 
 :class:`StepBatcher` collects the blocks of many streams' threads and encodes equally long
 blocks in one call; a service runs each stream's ``push`` on its threads
@@ -30,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from emovox.asr.layers import Encode, context_offsets, frames_of
+from emovox.asr.layers import FRONT_MARGIN, BlockEncode, Encode, context_offsets, frames_of
 from emovox.early.decisions import Step
 from emovox.errors import EmovoxError
 
@@ -49,6 +52,8 @@ class _Block:
     audio: np.ndarray
     first_frame: int
     since: float
+    #: A block-causal block's stream ring of keys and values (the encoder updates it).
+    ring: Any = None
     frames: np.ndarray | None = None
     error: BaseException | None = None
 
@@ -57,11 +62,13 @@ class StepBatcher:
     """Encodes blocks (``encode_block``, called from any thread) in batches: a batch runs as soon
     as every push in flight on :meth:`run`'s threads is waiting for its block (or has finished),
     when ``max_batch`` blocks wait, or ``deadline_s`` after its first block arrived; a lone
-    caller (no service) runs at once. Equally long blocks share one ``encode`` call."""
+    caller (no service) runs at once. Equally long blocks share one ``encode`` call.
+    ``cached``: ``encode`` is a :data:`~emovox.asr.layers.BlockEncode` (:meth:`encode_cached`)."""
 
-    def __init__(self, encode: Encode, deadline_s: float = DEADLINE_S,
-                 max_batch: int = MAX_BATCH, threads: int = THREADS):
+    def __init__(self, encode: Encode | BlockEncode, deadline_s: float = DEADLINE_S,
+                 max_batch: int = MAX_BATCH, threads: int = THREADS, cached: bool = False):
         self.encode, self.deadline_s, self.max_batch = encode, deadline_s, max_batch
+        self.cached = cached
         self.threads = threads
         self.cond = threading.Condition()
         self.pending: list[_Block] = []
@@ -86,7 +93,16 @@ class StepBatcher:
 
     def encode_block(self, audio: np.ndarray, first_frame: int) -> np.ndarray:
         """[frames, dim] of ``audio`` whose first sample starts frame ``first_frame``."""
-        block = _Block(np.asarray(audio, np.float32), first_frame, time.monotonic())
+        return self._wait(_Block(np.asarray(audio, np.float32), first_frame, time.monotonic()))
+
+    def encode_cached(self, window: np.ndarray, first_frame: int, ring: Any) -> np.ndarray:
+        """[frames, dim] of a block-causal block (after its front-end margin) starting frame
+        ``first_frame`` of its utterance, after its stream's ``ring`` (updated)."""
+        return self._wait(_Block(np.asarray(window, np.float32), first_frame, time.monotonic(),
+                                 ring))
+
+    def _wait(self, block: _Block) -> np.ndarray:
+        """Queue ``block``, run batches until its frames are there."""
         with self.cond:
             self.pending.append(block)
             self.cond.notify_all()
@@ -129,9 +145,7 @@ class StepBatcher:
             for i in range(0, len(group), self.max_batch):
                 part = group[i : i + self.max_batch]
                 try:
-                    frames = self.encode(
-                        np.stack([b.audio for b in part]),
-                        context_offsets([b.first_frame for b in part], frames_of(samples)))
+                    frames = self._call(part, samples)
                 except Exception as exc:  # noqa: BLE001  (handed to each waiting stream)
                     for block in part:
                         block.error = exc
@@ -142,16 +156,25 @@ class StepBatcher:
                     block.frames = row
 
 
+    def _call(self, part: list[_Block], samples: int) -> np.ndarray:
+        audio = np.stack([b.audio for b in part])
+        if not self.cached:
+            return self.encode(audio, context_offsets([b.first_frame for b in part],
+                                                      frames_of(samples)))
+        return self.encode(audio, np.array([b.first_frame for b in part]),
+                           [b.ring for b in part])
+
+
 _BATCHERS: dict[str, StepBatcher] = {}
 _BATCHERS_LOCK = threading.Lock()
 
 
-def shared_batcher(key: str, encode: Encode) -> StepBatcher:
+def shared_batcher(key: str, encode: Encode | BlockEncode, cached: bool = False) -> StepBatcher:
     """The process's one batcher for the features ``key`` (an extractor's cache key): every
     stream of a model, enrolled or not, joins the same batches."""
     with _BATCHERS_LOCK:
         if key not in _BATCHERS:
-            _BATCHERS[key] = StepBatcher(encode)
+            _BATCHERS[key] = StepBatcher(encode, cached=cached)
         return _BATCHERS[key]
 
 
@@ -204,7 +227,8 @@ class _HeardAudio:
     it: every ``step_samples``, and once more at the end for a partial step. Subclasses say
     what a step computes (``_step``)."""
 
-    def __init__(self, model: WindowStreamer | BlockStreamer, max_steps: int):
+    def __init__(self, model: WindowStreamer | BlockStreamer | CausalBlockStreamer,
+                 max_steps: int):
         self.model, self.max_steps = model, max_steps
         self.audio = np.zeros(model.sample_rate, dtype=np.float32)
         self.samples = 0
@@ -220,14 +244,16 @@ class _HeardAudio:
         step = self.model.step_samples
         due = range((self.samples // step + 1) * step, end + 1, step)
         self.samples = end
-        return [self._step(at) for at in due if self.steps < self.max_steps]
+        steps = [self._step(at) for at in due if self.steps < self.max_steps]
+        return [s for s in steps if s is not None]
 
     def finish(self) -> list[Step]:
         if self.samples % self.model.step_samples and self.steps < self.max_steps:
             return [self._step(self.samples)]
         return []
 
-    def _step(self, end: int) -> Step:
+    def _step(self, end: int) -> Step | None:
+        """The step at sample ``end``; None while it has no frames yet (a lookahead's)."""
         raise NotImplementedError
 
 
@@ -310,5 +336,82 @@ class BlockStream(_HeardAudio):
 
     def _step(self, end: int) -> Step:
         feats = self.heard_features(end)
+        self.steps += 1
+        return Step(end / self.model.sample_rate, *self.model.classify(feats))
+
+
+# ---- block-causal: each block encoded once after the stream's cached keys and values ---------
+class CausalBlockStreamer:
+    """A ``Streamer`` of a block-causal ``whisper_layers`` model: every step (one block,
+    ``step_ms``) ``batcher.encode_cached`` encodes a block after its front-end margin, with the
+    ``lookahead_ms`` after it, after the utterance's keys and values (``new_ring()``: an empty
+    ring of them); the frames are the offline extractor's (a block is final once its lookahead
+    was heard, or at the end), and ``classify`` reads all final frames, as offline."""
+
+    def __init__(self, batcher: StepBatcher,
+                 classify: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]],
+                 sample_rate: int, frame_rate: float, step_ms: float,
+                 new_ring: Callable[[], Any], lookahead_ms: float = 0.0,
+                 max_steps: int | None = None):
+        hop = sample_rate / frame_rate
+        step = step_ms / 1000 * sample_rate
+        ahead = lookahead_ms / 1000 * sample_rate
+        if hop != int(hop) or step % hop or ahead % hop or ahead > step:
+            raise EmovoxError(f"a {step_ms:g} ms step (lookahead {lookahead_ms:g} ms) is not a "
+                              f"whole number of frames at {frame_rate:g} frames/s, or the "
+                              "lookahead is longer than a step: this model cannot stream")
+        self.batcher, self.classify, self.new_ring = batcher, classify, new_ring
+        self.sample_rate, self.frame_rate, self.hop = sample_rate, frame_rate, int(hop)
+        self.step_ms, self.max_steps = step_ms, max_steps
+        self.step_samples, self.lookahead_samples = int(step), int(ahead)
+
+    def start(self, max_steps: int) -> CausalBlockStream:
+        return CausalBlockStream(self, max_steps)
+
+
+class CausalBlockStream(_HeardAudio):
+    """One utterance of a :class:`CausalBlockStreamer` (an ``UtteranceStream``)."""
+
+    def __init__(self, model: CausalBlockStreamer, max_steps: int):
+        super().__init__(model, max_steps)
+        self.ring = model.new_ring()
+        self.encoded = 0  # samples whose frames are final
+        self.blocks: list[np.ndarray] = []
+
+    def heard_features(self, end: int, final: bool = False) -> np.ndarray | None:
+        """All final frames of the first ``end`` samples (``final``: the utterance ends there,
+        no more lookahead will come): each new block encoded after the ring."""
+        model = self.model
+        while self.encoded < end and (final or self.encoded + model.step_samples
+                                      + model.lookahead_samples <= end):
+            block_end = min(self.encoded + model.step_samples, end)
+            start = self.encoded - FRONT_MARGIN
+            window = self.audio[max(start, 0) : min(block_end + model.lookahead_samples, end)]
+            if start < 0:
+                window = np.concatenate([np.zeros(-start, np.float32), window])
+            new = model.batcher.encode_cached(window, self.encoded // model.hop, self.ring)
+            self.blocks.append(new[: frames_of(block_end - self.encoded)])
+            self.frames += len(self.blocks[-1])
+            self.encoded = block_end
+        if not self.blocks:
+            return None
+        return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+
+    def finish(self) -> list[Step]:
+        if self.encoded < self.samples and self.steps < self.max_steps:
+            return [self._step(self.samples, final=True)]
+        return []
+
+    def offline_frames(self) -> np.ndarray | None:
+        """The offline frames of all audio pushed, when every sample was encoded (None
+        otherwise): what running adaptation adds to the speaker's statistics."""
+        if self.encoded != self.samples or not self.blocks:
+            return None
+        return np.concatenate(self.blocks)
+
+    def _step(self, end: int, final: bool = False) -> Step | None:
+        feats = self.heard_features(end, final)
+        if feats is None:
+            return None
         self.steps += 1
         return Step(end / self.model.sample_rate, *self.model.classify(feats))

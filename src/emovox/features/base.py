@@ -68,9 +68,13 @@ class Extractor:
         """Everything needed to rebuild this extractor (saved in model directories)."""
         return {"name": self.name, "params": dict(self.params)}
 
+    def key_params(self) -> dict[str, Any]:
+        """The parameters the cache key reads (all of them, unless a subclass says why not)."""
+        return self.params
+
     def key(self) -> str:
         """Cache key of the configuration: name, parameters and computation version."""
-        blob = json.dumps([self.name, self.version, self.params], sort_keys=True)
+        blob = json.dumps([self.name, self.version, self.key_params()], sort_keys=True)
         return f"{self.name}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 

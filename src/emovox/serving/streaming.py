@@ -421,7 +421,10 @@ class StreamingRecognizer:
         if not (self.adapting and utterance.enough_speech and utterance.audio):
             return
         assert self.heard is not None
-        self.heard.add(self.recognizer.frames(np.concatenate(utterance.audio)))
+        # A block-causal stream already holds the offline frames: no second encoding.
+        offline = getattr(utterance.state, "offline_frames", lambda: None)()
+        self.heard.add(offline if offline is not None else
+                       self.recognizer.frames(np.concatenate(utterance.audio)))
         self._listen(self.heard)
 
     def adaptation(self) -> dict:

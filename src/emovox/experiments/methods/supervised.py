@@ -21,6 +21,7 @@ from emovox.experiments.onnx import UNPADDED, StepGraph, export_sequence_models,
 from emovox.experiments.recogniser_streams import (
     CONTEXT_S,
     BlockStreamer,
+    CausalBlockStreamer,
     WindowStreamer,
     shared_batcher,
 )
@@ -130,15 +131,25 @@ class Supervised(Method):
         return self.outputs_of(trained, dataset.sequences(manifest, trained.normaliser, pooled))
 
     def classify(self, trained: SequenceModels, feats: np.ndarray) -> np.ndarray:
-        """Probabilities of one utterance's raw frame features (normalised and stacked here)."""
-        return self.outputs_of(trained, SequenceSet(trained.sequences([feats]),
-                                                    np.zeros(1, dtype=np.int64)))[0]
+        """Probabilities of one utterance's raw frame features (normalised and stacked here).
+        A model that reads only the time mean gets the normalised mean (as in training: fixed
+        statistics are affine per dimension), so a stream's step costs the same at any
+        utterance length."""
+        if trained.stack == 1 and getattr(trained.members[0], "reads_time_mean", False) and \
+                trained.normaliser.mode != "utterance":
+            mean = trained.normaliser.apply([feats.mean(0, keepdims=True)])[0]
+            data = SequenceSet([mean], np.zeros(1, dtype=np.int64), np.array([len(feats)]),
+                               pooled=True)
+        else:
+            data = SequenceSet(trained.sequences([feats]), np.zeros(1, dtype=np.int64))
+        return self.outputs_of(trained, data)[0]
 
     def streamer(self, trained: SequenceModels) -> Streamer:
         """A single GRU on features that stream frame for frame (normalised with fixed
-        statistics) carries its state across chunks; any other re-encodes the heard audio (the
-        last WINDOW_S) every step, a model on Whisper's layers (mp, layer_mix, rnn) batched
-        across the process's streams, or in blocks (RECOGNISER_STREAMING)."""
+        statistics) carries its state across chunks; a block-causal ``whisper_layers`` model
+        encodes each step's block once (``CausalBlockStreamer``); any other re-encodes the heard
+        audio (the last WINDOW_S) every step, a model on Whisper's layers (mp, layer_mix, rnn)
+        batched across the process's streams, or in blocks (RECOGNISER_STREAMING)."""
         net = trained.members[0]
         if len(trained.members) == 1 and isinstance(net, GruBaseline) and \
                 isinstance(trained.extractor, FramedExtractor) and \
@@ -151,6 +162,15 @@ class Supervised(Method):
         extractor = trained.extractor
         classify = lambda feats: (self.classify(trained, feats), None)  # noqa: E731
         batcher = None
+        blocks = extractor.block_causal if isinstance(extractor, WhisperLayers) else None
+        if blocks is not None:  # each step's block encoded once: the offline frames
+            if extractor.params["block_ms"] != STEP_MS:
+                raise EmovoxError(f"block_ms={extractor.params['block_ms']}: a block-causal "
+                                  f"model streams in blocks of its {STEP_MS:g} ms step")
+            return CausalBlockStreamer(
+                shared_batcher(extractor.key(), extractor.encode_block, cached=True), classify,
+                extractor.sample_rate, extractor.frame_rate, STEP_MS, blocks.new_ring,
+                extractor.params["lookahead_ms"])
         if isinstance(extractor, WhisperLayers) and extractor.layer_states is not None and \
                 not extractor.params["pad"]:
             batcher = shared_batcher(extractor.key(), extractor.encode)
