@@ -8,7 +8,7 @@ test speakers emodb_03 and nemo_EB0 (its section of benchmarks/RESULTS.md):
   model that adapts to its speaker as it listens (``configs/default_model_v2.yaml``), trained
   without the test speakers (``configs/default_model_v2_heldout.yaml``: the bundled one trained
   on every speaker); ``default_augmented``: the same with one augmented copy of every training
-  utterance (the GRU's transforms), streamed in the two conditions its target needs;
+  utterance (the GRU's transforms);
 - ``gru`` (section ``sessions``): the bundled GRU (``--model gru``, global normalisation: it
   does not adapt); ``gru_unaugmented``: its recipe without augmentation.
 
@@ -40,7 +40,7 @@ from results import machine, write_section
 
 from emovox.schema import build
 from emovox.serving.model_dir import bundled_model_dir
-from emovox.sessions.build import CONDITIONS, BuildSettings, build_sessions, held_out_corpus
+from emovox.sessions.build import BuildSettings, build_sessions, held_out_corpus
 from emovox.sessions.report import cell, markdown_table
 from emovox.sessions.run import CHOSEN, StreamSettings, score_model
 
@@ -65,9 +65,6 @@ STREAMS = ("defaults", "chosen", "chosen_gate", "pause300_music_check")
 #: what the check alone changes on the test speakers.
 PAUSE300 = StreamSettings(pause_ms=300.0, max_steady_fraction=0.4, aggressiveness=2,
                           margin_db=6.0)
-#: The conditions the drop target needs (clean → 10 dB): a second recogniser-layer model is
-#: streamed in these only (its Whisper encoder costs ~5× the GRU per second of audio).
-DROP_CONDITIONS = ("clean", "room_noise_10db")
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,6 @@ class Model:
     train: str | None
     family: str
     augmented: bool
-    conditions: tuple[str, ...] = tuple(CONDITIONS)
 
 
 MODELS = {
@@ -88,8 +84,7 @@ MODELS = {
                      "default", augmented=False),
     "default_augmented": Model("models/default_v2_heldout_augmented",
                                "emovox train configs/default_model_v2_heldout.yaml "
-                               "augment.copies=1 --out {dir}", "default", augmented=True,
-                               conditions=DROP_CONDITIONS),
+                               "augment.copies=1 --out {dir}", "default", augmented=True),
     "gru": Model("gru", None, "gru", augmented=True),
     "gru_unaugmented": Model("models/default_unaugmented",
                              "emovox train configs/default_model.yaml augment.copies=0 "
@@ -204,20 +199,8 @@ def targets(runs: dict[tuple[str, str], dict], streams: dict[str, StreamSettings
 
 
 def _drop(conditions: dict) -> float | None:
-    if "room_noise_10db" not in conditions:
-        return None
     a, b = conditions["clean"]["uar"], conditions["room_noise_10db"]["uar"]
     return None if a is None or b is None else a - b
-
-
-def test_set(work: Path, gru: Path, settings: BuildSettings, conditions: tuple[str, ...]
-             ) -> Path:
-    """The test sessions in ``conditions`` (the same sessions in each: drawn from the seed, the
-    session and the condition), in their own directory when not all of them."""
-    out = work / ("set" if conditions == tuple(CONDITIONS) else "set_" + "_".join(conditions))
-    manifest, corpus = held_out_corpus(gru)
-    build_sessions(manifest, out, replace(settings, conditions=conditions), corpus)
-    return out
 
 
 def main() -> None:
@@ -236,6 +219,9 @@ def main() -> None:
     settings = build(BuildSettings, {"max_sessions_per_speaker": args.max_sessions_per_speaker},
                      "sessions")
     validation = ", ".join(held_out_corpus(gru, validation=True)[1]["speakers"])
+    manifest, corpus = held_out_corpus(gru)
+    set_dir = args.work / "set"
+    build_sessions(manifest, set_dir, settings, corpus)
     for family, (section, reference) in FAMILIES.items():
         members = [m for m in args.models if MODELS[m].family == family]
         if not members:
@@ -257,7 +243,6 @@ def main() -> None:
             if not (directory / "model.json").exists():
                 skipped.append(spec.train.format(dir=directory))
                 continue
-            set_dir = test_set(args.work, gru, settings, spec.conditions)
             for stream, setting in streams.items():
                 runs[model, stream] = score_model(
                     set_dir, args.work / f"{model}_{name(setting)}", directory, setting)
