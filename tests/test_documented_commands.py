@@ -316,6 +316,13 @@ DCGAN_RUN = ("python benchmarks/dcgan_study.py OUT --variants basic_cnn multitas
              "basic_dcgan multitask_dcgan --fractions 1.0 0.25 0.1 " + DCGAN_TINY)
 SESSIONS_SET = ("emovox -q sessions build --model gru --out runs/sessions/set --speakers emodb_03 "
                 "--max-sessions-per-speaker 1 --utterances 3 --conditions clean events")
+#: The bundled default's recipe without the sessions' test speakers (smoke-sized: the config
+#: shrunk to three speakers per corpus and one epoch), and sessions of its held-out emodb_03.
+HELDOUT = "runs/sessions/models/default_v2_heldout"
+HELDOUT_SET = (f"emovox -q train configs/default_model_v2_heldout.yaml --out {HELDOUT} && "
+               f"emovox -q sessions build --model {HELDOUT} --out runs/sessions/set "
+               "--speakers emodb_03 --max-sessions-per-speaker 1 --utterances 3 "
+               "--conditions clean events")
 SERVICE_LOAD = "--levels 2 --seconds 1 --post-clients 1 --post-seconds 1 --fault-streams 1"
 IEMOCAP = ("needs IEMOCAP (licensed, not on this machine); run end to end on an IEMOCAP-layout "
            "fixture by tests/experiments/test_multimodal.py and test_dcgan.py")
@@ -425,11 +432,15 @@ SMOKES: list[Smoke] = [
           instead="emovox predict earlier_recordings/03a01Fa.wav earlier_recordings/03b01Lb.wav "
                   "--model models/speaker --speaker-from parent-dir",
           shared=True, after=(SPEAKER_MODEL,)),
-    # -- continuous sessions: the bundled model's held-out Emo-DB speaker, a few utterances --
+    # -- continuous sessions: a held-out Emo-DB speaker, a few utterances --
+    Smoke(r"^emovox sessions build --model runs/sessions/models/default_v2_heldout --out \S+"
+          r"( --max-sessions-per-speaker \d+)?$", instead=HELDOUT_SET, shared=True),
+    Smoke(r"^emovox sessions score runs/sessions/set --model runs/sessions/models/"
+          r"default_v2_heldout --out ",
+          instead=HELDOUT_SET + f" && emovox sessions score runs/sessions/set --model {HELDOUT} "
+                  "--out runs/sessions/default_chosen", shared=True),
     Smoke(r"^emovox sessions build --model gru --out \S+( --max-sessions-per-speaker \d+)?$",
-          replace=(("--max-sessions-per-speaker 12", ""),),
-          add="--speakers emodb_03 --max-sessions-per-speaker 1 --utterances 3 "
-              "--conditions clean events"),
+          instead=SESSIONS_SET, shared=True),
     Smoke(r"^emovox sessions build --out SET \[",
           instead="emovox sessions build --out runs/sessions/synopsis --validation "
                   "--max-sessions-per-speaker 1 --utterances 3 --conditions clean",
@@ -442,9 +453,10 @@ SMOKES: list[Smoke] = [
                   "--out runs/sessions/synopsis_score --pause-ms 300 --max-steady-fraction 0.5",
           shared=True),
     Smoke(r"^python benchmarks/sessions\.py",
-          skip="no smoke size: trains the unaugmented default recipe, then scores two models "
-               "× four stream settings × seven conditions (over 30 min on 2 cores); its steps "
-               "are the `emovox sessions build|score` entries above and tests/sessions"),
+          skip="no smoke size: streams the held-out default recipe (a Whisper encoder, ~5× "
+               "the GRU's cost) and the GRU over a validation grid and two stream settings × "
+               "seven conditions (over an hour on 2 cores); its steps are the `emovox train` "
+               "and `emovox sessions build|score` entries above and tests/sessions"),
     Smoke(r"^python benchmarks/adaptation_curve\.py ",
           skip="no smoke size: needs Whisper base features of all 5,016 Emo-DB + nEMO "
                "utterances (about 74 min of extraction on 2 cores); its shrinkage and "
