@@ -284,7 +284,7 @@ def test(head: Head, corpus: Corpus, rows: np.ndarray, taus: list[float],
          heard: Pooled | None = None) -> dict:
     """Predicted class and seconds heard of every row under every condition; the speakers
     heard as ``heard`` holds them (default clean), their statistics included."""
-    clean = heard or corpus.versions[0]
+    clean = heard if heard is not None else corpus.versions[0]
     out: dict[str, dict[str, np.ndarray]] = {
         name: {"pred": np.zeros(len(rows), np.int64), "heard": np.zeros(len(rows))}
         for name, *_ in conditions(taus)}
