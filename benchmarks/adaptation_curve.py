@@ -244,8 +244,7 @@ def train_head(config: ExperimentConfig, corpus: Corpus, train: np.ndarray,
         everything.sumsq = everything.sumsq + stats.sumsq
     targets = corpus.targets[train]
     normalised = [speaker_means(v, corpus, train) for v in versions]
-    train_set = (AugmentedSet([[m[None] for m in ms] for ms in zip(*normalised, strict=True)],
-                              targets)
+    train_set = (AugmentedSet([sequences(n, targets) for n in normalised])
                  if len(normalised) > 1 else sequences(normalised[0], targets))
     valid_set = sequences(speaker_means(corpus.versions[0], corpus, valid),
                           corpus.targets[valid])
