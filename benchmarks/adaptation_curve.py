@@ -587,7 +587,7 @@ def main() -> None:
         body = ("## Accuracy against audio heard: the recogniser-layer default (issue 26)\n\n"
                 f"```\npython benchmarks/adaptation_curve.py card --models {name} --tau "
                 f"{args.tau:g}\n```\n\n{machine()}.\n\n{text}")
-        write_section("adaptation_curve", body)
+        write_section(f"adaptation_curve-{name}", body)
     print(text)
 
 
