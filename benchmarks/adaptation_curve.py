@@ -23,12 +23,16 @@ outputs as on frame sequences; only SortaGrad's first-epoch order and the length
 
     python benchmarks/adaptation_curve.py select --models mix_base_all mix_base_123 mp_base_3 \
         mp_base_2 [--cached-only]
+    python benchmarks/adaptation_curve.py select --models mp_base_3 mp_base_3_augmented1 \
+        mp_base_3_augmented --channel robot
     python benchmarks/adaptation_curve.py card --models mp_base_3 --tau 500
 
 ``select`` scores on validation speakers only (two per corpus, seeded; one more speaker picks
-the checkpoint; the other 14 train): every candidate and every tau. ``card`` gives the chosen
-recipe's figures: leave-one-speaker-out over all 19 speakers and cross-corpus both ways, each
-condition above; tables go to ``OUT/*.md`` and a section of ``benchmarks/RESULTS.md``.
+the checkpoint; the other 14 train, with their augmented copies where the row augments): every
+candidate and every tau; with ``--channel`` also the validation speakers heard through a test
+channel (a degraded copy in ``OUT/<channel>``: audio and running statistics). ``card`` gives
+the chosen recipe's figures: leave-one-speaker-out over all 19 speakers and cross-corpus both
+ways, each condition above; tables go to ``OUT/*.md`` and a section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from cross_corpus import model_config
 from results import machine, write_section
 
 from emovox.augment import variants
+from emovox.channels import degrade_corpus, make_channel
 from emovox.corpora import Manifest, load_corpus
 from emovox.corpora.combined import part_of
 from emovox.evaluation.metrics import uar
@@ -109,10 +114,16 @@ def recipe(name: str, config_path: Path) -> ExperimentConfig:
     return build_config(model_config(spec["models"][name], spec["base"], name))
 
 
-def pooled_version(config: ExperimentConfig, manifest, variant, stats_dir: Path) -> Pooled:
-    """One version's pooled statistics, from ``stats_dir`` or the shared feature cache."""
+def pooled_version(config: ExperimentConfig, manifest, variant, stats_dir: Path,
+                   tag: str | None = None, only: set[str] | None = None) -> Pooled:
+    """One version's pooled statistics, from ``stats_dir`` or the shared feature cache.
+    ``tag`` names a version that is not a variant (a degraded copy); ``only``: pool just those
+    utterances (the others keep a zero count and must not be read)."""
     extractor = make_extractor(config.features.name, **config.features.params)
-    tag = variant.key if variant is not None else "clean"
+    tag = tag or (variant.key if variant is not None else "clean")
+    ids = [u.id for u in manifest]
+    if only is not None and not set(ids) <= only:
+        tag += f"-{zlib.crc32(' '.join(sorted(only)).encode()):08x}"
     source, columns = extractor, slice(None)
     if extractor.name == "whisper_layers" and extractor.params["layers"] != "all":
         whole = make_extractor("whisper_layers", **{**extractor.params, "layers": "all"})
@@ -121,20 +132,19 @@ def pooled_version(config: ExperimentConfig, manifest, variant, stats_dir: Path)
             source, columns = whole, np.concatenate(
                 [np.arange(i * width, (i + 1) * width) for i in extractor.layer_indices])
     path = stats_dir / f"{source.key()}-{tag}.npz"
-    ids = [u.id for u in manifest]
     if not path.exists():
         cache = FeatureCache(config.features.cache)
-        count, total, squares = np.zeros(len(ids)), [], []
+        count, total, squares = np.zeros(len(ids)), np.zeros((len(ids), source.dim)), \
+            np.zeros((len(ids), source.dim))
         for i, utt in enumerate(manifest):
-            frames = cache.get(source, utt, variant).astype(np.float64)
-            count[i] = len(frames)
-            total.append(frames.sum(0))
-            squares.append(np.square(frames).sum(0))
+            if only is None or utt.id in only:
+                frames = cache.get(source, utt, variant).astype(np.float64)
+                count[i], total[i], squares[i] = len(frames), frames.sum(0), \
+                    np.square(frames).sum(0)
             if i % 500 == 0:
                 print(f"pooling {path.name}: {i}/{len(ids)}", file=sys.stderr, flush=True)
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, ids=np.array(ids), count=count, sum=np.array(total),
-                 sumsq=np.array(squares))
+        np.savez(path, ids=np.array(ids), count=count, sum=total, sumsq=squares)
     data = np.load(path)
     if list(data["ids"]) != ids:
         raise SystemExit(f"{path}: utterances differ from the corpus; delete it to recompute")
@@ -163,18 +173,39 @@ def cached_ids(configs: list[ExperimentConfig]) -> set[str]:
     return keep or set()
 
 
-def load(config: ExperimentConfig, stats_dir: Path, keep: set[str] | None = None) -> Corpus:
+def load(config: ExperimentConfig, stats_dir: Path, keep: set[str] | None = None,
+         augmented: list[str] | None = None) -> Corpus:
+    """``augmented``: the speakers whose augmented versions are pooled (default all; only
+    training speakers' are ever read)."""
     c = config.corpus
     manifest = manifest_of(config)
     if keep is not None:
         manifest = manifest.filter(lambda u: u.id in keep)
     labels = list(c.labels or manifest.labels)
     extractor = make_extractor(config.features.name, **config.features.params)
-    versions = [pooled_version(config, manifest, v, stats_dir)
-                for v in [None, *variants(config.augment)]]
+    only = None if augmented is None else {u.id for u in manifest.with_speakers(augmented)}
+    versions = [pooled_version(config, manifest, None, stats_dir)]
+    versions += [pooled_version(config, manifest, v, stats_dir, only=only)
+                 for v in variants(config.augment)]
     return Corpus(manifest, [u.id for u in manifest], np.array([u.speaker for u in manifest]),
                   np.array([labels.index(u.label) for u in manifest]), labels,
                   float(extractor.frame_rate), versions)
+
+
+def channel_version(config: ExperimentConfig, corpus: Corpus, speakers: list[str], channel: str,
+                    out: Path) -> Pooled:
+    """``speakers``' utterances heard through a test channel (``emovox.channels``; a degraded
+    copy written once to ``OUT/<channel>``), on the corpus's rows (the others zero)."""
+    degrade_corpus(corpus.manifest.with_speakers(speakers), make_channel(channel), out / channel,
+                   progress=False)
+    degraded = load_corpus("manifest", out / channel)  # its paths resolved
+    pooled = pooled_version(config, degraded, None, out / "stats", tag=channel)
+    index = {u: i for i, u in enumerate(corpus.ids)}
+    rows = np.array([index[u.id] for u in degraded])
+    full = Pooled(np.zeros(len(corpus.ids)), np.zeros((len(corpus.ids), pooled.sum.shape[1])),
+                  np.zeros((len(corpus.ids), pooled.sum.shape[1])))
+    full.count[rows], full.sum[rows], full.sumsq[rows] = pooled.count, pooled.sum, pooled.sumsq
+    return full
 
 
 def speaker_means(version: Pooled, corpus: Corpus, rows: np.ndarray) -> np.ndarray:
@@ -213,8 +244,7 @@ def train_head(config: ExperimentConfig, corpus: Corpus, train: np.ndarray,
         everything.sumsq = everything.sumsq + stats.sumsq
     targets = corpus.targets[train]
     normalised = [speaker_means(v, corpus, train) for v in versions]
-    train_set = (AugmentedSet([[m[None] for m in ms] for ms in zip(*normalised, strict=True)],
-                              targets)
+    train_set = (AugmentedSet([sequences(n, targets) for n in normalised])
                  if len(normalised) > 1 else sequences(normalised[0], targets))
     valid_set = sequences(speaker_means(corpus.versions[0], corpus, valid),
                           corpus.targets[valid])
@@ -233,7 +263,7 @@ def train_head(config: ExperimentConfig, corpus: Corpus, train: np.ndarray,
 
 def heard_rows(corpus: Corpus, row: int, others: np.ndarray, seconds: float) -> np.ndarray:
     """The speaker's other utterances heard before ``row``: a seeded order, whole utterances
-    while their total stays within ``seconds``."""
+    while their total (clean frames: a channel keeps the length) stays within ``seconds``."""
     order = np.random.default_rng([SEED, zlib.crc32(corpus.ids[row].encode())]).permutation(
         others)
     frames = np.cumsum(corpus.versions[0].count[order])
@@ -249,9 +279,11 @@ def conditions(taus: list[float]) -> list[tuple[str, str, float, float]]:
     return out
 
 
-def test(head: Head, corpus: Corpus, rows: np.ndarray, taus: list[float]) -> dict:
-    """Predicted class and seconds heard of every row under every condition."""
-    clean = corpus.versions[0]
+def test(head: Head, corpus: Corpus, rows: np.ndarray, taus: list[float],
+         heard: Pooled | None = None) -> dict:
+    """Predicted class and seconds heard of every row under every condition; the speakers
+    heard as ``heard`` holds them (default clean), their statistics included."""
+    clean = heard if heard is not None else corpus.versions[0]
     out: dict[str, dict[str, np.ndarray]] = {
         name: {"pred": np.zeros(len(rows), np.int64), "heard": np.zeros(len(rows))}
         for name, *_ in conditions(taus)}
@@ -308,22 +340,25 @@ def merge(results: list[dict]) -> dict:
 
 
 # ---- select: validation speakers only ---------------------------------------------------------
-def selection_split(corpus: Corpus) -> tuple[list[str], list[str], list[str]]:
+def selection_split(speakers: list[str]) -> tuple[list[str], list[str], list[str]]:
     """Two validation speakers per corpus (seeded), one more picks the checkpoint, the rest
     train."""
     by_part: dict[str, list[str]] = defaultdict(list)
-    for s in sorted(set(corpus.speakers)):
+    for s in sorted(set(speakers)):
         by_part[part_of(s)].append(s)
     rng = random.Random(SEED)
     chosen = sorted(s for part in sorted(by_part) for s in rng.sample(by_part[part], 2))
-    rest = sorted(set(corpus.speakers) - set(chosen))
+    rest = sorted(set(speakers) - set(chosen))
     checkpoint = rng.sample(rest, 1)
     return [s for s in rest if s not in checkpoint], checkpoint, chosen
 
 
-def select(names: list[str], config_path: Path, out: Path, cached_only: bool = False) -> str:
+def select(names: list[str], config_path: Path, out: Path, cached_only: bool = False,
+           channel: str | None = None, tau: float = 500.0) -> str:
     """``cached_only``: only the utterances every candidate already has features for (a
-    quicker comparison while extraction runs; its own statistics and results directories)."""
+    quicker comparison while extraction runs; its own statistics and results directories).
+    ``channel``: the validation speakers are also scored heard through that test channel
+    (their statistics too), the same head."""
     suffix = "-cached" if cached_only else ""
     keep = None
     if cached_only:  # fixed at the first run, so later candidates see the same utterances
@@ -334,14 +369,19 @@ def select(names: list[str], config_path: Path, out: Path, cached_only: bool = F
     rows_md = []
     for name in names:
         done = out / f"select{suffix}" / f"{name}.json"
-        if not done.exists():
+        if not done.exists() or (channel and channel not in json.loads(
+                done.read_text()).get("channels", {})):
             config = recipe(name, config_path)
             start = time.time()
-            corpus = load(config, out / f"stats{suffix}", keep)
-            train, checkpoint, chosen = selection_split(corpus)
+            train, checkpoint, chosen = selection_split(manifest_of(config).speakers)
+            corpus = load(config, out / f"stats{suffix}", keep, augmented=train)
             head = train_head(config, corpus, corpus.rows(train), corpus.rows(checkpoint))
             rows = corpus.rows(chosen)
             result = summary(corpus, rows, test(head, corpus, rows, list(TAUS)))
+            heard = {channel: summary(corpus, rows, test(
+                head, corpus, rows, list(TAUS), channel_version(config, corpus, chosen,
+                                                                 channel, out)))
+                     for channel in [channel] if channel}
             net = head.members[0]
             weights = ([round(float(w), 3) for w in net.layer_weights().detach()]
                        if hasattr(net, "layer_weights") else None)
@@ -350,9 +390,10 @@ def select(names: list[str], config_path: Path, out: Path, cached_only: bool = F
                                      "validation_utterances": len(rows),
                                      "validation_speakers": chosen,
                                      "checkpoint_speaker": checkpoint, "train_speakers": train,
-                                     "seconds": time.time() - start, "conditions": result})
+                                     "seconds": time.time() - start, "conditions": result,
+                                     "channels": heard})
         rows_md.append(json.loads(done.read_text()))
-    return selection_table(rows_md)
+    return selection_table(rows_md, channel, tau)
 
 
 def score(cell: dict) -> float:
@@ -360,42 +401,76 @@ def score(cell: dict) -> float:
     return float(np.mean([c["speaker_mean"] for c in cell.values()]))
 
 
+def criterion(conds: dict, tau: float) -> float:
+    """The validation criterion at ``tau``: the mean score over adapted and heard 5–60 s."""
+    return float(np.mean([score(conds[f"adapted tau={tau:g}"])] +
+                         [score(conds[f"heard {s}s tau={tau:g}"]) for s in HEARD_S if s]))
+
+
 def best_tau(conds: dict) -> tuple[float, float]:
-    """The tau with the best mean validation score over adapted and heard 5–60 s."""
-    means = {tau: np.mean([score(conds[f"adapted tau={tau:g}"])] +
-                          [score(conds[f"heard {s}s tau={tau:g}"]) for s in HEARD_S if s])
-             for tau in TAUS}
-    tau = max(means, key=lambda t: (means[t], -t))
-    return tau, float(means[tau])
+    """The tau with the best criterion."""
+    tau = max(TAUS, key=lambda t: (criterion(conds, t), -t))
+    return tau, criterion(conds, tau)
 
 
-def selection_table(results: list[dict]) -> str:
-    speakers = ", ".join(results[0]["validation_speakers"])
-    lines = [f"Validation speakers {speakers} ({results[0]['validation_utterances']} "
-             f"utterances of {results[0]['utterances']}; checkpoint: "
-             f"{results[0]['checkpoint_speaker'][0]}); UAR = mean over the four speakers "
-             "(chance 0.200); heard/adapted at each row's best tau (frames, 50/s).", "",
-             "| model | training stats | " + " | ".join(f"heard {s} s" for s in HEARD_S if s)
+def condition_tables(results: list[dict], key: str) -> list[str]:
+    """Every candidate's scores under one audio condition (clean or a channel)."""
+    lines = ["| model | training stats | " + " | ".join(f"heard {s} s" for s in HEARD_S if s)
              + " | adapted (LOO) | offline | best tau | mean over heard + adapted |",
              "|---|---|" + "---|" * (len(HEARD_S) - 1) + "---|---|---|---|"]
     for r in results:
-        c = r["conditions"]
+        c = r["conditions"] if key == "clean" else r["channels"][key]
         tau, mean = best_tau(c)
         cells = [score(c["training"])] + [score(c[f"heard {s}s tau={tau:g}"])
                                           for s in HEARD_S if s]
         cells += [score(c[f"adapted tau={tau:g}"]), score(c["offline"])]
         lines.append(f"| {r['model']} | " + " | ".join(f"{v:.3f}" for v in cells) +
                      f" | {tau:g} | {mean:.3f} |")
-    lines += ["", "Every tau (mean over heard 5–60 s and adapted, validation):", "",
+    lines += ["", f"Every tau (mean over heard 5–60 s and adapted, validation, {key}):", "",
               "| model | " + " | ".join(f"tau {t}" for t in TAUS) + " |",
               "|---|" + "---|" * len(TAUS)]
     for r in results:
-        c = r["conditions"]
-        vals = [np.mean([score(c[f"adapted tau={t:g}"])] +
-                        [score(c[f"heard {s}s tau={t:g}"]) for s in HEARD_S if s])
-                for t in TAUS]
-        lines.append(f"| {r['model']} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    return "\n".join(lines) + "\n"
+        c = r["conditions"] if key == "clean" else r["channels"][key]
+        lines.append(f"| {r['model']} | " +
+                     " | ".join(f"{criterion(c, t):.3f}" for t in TAUS) + " |")
+    return lines
+
+
+#: The augmentation rule's margin (docs/default-model.md, stated before the run).
+MARGIN = 0.01
+
+
+def adopt(both: dict[str, tuple[float, float]]) -> str:
+    """The rule: the first candidate (the baseline) unless another loses at most ``MARGIN``
+    clean and gains at least ``MARGIN`` through the channel; of those the best mean of the two
+    (ties: the one listed first, the fewer copies)."""
+    (base, (clean, channel)), *others = both.items()
+    fit = [(name, (c + d) / 2) for name, (c, d) in others
+           if c >= clean - MARGIN - 1e-9 and d >= channel + MARGIN - 1e-9]
+    return max(fit, key=lambda f: f[1])[0] if fit else base
+
+
+def selection_table(results: list[dict], channel: str | None = None, tau: float = 500.0
+                    ) -> str:
+    speakers = ", ".join(results[0]["validation_speakers"])
+    lines = [f"Validation speakers {speakers} ({results[0]['validation_utterances']} "
+             f"utterances of {results[0]['utterances']}; checkpoint: "
+             f"{results[0]['checkpoint_speaker'][0]}); UAR = mean over the four speakers "
+             "(chance 0.200); heard/adapted at each row's best tau (frames, 50/s).", ""]
+    for key in ["clean", *([channel] if channel else [])]:
+        lines += ([f"Heard through the `{key}` channel (the speakers' statistics too):", ""]
+                  if key != "clean" else []) + condition_tables(results, key) + [""]
+    if channel:
+        both = {r["model"]: (criterion(r["conditions"], tau),
+                             criterion(r["channels"][channel], tau)) for r in results}
+        lines += [f"Criterion at tau {tau:g}, clean and through `{channel}`:", "",
+                  f"| model | clean | {channel} | mean |", "|---|---|---|---|"]
+        lines += [f"| {name} | {c:.3f} | {d:.3f} | {(c + d) / 2:.3f} |"
+                  for name, (c, d) in both.items()]
+        lines += ["", f"Rule (docs/default-model.md): an alternative to {results[0]['model']} "
+                  f"only if clean ≥ its − {MARGIN} and {channel} ≥ its + {MARGIN}; of those "
+                  f"the best mean (ties: listed first). Chosen: **{adopt(both)}**."]
+    return "\n".join(lines).rstrip() + "\n"
 
 
 # ---- card: the chosen recipe on every speaker ---------------------------------------------------
@@ -483,19 +558,28 @@ def main() -> None:
                         help="rows of the config (card: one)")
     parser.add_argument("--cached-only", action="store_true",
                         help="select: only utterances whose features are all cached already")
-    parser.add_argument("--tau", type=float, default=500.0, help="card: shrinkage, frames")
+    parser.add_argument("--tau", type=float, default=500.0,
+                        help="card: shrinkage, frames; select: the criterion's with --channel")
+    parser.add_argument("--channel", help="select: also score the validation speakers heard "
+                                          "through this test channel (`emovox list channels`)")
     parser.add_argument("--config", type=Path, default=ROOT / "benchmarks" / "cross_corpus.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "adaptation")
     parser.add_argument("--section", help="select: the RESULTS.md section to write (default "
                         "adaptation_select; another name keeps that one)")
     args = parser.parse_args()
     if args.what == "select":
-        text = select(args.models, args.config, args.out, args.cached_only)
-        suffix = "-cached" if args.cached_only else ""
+        text = select(args.models, args.config, args.out, args.cached_only, args.channel,
+                      args.tau)
+        suffix = ("-cached" if args.cached_only else "") + (
+            f"-{args.channel}" if args.channel else "")
         atomic_write_text(args.out / f"select{suffix}.md", text)
-        flag = " --cached-only" if args.cached_only else ""
-        flag += f" --section {args.section}" if args.section else ""
-        body = ("## Recogniser-layer default: recipe and shrinkage on validation speakers "
+        flag = (" --cached-only" if args.cached_only else "") + (
+            f" --channel {args.channel}" if args.channel else "") + (
+            f" --tau {args.tau:g}" if args.channel and args.tau != 500 else "") + (
+            f" --section {args.section}" if args.section else "")
+        title = ("augmentation, clean and through a test channel" if args.channel else
+                 "recipe and shrinkage")
+        body = (f"## Recogniser-layer default: {title} on validation speakers "
                 "(issue 26)\n\n```\npython benchmarks/adaptation_curve.py select --models "
                 f"{' '.join(args.models)}{flag}\n```\n\n{machine()}.\n\n{text}")
         write_section(args.section or f"adaptation_select{suffix}", body)
@@ -506,7 +590,7 @@ def main() -> None:
         body = ("## Accuracy against audio heard: the recogniser-layer default (issue 26)\n\n"
                 f"```\npython benchmarks/adaptation_curve.py card --models {name} --tau "
                 f"{args.tau:g}\n```\n\n{machine()}.\n\n{text}")
-        write_section("adaptation_curve", body)
+        write_section(f"adaptation_curve-{name}", body)
     print(text)
 
 
