@@ -340,6 +340,10 @@ SMOKES: list[Smoke] = [
     Smoke(r"^emovox experiment configs/\S+\.yaml .*'workers=\{backend: ray", skip=RAY),
     Smoke(r"^emovox study .*address: 10\.0\.0\.5", skip="needs the Ray cluster at 10.0.0.5"),
     Smoke(r"paper[45]_\w+_iemocap|iemocap\.yaml", skip=IEMOCAP),
+    # whole-corpus smokes (corpus.speakers=null; Emo-DB + nEMO features): minutes on 2 cores
+    Smoke(r"^emovox experiment configs/\S+\.yaml .*corpus\.speakers=null", timeout=900),
+    Smoke(r"^emovox study configs/recogniser_transfer_emodb\.yaml .*--only mp_2_plus_nemo$",
+          timeout=900),
     Smoke(r"^emovox experiment configs/\S+\.yaml"),
     Smoke(r"^emovox study configs/\S+\.yaml .*--only (ROW|VARIANT)$",
           replace=(("ROW", "{first_variant}"), ("VARIANT", "{first_variant}"))),
