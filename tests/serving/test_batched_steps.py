@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from emovox.asr.layers import FRAME_SAMPLES, frames_of
+from emovox.asr.frames import FRAME_SAMPLES, frames_of
 from emovox.experiments.recogniser_streams import BlockStreamer, StepBatcher
 
 

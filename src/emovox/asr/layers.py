@@ -11,16 +11,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from emovox.asr.frames import CONTEXT_FRAMES, FRAME_SAMPLES, context_offsets, frames_of
 from emovox.errors import ConfigError
 from emovox.features.base import EXTRACTORS, Extractor, make_extractor
-
-#: Whisper's encoder frames: two 10 ms mel hops each (50 a second); its context holds 1500 (30 s).
-FRAME_SAMPLES, CONTEXT_FRAMES = 320, 1500
-
-#: Audio before a block-causal block that its front end reads (two encoder frames: the
-#: log-mel windows and convolutions of the block's first frame see no edge); zeros before the
-#: first block (``asr.whisper.BlockCausalStates``).
-FRONT_MARGIN = 2 * FRAME_SAMPLES
 
 #: ``encode(audio [B, samples], offset [B]) → [B, frames, dim]``: the layers of a batch of
 #: equally long pieces of audio, each row's first frame at position ``offset`` of the context.
@@ -29,19 +22,6 @@ Encode = Callable[[np.ndarray, np.ndarray], np.ndarray]
 #: per row, frame ``first`` of its utterance onwards, after its stream's keys and values (a
 #: ring each, updated in place: ``asr.whisper.BlockCausalStates.step``).
 BlockEncode = Callable[[np.ndarray, np.ndarray, list[Any]], np.ndarray]
-
-
-def frames_of(samples: int) -> int:
-    """Encoder frames of ``samples`` audio samples (one per started pair of whole mel hops)."""
-    return -(-(samples // (FRAME_SAMPLES // 2)) // 2)
-
-
-def context_offsets(first_frames: np.ndarray | int, frames: int) -> np.ndarray:
-    """Where pieces of ``frames`` frames starting at frame ``first_frames`` of their recording
-    sit in Whisper's context: their place within the 30 s window that holds them, moved back
-    where a piece would run past the context's end."""
-    first = np.asarray(first_frames, dtype=np.int64) % CONTEXT_FRAMES
-    return np.minimum(first, CONTEXT_FRAMES - frames)
 
 
 def whisper_frames(wave: np.ndarray, first_frame: int, pad: bool, encode: Encode) -> np.ndarray:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from emovox.asr.ctranslate2_format import read_model_bin
-from emovox.asr.layers import FRONT_MARGIN, frames_of
+from emovox.asr.frames import FRONT_MARGIN, frames_of
 from emovox.errors import ConfigError
 
 SAMPLE_RATE = 16_000
@@ -310,7 +310,7 @@ def load_encoder(name: str) -> WhisperEncoder | HuggingFaceEncoder:
 class BlockCausalStates(nn.Module):
     """:class:`LayerStates` computed block by block, as a stream can: the audio is cut into
     blocks of ``block`` encoder frames, each block's front end (log-mel and convolutions) reads
-    only the block and ``asr.layers.FRONT_MARGIN`` samples before it, and in every layer a
+    only the block and ``asr.frames.FRONT_MARGIN`` samples before it, and in every layer a
     frame attends to the frames of its own block and the ``context`` frames before that block,
     never later ones. Earlier frames' keys and values are what their own block computed, so a
     stream keeps them and encodes each block once: a step costs only its new frames.

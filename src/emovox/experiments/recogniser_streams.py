@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from emovox.asr.layers import FRONT_MARGIN, BlockEncode, Encode, context_offsets, frames_of
+from emovox.asr.frames import FRONT_MARGIN, context_offsets, frames_of
+from emovox.asr.layers import BlockEncode, Encode
 from emovox.early.decisions import Step
 from emovox.errors import EmovoxError
 
